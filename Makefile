@@ -1,0 +1,40 @@
+# Two commands set everything up: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: demo test lint bench venv dev clean
+
+$(VENV)/.stamp-venv:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -U pip
+	touch $@
+
+# What the demo needs: the package, figures for the report, offline datasets.
+$(VENV)/.stamp-base: $(VENV)/.stamp-venv pyproject.toml
+	$(PIP) install -e ".[data,report]"
+	touch $@
+
+# Everything the tests need (optional extras included).
+$(VENV)/.stamp-dev: $(VENV)/.stamp-base pyproject.toml
+	$(PIP) install -e ".[dev]"
+	touch $@
+
+venv: $(VENV)/.stamp-base
+dev: $(VENV)/.stamp-dev
+
+demo: $(VENV)/.stamp-base
+	$(VENV)/bin/whyclust demo
+
+test: $(VENV)/.stamp-dev
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+lint: $(VENV)/.stamp-dev
+	$(VENV)/bin/ruff check src tests benchmarks examples
+
+bench: $(VENV)/.stamp-dev
+	$(VENV)/bin/whyclust bench
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .hypothesis

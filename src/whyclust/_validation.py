@@ -1,0 +1,125 @@
+"""Input checks shared by every entry point: one place that turns bad input into clear errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "as_float_array",
+    "check_n_clusters",
+    "feature_names_of",
+    "resolve_dtype",
+]
+
+
+def resolve_dtype(dtype: Any) -> np.dtype:
+    """Compute dtype for an input dtype: float64 stays float64, everything else is float32."""
+    return np.dtype(np.float64) if np.dtype(dtype) == np.float64 else np.dtype(np.float32)
+
+
+def feature_names_of(X: Any) -> list[str] | None:
+    """Column names of a pandas DataFrame, else None."""
+    columns = getattr(X, "columns", None)
+    if columns is None:
+        return None
+    return [str(c) for c in columns]
+
+
+def as_float_array(
+    X: Any,
+    *,
+    name: str = "X",
+    ndim: int | tuple[int, ...] = 2,
+    min_samples: int = 1,
+    n_features: int | None = None,
+    allow_nan: bool = False,
+    copy: bool = False,
+) -> np.ndarray:
+    """Validate ``X`` and return it as a C-contiguous float32 / float64 numpy array.
+
+    Float64 input stays float64; any other numeric input becomes float32 (see DESIGN.md
+    section 6). Raises ``TypeError`` for non-numeric input and ``ValueError`` for wrong
+    shapes, too few samples, a wrong number of features and NaN / inf.
+    """
+    if hasattr(X, "dtypes") and hasattr(X, "columns"):  # pandas DataFrame
+        bad = [str(c) for c, t in zip(X.columns, X.dtypes) if not _is_numeric_dtype(t)]
+        if bad:
+            raise TypeError(
+                f"{name} has non-numeric columns: {', '.join(bad[:5])}"
+                + (" ..." if len(bad) > 5 else "")
+                + "; encode or drop them before clustering"
+            )
+        X = X.to_numpy()
+    elif hasattr(X, "detach") and hasattr(X, "cpu"):  # torch tensor
+        X = X.detach().cpu().numpy()
+    try:
+        arr = np.asarray(X)
+    except (ValueError, TypeError) as exc:  # ragged nested lists and the like
+        raise ValueError(f"{name} could not be read as a numeric array: {exc}") from None
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
+    ):
+        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"{name} must be real-valued, got dtype {arr.dtype}")
+    allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+    if arr.ndim not in allowed:
+        want = " or ".join(f"{d}-D" for d in allowed)
+        hint = " (reshape a single sample with X.reshape(1, -1))" if arr.ndim == 1 else ""
+        raise ValueError(f"{name} must be a {want} array, got shape {arr.shape}{hint}")
+    if arr.shape[0] < min_samples:
+        raise ValueError(
+            f"{name} has {arr.shape[0]} sample(s), at least {min_samples} required"
+        )
+    if arr.ndim >= 2 and int(np.prod(arr.shape[1:])) == 0:
+        raise ValueError(f"{name} has no features (shape {arr.shape})")
+    if n_features is not None:
+        got = int(np.prod(arr.shape[1:]))
+        if got != n_features:
+            raise ValueError(
+                f"{name} has {got} features, but the model was fitted with {n_features}"
+            )
+    dtype = resolve_dtype(arr.dtype)
+    arr = np.array(arr, dtype=dtype, order="C", copy=True) if copy else np.ascontiguousarray(
+        arr, dtype=dtype
+    )
+    if not allow_nan:
+        check_finite(arr, name=name)
+    return arr
+
+
+def check_finite(arr: np.ndarray, *, name: str = "X") -> None:
+    """Raise ``ValueError`` naming the first NaN / inf found, chunked to bound memory."""
+    step = max(1, (1 << 22) // max(1, int(np.prod(arr.shape[1:])) if arr.ndim > 1 else 1))
+    for start in range(0, arr.shape[0], step):
+        block = arr[start : start + step]
+        if not np.isfinite(block).all():
+            bad = np.argwhere(~np.isfinite(block))[0]
+            row = int(bad[0]) + start
+            kind = "NaN" if np.isnan(block[tuple(bad)]) else "infinite values"
+            raise ValueError(f"{name} contains {kind} (first at row {row})")
+
+
+def check_n_clusters(n_clusters: Any, n_samples: int | None = None) -> int:
+    """Validate a number of clusters: an integer >= 2 and at most the number of samples."""
+    if isinstance(n_clusters, bool) or not isinstance(n_clusters, (int, np.integer)):
+        raise TypeError(f"n_clusters must be an integer, got {type(n_clusters).__name__}")
+    if n_clusters < 2:
+        raise ValueError(
+            f"n_clusters must be at least 2 (got {n_clusters}): with one cluster there is "
+            "no assignment to explain"
+        )
+    if n_samples is not None and n_clusters > n_samples:
+        raise ValueError(
+            f"n_clusters={n_clusters} is larger than the number of samples ({n_samples})"
+        )
+    return int(n_clusters)
+
+
+def _is_numeric_dtype(dtype: Any) -> bool:
+    try:
+        return bool(np.issubdtype(np.dtype(dtype), np.number) or np.dtype(dtype) == np.bool_)
+    except TypeError:  # pandas extension dtypes
+        return getattr(dtype, "_is_numeric", False)

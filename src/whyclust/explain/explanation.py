@@ -1,0 +1,77 @@
+"""The result type shared by every explanation method."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Explanation"]
+
+
+@dataclass
+class Explanation:
+    """Relevance of every input feature for one cluster logit per point.
+
+    Attributes
+    ----------
+    relevance : ndarray, same shape as X
+        Contribution of each feature. For NEON, ``relevance.sum`` over the features of a
+        point equals ``logit`` (exactly for k-means heads, approximately through encoders).
+    logit : ndarray of shape (n,)
+        The explained quantity: f_target(x), or the margin h_ck for contrastive maps.
+    cluster : ndarray of shape (n,)
+        The cluster each point is assigned to.
+    target : ndarray of shape (n,)
+        The cluster whose logit is explained (equals ``cluster`` for ``target="assigned"``).
+    beta : float or None
+        Stiffness of the min-take-most rule (NEON only).
+    method : str
+        Name of the explanation method.
+    contrast : ndarray of shape (n,) or None
+        The competitor k of a contrastive "why target and not k" map.
+    feature_names : list of str or None
+        Column names when the input was a DataFrame.
+    """
+
+    relevance: Any
+    logit: np.ndarray
+    cluster: np.ndarray
+    target: np.ndarray
+    beta: float | None = None
+    method: str = "neon"
+    contrast: np.ndarray | None = None
+    feature_names: list[str] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.logit.shape[0])
+
+    def relevance_sum(self) -> np.ndarray:
+        """Total relevance per point (a (n,) array)."""
+        rel = self.relevance
+        return np.asarray(rel.reshape(rel.shape[0], -1).sum(1))
+
+    @property
+    def conservation(self) -> np.ndarray:
+        """sum(R) / logit per point: 1 where relevance is conserved (NaN where logit is 0)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.relevance_sum() / self.logit
+
+    def to_frame(self):
+        """Relevance as a pandas DataFrame (rows = points, columns = features)."""
+        import pandas as pd
+
+        rel = np.asarray(self.relevance).reshape(self.n_samples, -1)
+        cols = self.feature_names or [f"x{i}" for i in range(rel.shape[1])]
+        return pd.DataFrame(rel, columns=cols)
+
+    def __repr__(self) -> str:
+        shape = tuple(getattr(self.relevance, "shape", ()))
+        beta = "None" if self.beta is None else f"{self.beta:.4g}"
+        return (
+            f"Explanation(method={self.method!r}, n={self.n_samples}, relevance{shape}, "
+            f"beta={beta})"
+        )

@@ -1,0 +1,189 @@
+"""NEON for k-means heads: min-take-most + midpoint rule, vectorised (DESIGN.md section 1).
+
+With a_k = R_k / h_ck (a_c = 0), s = sum_k a_k and alpha = s e_c - a, the relevance
+
+    R = sum_k a_k (x - m_ck) * w_ck = 2 (x - o) * (alpha @ M') - alpha @ M'^2
+
+comes from one (n, K) x (K, 2d) matrix product, where M' are the centroids shifted by their
+mean o (translation invariance keeps float32 accurate for data far from the origin). The
+margins h_ck = s_c - s_k come from the K scores s_k = 2 (x - o) . mu'_k - ||mu'_k||^2.
+Cost O(n K d), memory O(batch x (d + K)) beside the output.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from whyclust.neuralize.kmeans import KMeansNetwork, logits_from_scores
+
+__all__ = [
+    "KMeansRelevance",
+    "margins_for_target",
+    "min_take_most",
+    "resolve_beta",
+    "resolve_targets",
+    "stabilize",
+]
+
+#: rows per batch are chosen so that one batch holds about this many input values
+_BATCH_VALUES = 1 << 19
+
+
+def default_batch_size(n_features: int) -> int:
+    return max(64, _BATCH_VALUES // max(1, n_features))
+
+
+def row_batches(n: int, batch_size: int) -> Iterator[slice]:
+    for start in range(0, n, batch_size):
+        yield slice(start, min(n, start + batch_size))
+
+
+def resolve_targets(target, assigned: torch.Tensor, n_clusters: int) -> torch.Tensor:
+    """Turn ``"assigned"`` / an int / an (n,) array into an (n,) long tensor of clusters."""
+    n = assigned.shape[0]
+    if isinstance(target, str):
+        if target != "assigned":
+            raise ValueError(f"target must be 'assigned', an int or an array, got {target!r}")
+        return assigned
+    if isinstance(target, torch.Tensor):
+        target = target.detach().cpu().numpy()
+    arr = np.asarray(target)
+    if arr.dtype.kind not in "iu":
+        if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+            arr = arr.astype(np.int64)
+        else:
+            raise TypeError(f"target must hold cluster indices (integers), got dtype {arr.dtype}")
+    if arr.ndim == 0:
+        arr = np.full(n, int(arr))
+    if arr.shape != (n,):
+        raise ValueError(f"target must be a scalar or have shape ({n},), got {arr.shape}")
+    if n and (arr.min() < 0 or arr.max() >= n_clusters):
+        raise ValueError(
+            f"target clusters must lie in [0, {n_clusters - 1}], got values in "
+            f"[{arr.min()}, {arr.max()}]"
+        )
+    return torch.as_tensor(arr, dtype=torch.long, device=assigned.device)
+
+
+def resolve_beta(beta, assigned_logits: torch.Tensor | None = None) -> float:
+    """``"auto"``: 1 / mean of the assigned-cluster logits; else a float >= 0 (inf allowed)."""
+    if isinstance(beta, str):
+        if beta != "auto":
+            raise ValueError(f"beta must be 'auto' or a number >= 0, got {beta!r}")
+        if assigned_logits is None or assigned_logits.numel() == 0:
+            raise ValueError("beta='auto' needs at least one point to explain")
+        mean = float(assigned_logits.double().mean())
+        return 1.0 / mean if mean > 0 and math.isfinite(mean) else 1.0
+    if isinstance(beta, bool) or not isinstance(beta, (int, float, np.integer, np.floating)):
+        raise TypeError(f"beta must be 'auto' or a number, got {type(beta).__name__}")
+    beta = float(beta)
+    if math.isnan(beta) or beta < 0:
+        raise ValueError(f"beta must be >= 0, got {beta}")
+    return beta
+
+
+def margins_for_target(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """h_ck = s_c - s_k for each row's target c; the target column itself is set to +inf."""
+    h = scores.gather(1, target[:, None]) - scores
+    return h.scatter_(1, target[:, None], math.inf)
+
+
+def min_take_most(h: torch.Tensor, beta: float) -> torch.Tensor:
+    """Softmin weights over competitors (target column holds +inf and gets weight 0).
+
+    beta = 0 splits evenly, beta = inf gives everything to the nearest competitor (ties
+    shared). Computed stably by subtracting the row minimum.
+    """
+    f = h.amin(1, keepdim=True)
+    if math.isinf(beta):
+        w = (h == f).to(h.dtype)
+    elif beta == 0.0:
+        w = torch.isfinite(h).to(h.dtype)
+    else:
+        w = torch.exp(-beta * (h - f))  # exp(-inf) = 0 for the target column
+    return w / w.sum(1, keepdim=True)
+
+
+def stabilize(h: torch.Tensor, eps: float) -> torch.Tensor:
+    """h + eps * sign(h) with sign(0) := +1: keeps 1/h finite for non-assigned targets."""
+    return h + torch.where(h >= 0, eps, -eps)
+
+
+@dataclass
+class KMeansRelevance:
+    """Precomputed centroid tensors for fast NEON on one device and dtype."""
+
+    offset: torch.Tensor  # (d,)
+    shifted: torch.Tensor  # (K, d) centroids minus offset
+    shifted_sq_norm: torch.Tensor  # (K,)
+    mixing: torch.Tensor  # (K, 2d): [2 M', -M'^2]
+    eps: float  # absolute stabiliser
+
+    @classmethod
+    def from_network(
+        cls, net: KMeansNetwork, dtype: torch.dtype, device: torch.device, eps: float | None
+    ) -> KMeansRelevance:
+        centers = net.centers.to(device=device, dtype=dtype)
+        offset = centers.mean(0)
+        shifted = centers - offset
+        mixing = torch.cat([2.0 * shifted, -(shifted * shifted)], dim=1)
+        diff = shifted[:, None, :] - shifted[None, :, :]
+        k = shifted.shape[0]
+        scale = float((diff * diff).sum(-1).sum()) / (k * (k - 1))
+        rel_eps = torch.finfo(dtype).eps if eps is None else float(eps)
+        return cls(
+            offset=offset,
+            shifted=shifted,
+            shifted_sq_norm=(shifted * shifted).sum(1),
+            mixing=mixing,
+            eps=rel_eps * max(scale, torch.finfo(dtype).tiny),
+        )
+
+    def shift(self, x: torch.Tensor) -> torch.Tensor:
+        return x - self.offset
+
+    def scores(self, xs: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(-self.shifted_sq_norm, xs, self.shifted.T, alpha=2.0)
+
+    def relevance(
+        self, xs: torch.Tensor, alpha: torch.Tensor, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """R = 2 xs * (alpha @ M') - alpha @ M'^2, written into ``out`` when given."""
+        d = xs.shape[1]
+        vq = alpha @ self.mixing
+        return torch.addcmul(vq[:, d:], xs, vq[:, :d], out=out)
+
+    def neon_alpha(
+        self, scores: torch.Tensor, target: torch.Tensor, beta: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mixing coefficients alpha (n, K) and the target logits f (n,) of NEON."""
+        h = margins_for_target(scores, target)
+        f = h.amin(1)
+        share = min_take_most(h, beta) * f[:, None]  # R_k; 0 in the target column
+        a = share / stabilize(h, self.eps)  # h = inf there, so a_c = 0
+        alpha = (-a).scatter_(1, target[:, None], a.sum(1, keepdim=True))
+        return alpha, f
+
+    def contrast_alpha(
+        self, scores: torch.Tensor, target: torch.Tensor, other: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """alpha = e_c - e_k gives the contrastive map (x - m_ck) * w_ck, summing to h_ck."""
+        alpha = torch.zeros_like(scores)
+        alpha.scatter_(1, target[:, None], 1.0)
+        alpha.scatter_add_(1, other[:, None], torch.full_like(scores[:, :1], -1.0))
+        h = scores.gather(1, target[:, None])[:, 0] - scores.gather(1, other[:, None])[:, 0]
+        return alpha, h
+
+
+def assigned_logits(scores: torch.Tensor) -> torch.Tensor:
+    """f of the assigned cluster: best minus second-best score."""
+    top = scores.topk(2, dim=1).values
+    return top[:, 0] - top[:, 1]
+
+
+__all__ += ["assigned_logits", "default_batch_size", "logits_from_scores", "row_batches"]

@@ -1,0 +1,82 @@
+"""The common face of every neuralized clusterer."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["ClusterNetwork", "EncodedClusterNetwork", "L2Normalize"]
+
+
+class ClusterNetwork(nn.Module):
+    """A network whose output is the (n, K) matrix of cluster logits f_k(x).
+
+    ``argmax`` over the last axis is the cluster assignment; ``f_k(x) > 0`` exactly when x
+    is assigned to k. Subclasses set ``n_clusters`` and ``n_features`` (the flattened input
+    size) and implement :meth:`forward`.
+    """
+
+    n_clusters: int
+    n_features: int
+
+    @property
+    def device(self) -> torch.device:
+        for t in self.buffers():
+            return t.device
+        for p in self.parameters():
+            return p.device
+        return torch.device("cpu")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        for t in self.buffers():
+            if t.is_floating_point():
+                return t.dtype
+        for p in self.parameters():
+            return p.dtype
+        return torch.get_default_dtype()
+
+    @torch.no_grad()
+    def predict(self, X, batch_size: int = 8192) -> np.ndarray:
+        """Cluster index for each row of ``X`` (numpy in, numpy out), in row batches."""
+        from whyclust._validation import as_float_array
+
+        X = as_float_array(X, ndim=(2, 3, 4))
+        out = np.empty(X.shape[0], dtype=np.int64)
+        for start in range(0, X.shape[0], batch_size):
+            xb = torch.from_numpy(X[start : start + batch_size])
+            xb = xb.to(device=self.device, dtype=self.dtype)
+            out[start : start + batch_size] = self(xb).argmax(1).cpu().numpy()
+        return out
+
+
+class L2Normalize(nn.Module):
+    """Row-wise L2 normalisation, z = x / ||x||, on the flattened input.
+
+    For explanations it is a fixed per-sample scale (DESIGN.md section 3): relevance on z
+    passes to x unchanged, so conservation stays exact.
+    """
+
+    def __init__(self, eps: float = 1e-12) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(x.shape[0], -1)
+        return x / x.norm(dim=1, keepdim=True).clamp_min(self.eps)
+
+
+class EncodedClusterNetwork(ClusterNetwork):
+    """``head(encoder(x))``: a feature map followed by a neuralized cluster head."""
+
+    def __init__(self, encoder: nn.Module, head: ClusterNetwork, n_features: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+        self.n_clusters = head.n_clusters
+        self.n_features = int(n_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.encoder(x)
+        return self.head(z.reshape(z.shape[0], -1))
