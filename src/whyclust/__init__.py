@@ -26,7 +26,7 @@ _LAZY = {
     "evaluation": ("whyclust.evaluation", None),
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
+__all__ = [*sorted(_LAZY), "__version__"]
 
 
 def __getattr__(name: str) -> Any:

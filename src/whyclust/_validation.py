@@ -44,7 +44,7 @@ def as_float_array(
     shapes, too few samples, a wrong number of features and NaN / inf.
     """
     if hasattr(X, "dtypes") and hasattr(X, "columns"):  # pandas DataFrame
-        bad = [str(c) for c, t in zip(X.columns, X.dtypes) if not _is_numeric_dtype(t)]
+        bad = [str(c) for c, t in zip(X.columns, X.dtypes, strict=True) if not _is_numeric_dtype(t)]
         if bad:
             raise TypeError(
                 f"{name} has non-numeric columns: {', '.join(bad[:5])}"

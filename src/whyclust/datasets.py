@@ -135,10 +135,10 @@ def make_blobs_with_relevant_features(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gaussian clusters that differ only in a known subset of features.
 
-    The cluster means differ in the ``n_informative`` features only (random directions
-    scaled to ``separation``); all other features are the same noise for every cluster,
-    with mean ``noise_mean`` (a large value exposes explainers that are not translation
-    invariant) and spread ``noise_std``.
+    The cluster means differ in the ``n_informative`` features only (each pair of clusters
+    in every one of them, any two at least ``separation`` apart); all other features are
+    the same noise for every cluster, with mean ``noise_mean`` (a large value exposes
+    explainers that are not translation invariant) and spread ``noise_std``.
 
     Returns
     -------
@@ -154,12 +154,12 @@ def make_blobs_with_relevant_features(
             f"n_informative must lie in [1, n_features={n_features}], got {n_informative}"
         )
     rng = np.random.default_rng(random_state)
-    centers = rng.normal(size=(n_clusters, n_informative))
-    centers -= centers.mean(0)
-    # scale so that the closest pair of centers is `separation` apart
-    dist = np.linalg.norm(centers[:, None] - centers[None], axis=-1)
-    closest = dist[~np.eye(n_clusters, dtype=bool)].min()
-    centers *= separation / max(closest, 1e-12)
+    # Every informative feature takes K distinct evenly spaced levels (a random order per
+    # feature), so each pair of clusters differs in every informative feature and the
+    # centers are at least `separation` apart.
+    spacing = separation / np.sqrt(n_informative)
+    levels = (np.arange(n_clusters) - (n_clusters - 1) / 2) * spacing
+    centers = np.stack([rng.permutation(levels) for _ in range(n_informative)], axis=1)
     y = rng.integers(0, n_clusters, size=n_samples)
     y[:n_clusters] = np.arange(n_clusters)  # every cluster present
     y = rng.permutation(y)

@@ -38,7 +38,7 @@ def matching(y_true, y_pred) -> dict:
     """Best one-to-one map cluster -> class (Hungarian algorithm on the counts table)."""
     table, classes, clusters = contingency(y_true, y_pred)
     rows, cols = linear_sum_assignment(table, maximize=True)
-    return {clusters[c]: classes[r] for r, c in zip(rows, cols)}
+    return {clusters[c]: classes[r] for r, c in zip(rows, cols, strict=True)}
 
 
 def cluster_accuracy(y_true, y_pred) -> float:

@@ -1,0 +1,117 @@
+"""Bad input gets a ValueError / TypeError naming the problem."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+from sklearn.exceptions import NotFittedError
+
+import whyclust as wc
+
+RNG = np.random.default_rng(0)
+CENTERS = RNG.normal(size=(3, 4))
+X_OK = RNG.normal(size=(10, 4))
+
+
+def with_value(row, col, value):
+    X = X_OK.copy()
+    X[row, col] = value
+    return X
+
+
+@pytest.mark.parametrize(
+    ("X", "error", "match"),
+    [
+        (with_value(3, 1, np.nan), ValueError, "NaN.*row 3"),
+        (with_value(5, 0, np.inf), ValueError, "infinite.*row 5"),
+        (with_value(0, 2, -np.inf), ValueError, "infinite"),
+        (RNG.normal(size=(10, 5)), ValueError, "5 features.*fitted with 4"),
+        (RNG.normal(size=4), ValueError, "2-D.*reshape"),
+        (np.empty((0, 4)), ValueError, "0 sample"),
+        (np.array([["a", "b", "c", "d"]]), TypeError, "numeric"),
+        (np.ones((2, 4), dtype=complex), TypeError, "real"),
+        ([[1.0, 2.0], [3.0]], ValueError, "numeric array"),
+    ],
+)
+def test_explain_rejects_bad_arrays(X, error, match):
+    with pytest.raises(error, match=match):
+        wc.explain(CENTERS, X)
+
+
+def test_non_numeric_dataframe_columns_are_named():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X_OK, columns=list("abcd"))
+    frame["colour"] = ["red"] * 10
+    centers5 = RNG.normal(size=(3, 5))
+    with pytest.raises(TypeError, match="non-numeric columns: colour"):
+        wc.explain(centers5, frame)
+
+
+def test_unfitted_model():
+    with pytest.raises(NotFittedError):
+        wc.neuralize(KMeans(n_clusters=3))
+    with pytest.raises(NotFittedError):
+        wc.explain(KMeans(n_clusters=3), X_OK)
+
+
+def test_single_cluster_is_refused():
+    with pytest.raises(ValueError, match="at least 2 clusters"):
+        wc.neuralize(np.ones((1, 4)))
+    km = KMeans(n_clusters=1, n_init=1).fit(X_OK)
+    with pytest.raises(ValueError, match="at least 2 clusters"):
+        wc.explain(km, X_OK)
+
+
+@pytest.mark.parametrize(
+    ("centers", "error", "match"),
+    [
+        (np.ones(4), ValueError, r"shape \(K, d\)|2-D"),
+        (np.array([[0.0, np.nan], [1.0, 1.0]]), ValueError, "NaN"),
+        ("not centers", TypeError, "cannot neuralize"),
+        (object(), TypeError, "cannot neuralize"),
+    ],
+)
+def test_bad_centers(centers, error, match):
+    with pytest.raises(error, match=match):
+        wc.neuralize(centers)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"target": 3}, ValueError, r"\[0, 2\]"),
+        ({"target": -1}, ValueError, r"\[0, 2\]"),
+        ({"target": np.zeros(9, dtype=int)}, ValueError, r"shape \(10,\)"),
+        ({"target": "nearest"}, ValueError, "target must be"),
+        ({"target": 0.5}, TypeError, "integers"),
+        ({"beta": -1.0}, ValueError, "beta must be >= 0"),
+        ({"beta": float("nan")}, ValueError, "beta must be >= 0"),
+        ({"beta": "big"}, ValueError, "beta must be 'auto'"),
+        ({"beta": None}, TypeError, "beta must be"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"contrast": 5}, ValueError, r"\[0, 2\]"),
+    ],
+)
+def test_bad_options(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        wc.explain(CENTERS, X_OK, **kwargs)
+
+
+def test_unknown_method():
+    with pytest.raises(ValueError, match="unknown method 'magic'"):
+        wc.explain(CENTERS, X_OK, method="magic")
+
+
+def test_check_n_clusters():
+    from whyclust._validation import check_n_clusters
+
+    assert check_n_clusters(3, 10) == 3
+    with pytest.raises(ValueError, match="at least 2"):
+        check_n_clusters(1)
+    with pytest.raises(ValueError, match="larger than the number of samples"):
+        check_n_clusters(11, 10)
+    with pytest.raises(TypeError, match="integer"):
+        check_n_clusters(2.5)
+    with pytest.raises(TypeError, match="integer"):
+        check_n_clusters(True)
