@@ -18,6 +18,9 @@ from whyclust.neuralize.kmeans import KMeansNetwork
 
 __all__ = ["explain_kmeans"]
 
+_SCORE_VALUES = 1 << 23  # input values per block in the scores pass (no temporaries)
+_ALPHA_VALUES = 1 << 20  # (rows x K) values per block of mixing coefficients
+
 
 def explain_kmeans(
     net: KMeansNetwork,
@@ -45,36 +48,49 @@ def explain_kmeans(
     if bs < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
 
+    k = net.n_clusters
+    d = flat.shape[1]
     with torch.no_grad():
-        scores = torch.empty((n, net.n_clusters), dtype=dtype, device=dev)
-        for rows in row_batches(n, bs):
-            xb = _to_device(flat[rows], dev)
-            scores[rows] = rel.scores(rel.shift(xb))
+        work = torch.empty((bs, d), dtype=dtype, device=dev) if rel.shift_inputs else None
+        # pass 1: scores of every point; without a shift no (batch x d) temporary is made,
+        # so larger row blocks keep the matrix product efficient
+        score_rows = bs if rel.shift_inputs else max(bs, _SCORE_VALUES // max(1, d))
+        scores = torch.empty((n, k), dtype=dtype, device=dev)
+        for rows in row_batches(n, score_rows):
+            rel.scores(rel.prepare(_to_device(flat[rows], dev), work), out=scores[rows])
         assigned = scores.argmax(1)
-        tgt = resolve_targets(target, assigned, net.n_clusters)
+        tgt = resolve_targets(target, assigned, k)
         other = None
         if contrast is not None:
-            other = resolve_targets(contrast, assigned, net.n_clusters)
+            other = resolve_targets(contrast, assigned, k)
             if bool((other == tgt).any()):
                 raise ValueError("contrast cluster must differ from the target cluster")
             beta_value = None
         else:
             beta_value = resolve_beta(beta, assigned_logits(scores) if beta == "auto" else None)
 
-        out = np.empty(flat.shape, dtype=X.dtype)
+        # mixing coefficients, written over the scores (no longer needed) chunk by chunk
         logit = torch.empty(n, dtype=dtype, device=dev)
-        for rows in row_batches(n, bs):
-            xs = rel.shift(_to_device(flat[rows], dev))
-            s = scores[rows]
+        for rows in row_batches(n, max(1, _ALPHA_VALUES // k)):
             if other is None:
-                alpha, f = rel.neon_alpha(s, tgt[rows], beta_value)
+                alpha, f = rel.neon_alpha(scores[rows], tgt[rows], beta_value)
             else:
-                alpha, f = rel.contrast_alpha(s, tgt[rows], other[rows])
+                alpha, f = rel.contrast_alpha(scores[rows], tgt[rows], other[rows])
+            scores[rows] = alpha
             logit[rows] = f
-            if dev.type == "cpu":
-                rel.relevance(xs, alpha, out=torch.from_numpy(out[rows]))
+        alpha_all = scores
+
+        # pass 2: relevance, straight into the output array
+        out = np.empty(flat.shape, dtype=X.dtype)
+        mixed = torch.empty((bs, 2 * d), dtype=dtype, device=dev)
+        on_cpu = dev.type == "cpu"
+        out_t = torch.from_numpy(out) if on_cpu else None
+        for rows in row_batches(n, bs):
+            xp = rel.prepare(_to_device(flat[rows], dev), work)
+            if on_cpu:
+                rel.relevance(xp, alpha_all[rows], out=out_t[rows], work=mixed)
             else:
-                out[rows] = rel.relevance(xs, alpha).cpu().numpy()
+                out[rows] = rel.relevance(xp, alpha_all[rows], work=mixed).cpu().numpy()
 
     return Explanation(
         relevance=out.reshape(X.shape),

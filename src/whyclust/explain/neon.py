@@ -114,14 +114,27 @@ def stabilize(h: torch.Tensor, eps: float) -> torch.Tensor:
     return h + torch.where(h >= 0, eps, -eps)
 
 
+#: the inputs are shifted by the mean centroid o before any product only when o is large
+#: against the centroid spread; otherwise the shift is folded into biases (one pass less)
+_SHIFT_RATIO = 8.0
+
+
 @dataclass
 class KMeansRelevance:
-    """Precomputed centroid tensors for fast NEON on one device and dtype."""
+    """Precomputed centroid tensors for fast NEON on one device and dtype.
 
-    offset: torch.Tensor  # (d,)
-    shifted: torch.Tensor  # (K, d) centroids minus offset
-    shifted_sq_norm: torch.Tensor  # (K,)
-    mixing: torch.Tensor  # (K, 2d): [2 M', -M'^2]
+    With M' the centroids minus their mean o, scores are s_k = 2 (x - o) . mu'_k - ||mu'_k||^2
+    and relevance is R = (x - o) * (alpha @ 2M') - alpha @ M'^2. When ||o|| is small against
+    the spread of the centroids, (x - o) is never formed: o moves into the biases
+    (``shift_inputs`` is False) at a negligible cost in rounding; data far from the origin
+    are shifted first, which keeps float32 accurate (translation invariance).
+    """
+
+    offset: torch.Tensor  # (d,) mean centroid o
+    shifted: torch.Tensor  # (K, d) centroids minus o
+    score_bias: torch.Tensor  # (K,)
+    mixing: torch.Tensor  # (K, 2d): [2 M', -M'^2 (- 2 o M' when o is folded in)]
+    shift_inputs: bool
     eps: float  # absolute stabiliser
 
     @classmethod
@@ -131,7 +144,14 @@ class KMeansRelevance:
         centers = net.centers.to(device=device, dtype=dtype)
         offset = centers.mean(0)
         shifted = centers - offset
-        mixing = torch.cat([2.0 * shifted, -(shifted * shifted)], dim=1)
+        sq_norm = (shifted * shifted).sum(1)
+        shift_inputs = float(offset.norm()) > _SHIFT_RATIO * float(sq_norm.max().sqrt())
+        if shift_inputs:
+            score_bias = -sq_norm
+            quadratic = -(shifted * shifted)
+        else:
+            score_bias = -(sq_norm + 2.0 * (shifted @ offset))
+            quadratic = -(shifted * (shifted + 2.0 * offset))
         diff = shifted[:, None, :] - shifted[None, :, :]
         k = shifted.shape[0]
         scale = float((diff * diff).sum(-1).sum()) / (k * (k - 1))
@@ -139,24 +159,35 @@ class KMeansRelevance:
         return cls(
             offset=offset,
             shifted=shifted,
-            shifted_sq_norm=(shifted * shifted).sum(1),
-            mixing=mixing,
+            score_bias=score_bias,
+            mixing=torch.cat([2.0 * shifted, quadratic], dim=1),
+            shift_inputs=shift_inputs,
             eps=rel_eps * max(scale, torch.finfo(dtype).tiny),
         )
 
-    def shift(self, x: torch.Tensor) -> torch.Tensor:
-        return x - self.offset
+    def prepare(self, x: torch.Tensor, work: torch.Tensor | None = None) -> torch.Tensor:
+        """The input as the products expect it: x - o when shifting, else x itself."""
+        if not self.shift_inputs:
+            return x
+        return torch.sub(x, self.offset, out=work[: x.shape[0]]) if work is not None else (
+            x - self.offset
+        )
 
-    def scores(self, xs: torch.Tensor) -> torch.Tensor:
-        return torch.addmm(-self.shifted_sq_norm, xs, self.shifted.T, alpha=2.0)
+    def scores(self, xp: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """s_k = ||x - o||^2 - ||x - mu_k||^2 for prepared input ``xp``; (n, K)."""
+        return torch.addmm(self.score_bias, xp, self.shifted.T, alpha=2.0, out=out)
 
     def relevance(
-        self, xs: torch.Tensor, alpha: torch.Tensor, out: torch.Tensor | None = None
+        self,
+        xp: torch.Tensor,
+        alpha: torch.Tensor,
+        out: torch.Tensor | None = None,
+        work: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """R = 2 xs * (alpha @ M') - alpha @ M'^2, written into ``out`` when given."""
-        d = xs.shape[1]
-        vq = alpha @ self.mixing
-        return torch.addcmul(vq[:, d:], xs, vq[:, :d], out=out)
+        """R = xp * (alpha @ 2M') + alpha @ Q for prepared input ``xp``, into ``out``."""
+        d = xp.shape[1]
+        vq = torch.mm(alpha, self.mixing, out=None if work is None else work[: xp.shape[0]])
+        return torch.addcmul(vq[:, d:], xp, vq[:, :d], out=out)
 
     def neon_alpha(
         self, scores: torch.Tensor, target: torch.Tensor, beta: float
