@@ -90,8 +90,11 @@ def explain(
         from whyclust.scale import explain_dask  # optional extra
 
         return explain_dask(net, X, method=method, target=target, beta=beta, **options)
-    X = as_float_array(X, ndim=(2, 3, 4), n_features=n_features)
     fn = _lookup(method, net)
+    # methods that detect NaN / inf themselves at lower cost skip the full scan here
+    X = as_float_array(
+        X, ndim=(2, 3, 4), n_features=n_features, allow_nan=getattr(fn, "checks_finite", False)
+    )
     expl = fn(net, X, target=target, beta=beta, batch_size=batch_size, **options)
     if names is not None and expl.feature_names is None:
         expl.feature_names = names
@@ -130,6 +133,9 @@ def _is_dask_array(X: Any) -> bool:
 @register_method("neon", KMeansNetwork)
 def _neon_kmeans(net: KMeansNetwork, X: np.ndarray, **options: Any) -> Explanation:
     return explain_kmeans(net, X, **options)
+
+
+_neon_kmeans.checks_finite = True  # non-finite rows surface in the scores pass
 
 
 @register_method("neon", EncodedClusterNetwork)

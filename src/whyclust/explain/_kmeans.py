@@ -58,6 +58,7 @@ def explain_kmeans(
         scores = torch.empty((n, k), dtype=dtype, device=dev)
         for rows in row_batches(n, score_rows):
             rel.scores(rel.prepare(_to_device(flat[rows], dev), work), out=scores[rows])
+        _check_finite_rows(scores)
         assigned = scores.argmax(1)
         tgt = resolve_targets(target, assigned, k)
         other = None
@@ -81,7 +82,7 @@ def explain_kmeans(
         alpha_all = scores
 
         # pass 2: relevance, straight into the output array
-        out = np.empty(flat.shape, dtype=X.dtype)
+        out = _output_array(flat.shape, X.dtype)
         mixed = torch.empty((bs, 2 * d), dtype=dtype, device=dev)
         on_cpu = dev.type == "cpu"
         out_t = torch.from_numpy(out) if on_cpu else None
@@ -101,6 +102,25 @@ def explain_kmeans(
         method="neon" if other is None else "neon-contrast",
         contrast=None if other is None else other.cpu().numpy(),
     )
+
+
+def _check_finite_rows(scores: torch.Tensor) -> None:
+    """NaN / inf anywhere in a row makes its scores non-finite: a check at O(n K) cost."""
+    finite = torch.isfinite(scores).all(1)
+    if not bool(finite.all()):
+        row = int(torch.nonzero(~finite)[0, 0])
+        raise ValueError(f"X contains NaN or infinite values (first at row {row})")
+
+
+def _output_array(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """``np.empty`` with its pages touched once, sequentially.
+
+    First-touch page faults taken inside torch's multi-threaded kernels cost more than the
+    kernels themselves; one strided write per 4 KiB page here is cheap.
+    """
+    out = np.empty(shape, dtype=dtype)
+    out.reshape(-1)[:: max(1, 4096 // out.itemsize)] = 0
+    return out
 
 
 def _to_device(block: np.ndarray, device: torch.device) -> torch.Tensor:

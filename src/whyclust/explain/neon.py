@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 #: rows per batch are chosen so that one batch holds about this many input values
-_BATCH_VALUES = 1 << 19
+_BATCH_VALUES = 1 << 20
 
 
 def default_batch_size(n_features: int) -> int:
