@@ -1,13 +1,17 @@
 """Safe model files: one safetensors file whose header carries a JSON description.
 
 No pickle anywhere: tensors are read by safetensors (a length-prefixed JSON header plus raw
-buffers) and the model is rebuilt from the JSON config by code registered here. Model modules
-register their own (dump, restore) pair with :func:`register_format`.
+buffers) and the model is rebuilt from the JSON config by code registered here; nothing in
+a file can name a class or function to import. Model modules register their own
+(dump, restore) pair with :func:`register_format`. The header records a format version and
+a SHA-256 of every tensor, so truncated, edited or bit-flipped files are refused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -17,10 +21,20 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FORMAT_VERSION", "atomic_path", "load", "register_format", "save"]
+__all__ = [
+    "FORMAT_VERSION",
+    "atomic_path",
+    "dump_model",
+    "load",
+    "read_model_file",
+    "register_format",
+    "restore_model",
+    "save",
+]
 
 FORMAT_VERSION = 1
 _MAGIC_KEY = "whyclust"
+_MAX_HEADER_BYTES = 64 << 20  # a model description is small; refuse absurd headers early
 
 Dump = Callable[[Any], tuple[dict[str, np.ndarray], dict[str, Any]]]
 Restore = Callable[[dict[str, np.ndarray], dict[str, Any]], Any]
@@ -41,9 +55,11 @@ def register_format(kind: str, matches: type | Callable[[Any], bool], dump: Dump
     """Teach :func:`save` / :func:`load` a model type.
 
     ``dump(model) -> (tensors, config)`` with numpy arrays and a JSON-serialisable dict;
-    ``restore(tensors, config) -> model``. Later registrations are tried first.
+    ``restore(tensors, config) -> model``. Later registrations are tried first. ``restore``
+    should raise ``ValueError`` / ``KeyError`` / ``TypeError`` on inconsistent input.
     """
     test = (lambda m: isinstance(m, matches)) if isinstance(matches, type) else matches
+    _FORMATS.pop(kind, None)  # re-registering moves the kind to the front
     _FORMATS[kind] = _Format(kind, test, dump, restore)
 
 
@@ -68,6 +84,8 @@ class atomic_path:
         parent = self.path.parent if str(self.path.parent) else Path(".")
         if not parent.is_dir():
             raise FileNotFoundError(f"folder does not exist: {parent}")
+        if self.path.is_dir():
+            raise ValueError(f"{self.path} is a folder; give a file name")
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=parent)
         os.close(fd)
         self.tmp = Path(tmp)
@@ -75,92 +93,171 @@ class atomic_path:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
+            os.chmod(self.tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
             os.replace(self.tmp, self.path)
         else:
             self.tmp.unlink(missing_ok=True)
 
 
-def save(model: Any, path: str | os.PathLike) -> Path:
-    """Write a fitted model to ``path`` (safetensors + JSON; no pickle). Returns the path."""
-    from safetensors.numpy import save_file
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
+
+def dump_model(model: Any) -> tuple[str, dict[str, np.ndarray], dict[str, Any]]:
+    """``(kind, tensors, config)`` of a model; lets composite formats embed other models."""
     fmt = _format_for(model)
     tensors, config = fmt.dump(model)
-    header = {
-        "format_version": FORMAT_VERSION,
-        "kind": fmt.kind,
-        "config": config,
-    }
-    metadata = {_MAGIC_KEY: json.dumps(header, sort_keys=True)}
-    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    return fmt.kind, tensors, config
+
+
+def restore_model(kind: Any, tensors: dict[str, np.ndarray], config: Any) -> Any:
+    """Rebuild a model of a registered ``kind`` (the inverse of :func:`dump_model`)."""
+    _load_model_modules()
+    fmt = _FORMATS.get(kind) if isinstance(kind, str) else None
+    if fmt is None:
+        raise ValueError(f"unknown model kind {kind!r} (known: {', '.join(sorted(_FORMATS))})")
+    if not isinstance(config, dict):
+        raise ValueError("model config must be a JSON object")
+    return fmt.restore(tensors, config)
+
+
+def save(model: Any, path: str | os.PathLike) -> Path:
+    """Write a fitted model to ``path`` (safetensors + JSON; no pickle). Returns the path.
+
+    The file is written to a temporary name and renamed, so an interrupted save never leaves
+    a partial file at ``path``.
+    """
+    from safetensors.numpy import save_file
+
+    kind, tensors, config = dump_model(model)
+    arrays = {str(k): np.ascontiguousarray(v) for k, v in tensors.items()}
     if not arrays:  # safetensors needs no tensors, but keep files uniform
         arrays = {"__empty__": np.zeros(0, dtype=np.float32)}
+    header = {"format_version": FORMAT_VERSION, "kind": kind, "config": config}
+    try:
+        header["sha256"] = _digest(header, arrays)
+        text = json.dumps(header, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"cannot save a {type(model).__name__}: config is not JSON ({exc})"
+        ) from None
     path = Path(path)
     with atomic_path(path) as tmp:
-        save_file(arrays, str(tmp), metadata=metadata)
+        save_file(arrays, str(tmp), metadata={_MAGIC_KEY: text})
     return path
 
 
 def load(path: str | os.PathLike) -> Any:
-    """Read a model written by :func:`save`. Pickles and tampered files are refused."""
+    """Read a model written by :func:`save`. Pickles and tampered files are refused.
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the problem for
+    anything that is not an intact whyclust model file. No code from the file is ever run.
+    """
     header, tensors = read_model_file(path)
-    kind = header.get("kind")
-    _load_model_modules()
-    fmt = _FORMATS.get(kind)
-    if fmt is None:
-        raise ValueError(f"{path}: unknown model kind {kind!r}")
     try:
-        return fmt.restore(tensors, header.get("config", {}))
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise ValueError(f"{path}: model file is inconsistent ({exc})") from None
+        return restore_model(header.get("kind"), tensors, header.get("config", {}))
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
+        detail = " ".join(str(exc).split())  # torch's messages span several lines
+        raise ValueError(f"{path}: model file is inconsistent ({detail})") from None
 
 
 def read_model_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Validate a whyclust file and return (header, tensors) without building the model."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
+    from safetensors import SafetensorError, safe_open
 
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"no such model file: {path}")
+    if not path.is_file():
+        raise ValueError(f"{path} is not a file")
     with open(path, "rb") as fh:
         head = fh.read(16)
-    if head[:1] == b"\x80" or head[:2] in (b"PK",) or head[:1] in (b"(", b"c"):
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError(f"{path} is empty")
+    if head[:1] == b"\x80" or head[:2] == b"PK" or head[:1] in (b"(", b"c", b"]", b"}"):
         raise ValueError(
             f"{path} looks like a pickle or archive; whyclust only reads its own safetensors "
             "model files and never unpickles"
         )
     if len(head) < 9 or head[8:9] != b"{":
         raise ValueError(f"{path} is not a whyclust model file (no safetensors header)")
+    header_len = int.from_bytes(head[:8], "little")
+    if header_len > _MAX_HEADER_BYTES or 8 + header_len > size:
+        raise ValueError(f"{path} is truncated or corrupt (header length {header_len})")
     try:
-        from safetensors import safe_open
-
+        tensors = {}
         with safe_open(str(path), framework="numpy") as fh:
             metadata = fh.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
+            for key in fh.keys():
+                tensors[key] = fh.get_tensor(key)
+    except (SafetensorError, OSError, ValueError, TypeError) as exc:
         raise ValueError(f"{path} is corrupt or not a whyclust model file ({exc})") from None
     raw = metadata.get(_MAGIC_KEY)
     if raw is None:
         raise ValueError(f"{path} is a safetensors file but not a whyclust model")
     try:
-        header = json.loads(raw)
-    except json.JSONDecodeError as exc:
+        header = json.loads(raw, parse_constant=_refuse_constant)
+    except (json.JSONDecodeError, ValueError, RecursionError) as exc:
         raise ValueError(f"{path}: model description is not valid JSON ({exc})") from None
     if not isinstance(header, dict):
         raise ValueError(f"{path}: model description must be a JSON object")
     version = header.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+    if (
+        isinstance(version, bool)
+        or not isinstance(version, int)
+        or not 1 <= version <= FORMAT_VERSION
+    ):
         raise ValueError(
             f"{path}: unsupported format version {version!r} (this whyclust reads up to "
             f"{FORMAT_VERSION})"
         )
+    expected = header.get("sha256")
+    if not isinstance(expected, str):
+        raise ValueError(f"{path}: model description has no checksum; the file was altered")
+    if _digest(header, tensors) != expected:
+        raise ValueError(f"{path}: checksum mismatch, the file was altered or is corrupt")
     tensors.pop("__empty__", None)
     return header, tensors
 
 
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not allowed in a model description")
+
+
+def _digest(header: dict[str, Any], tensors: dict[str, np.ndarray]) -> str:
+    """SHA-256 over the header (less its checksum) and every tensor's name, dtype, shape, bytes."""
+    h = hashlib.sha256()
+    fields = {k: v for k, v in header.items() if k != "sha256"}
+    h.update(json.dumps(fields, sort_keys=True, allow_nan=False).encode())
+    for key in sorted(tensors):
+        arr = np.ascontiguousarray(tensors[key])
+        h.update(json.dumps([key, arr.dtype.str, list(arr.shape)]).encode())
+        h.update(memoryview(arr).cast("B") if arr.size else b"")
+    return h.hexdigest()
+
+
 def _load_model_modules() -> None:
     import whyclust.models  # noqa: F401  (registers model formats)
+
+
+# --- helpers for restore functions ---------------------------------------------------------
+
+
+def finite_array(tensors: dict[str, np.ndarray], key: str, ndim: int | None = None) -> np.ndarray:
+    """A tensor from the file that must exist, be floating point, finite and of rank ``ndim``."""
+    if key not in tensors:
+        raise KeyError(f"missing tensor {key!r}")
+    arr = np.asarray(tensors[key])
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(f"tensor {key!r} must be floating point, got {arr.dtype}")
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"tensor {key!r} must be {ndim}-D, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"tensor {key!r} contains NaN or infinite values")
+    return arr
 
 
 # --- built-in formats -------------------------------------------------------------------
@@ -182,12 +279,14 @@ def _dump_sklearn_kmeans(model: Any) -> tuple[dict[str, np.ndarray], dict[str, A
         k: v
         for k, v in model.get_params().items()
         if isinstance(v, (int, float, str, bool, type(None)))
+        and not (isinstance(v, float) and not math.isfinite(v))
     }
+    inertia = float(getattr(model, "inertia_", float("nan")))
     config = {
         "class": type(model).__name__,
         "params": params,
         "n_iter": int(getattr(model, "n_iter_", 0)),
-        "inertia": float(getattr(model, "inertia_", float("nan"))),
+        "inertia": inertia if math.isfinite(inertia) else None,
     }
     tensors = {"cluster_centers": np.asarray(model.cluster_centers_)}
     if getattr(model, "labels_", None) is not None:
@@ -199,26 +298,43 @@ def _restore_sklearn_kmeans(tensors: dict[str, np.ndarray], config: dict[str, An
     from sklearn.cluster import KMeans, MiniBatchKMeans
 
     classes = {"KMeans": KMeans, "MiniBatchKMeans": MiniBatchKMeans}
+    if config.get("class") not in classes:
+        raise ValueError(f"unknown k-means class {config.get('class')!r}")
     cls = classes[config["class"]]
     model = cls()
     valid = model.get_params()
-    model.set_params(**{k: v for k, v in config.get("params", {}).items() if k in valid})
-    centers = np.asarray(tensors["cluster_centers"])
-    if centers.ndim != 2 or centers.shape[0] < 1 or not np.isfinite(centers).all():
-        raise ValueError("cluster_centers must be a finite (K, d) array")
+    params = config.get("params", {})
+    if not isinstance(params, dict):
+        raise ValueError("params must be a JSON object")
+    model.set_params(**{k: v for k, v in params.items() if k in valid})
+    centers = finite_array(tensors, "cluster_centers", ndim=2)
+    if centers.shape[0] < 1 or centers.shape[1] < 1:
+        raise ValueError(f"cluster_centers has shape {centers.shape}")
     model.cluster_centers_ = centers
     model.n_features_in_ = centers.shape[1]
     model._n_features_out = centers.shape[0]
-    model.n_iter_ = config.get("n_iter", 0)
-    model.inertia_ = config.get("inertia", float("nan"))
+    model.n_iter_ = int(config.get("n_iter") or 0)
+    inertia = config.get("inertia")
+    model.inertia_ = float("nan") if inertia is None else float(inertia)
     if "labels" in tensors:
-        model.labels_ = tensors["labels"]
+        labels = np.asarray(tensors["labels"])
+        if labels.ndim != 1 or (
+            labels.size and (labels.min() < 0 or labels.max() >= centers.shape[0])
+        ):
+            raise ValueError("labels must be cluster indices in [0, K)")
+        model.labels_ = labels
     if cls is MiniBatchKMeans:
         model.n_steps_ = 0
     from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 
     model._n_threads = _openmp_effective_n_threads()
     return model
+
+
+def _is_kmeans_network(model: Any) -> bool:
+    from whyclust.neuralize.kmeans import KMeansNetwork
+
+    return isinstance(model, KMeansNetwork)
 
 
 def _dump_kmeans_network(net: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -228,14 +344,170 @@ def _dump_kmeans_network(net: Any) -> tuple[dict[str, np.ndarray], dict[str, Any
 def _restore_kmeans_network(tensors: dict[str, np.ndarray], config: dict[str, Any]) -> Any:
     from whyclust.neuralize.kmeans import KMeansNetwork
 
-    return KMeansNetwork(tensors["centers"])
+    return KMeansNetwork(finite_array(tensors, "centers", ndim=2))
 
 
-def _is_kmeans_network(model: Any) -> bool:
-    from whyclust.neuralize.kmeans import KMeansNetwork
+def _is_encoded_network(model: Any) -> bool:
+    from whyclust.neuralize.base import EncodedClusterNetwork
 
-    return isinstance(model, KMeansNetwork)
+    return isinstance(model, EncodedClusterNetwork)
+
+
+def _dump_encoded_network(net: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    spec = describe_module(net.encoder)  # TypeError for layers it cannot describe
+    tensors = {
+        f"encoder.{k}": v.detach().cpu().numpy() for k, v in net.encoder.state_dict().items()
+    }
+    head_kind, head_tensors, head_config = dump_model(net.head)
+    tensors.update({f"head.{k}": v for k, v in head_tensors.items()})
+    config = {
+        "encoder": spec,
+        "head": {"kind": head_kind, "config": head_config},
+        "n_features": int(net.n_features),
+    }
+    return tensors, config
+
+
+def _restore_encoded_network(tensors: dict[str, np.ndarray], config: dict[str, Any]) -> Any:
+    from whyclust.neuralize.base import ClusterNetwork, EncodedClusterNetwork
+
+    enc = {k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")}
+    head_t = {k[len("head.") :]: v for k, v in tensors.items() if k.startswith("head.")}
+    encoder = build_module(config["encoder"], enc)
+    head_info = config["head"]
+    if not isinstance(head_info, dict):
+        raise ValueError("head must be a JSON object")
+    head = restore_model(head_info.get("kind"), head_t, head_info.get("config", {}))
+    if not isinstance(head, ClusterNetwork):
+        raise ValueError(f"head must be a cluster network, got {type(head).__name__}")
+    n_features = config["n_features"]
+    if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
+        raise ValueError(f"n_features must be a positive integer, got {n_features!r}")
+    return EncodedClusterNetwork(encoder, head, n_features).eval()
+
+
+# --- torch modules by description: a whitelist of layer types and their arguments ----------
+
+# layer name -> constructor arguments recorded (all plain ints / floats / bools / tuples)
+_LAYER_ARGS: dict[str, tuple[str, ...]] = {
+    "Linear": ("in_features", "out_features", "bias"),
+    "Conv1d": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation",
+               "groups", "bias", "padding_mode"),
+    "Conv2d": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation",
+               "groups", "bias", "padding_mode"),
+    "BatchNorm1d": ("num_features", "eps", "momentum", "affine", "track_running_stats"),
+    "BatchNorm2d": ("num_features", "eps", "momentum", "affine", "track_running_stats"),
+    "LayerNorm": ("normalized_shape", "eps", "elementwise_affine"),
+    "ReLU": (),
+    "Sigmoid": (),
+    "Tanh": (),
+    "Identity": (),
+    "GELU": (),
+    "Softplus": ("beta", "threshold"),
+    "LeakyReLU": ("negative_slope",),
+    "ELU": ("alpha",),
+    "Dropout": ("p",),
+    "Flatten": ("start_dim", "end_dim"),
+    "Unflatten": ("dim", "unflattened_size"),
+    "MaxPool2d": ("kernel_size", "stride", "padding", "dilation"),
+    "AvgPool2d": ("kernel_size", "stride", "padding"),
+    "AdaptiveAvgPool2d": ("output_size",),
+    "L2Normalize": ("eps",),
+}  # fmt: skip
+_CONTAINERS = ("Sequential",)
+
+
+def _layer_class(name: str) -> type:
+    from torch import nn
+
+    from whyclust.neuralize.base import L2Normalize
+
+    return L2Normalize if name == "L2Normalize" else getattr(nn, name)
+
+
+def describe_module(module: Any) -> dict[str, Any]:
+    """JSON description of a torch module built only from whitelisted layer types.
+
+    ``nn.Sequential`` nests; anything else raises ``TypeError`` naming the layer, since a
+    file must never name code to run.
+    """
+    name = type(module).__name__
+    if name in _CONTAINERS and type(module) is _layer_class_safe(name):
+        return {"type": name, "children": [describe_module(m) for m in module]}
+    if name not in _LAYER_ARGS or type(module) is not _layer_class(name):
+        raise TypeError(
+            f"cannot save an encoder containing {name}: whyclust files describe encoders "
+            "built from standard layers (nn.Sequential of Linear, Conv2d, BatchNorm, "
+            "activations, pooling, Flatten); save its weights with torch instead"
+        )
+    args = {}
+    for arg in _LAYER_ARGS[name]:
+        value = getattr(module, arg)
+        if arg in {"bias", "affine"} and not isinstance(value, bool):
+            value = value is not None  # Linear / Conv store the bias tensor itself
+        elif arg == "elementwise_affine":
+            value = bool(value)
+        args[arg] = list(value) if isinstance(value, tuple) else value
+    return {"type": name, "args": args}
+
+
+def _layer_class_safe(name: str) -> type:
+    from torch import nn
+
+    return getattr(nn, name)
+
+
+def build_module(spec: Any, state: dict[str, np.ndarray]) -> Any:
+    """Inverse of :func:`describe_module`: the module with its weights from ``state``.
+
+    Layers are created on torch's meta device and their tensors assigned from the file, so a
+    description with absurd sizes allocates nothing; shapes must match exactly.
+    """
+    import torch
+
+    with torch.device("meta"):
+        module = _build(spec, depth=0)
+    tensors = {k: torch.from_numpy(np.array(v)) for k, v in state.items()}
+    module.load_state_dict(tensors, strict=True, assign=True)
+    for key, t in [*module.named_parameters(), *module.named_buffers()]:
+        if t.is_meta:
+            raise ValueError(f"encoder tensor {key!r} is missing from the file")
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"encoder tensor {key!r} contains NaN or infinite values")
+    return module.eval()
+
+
+def _build(spec: Any, depth: int) -> Any:
+    from torch import nn
+
+    if not isinstance(spec, dict) or depth > 32:
+        raise ValueError("encoder description must be nested JSON objects")
+    name = spec.get("type")
+    if name in _CONTAINERS:
+        children = spec.get("children")
+        if not isinstance(children, list):
+            raise ValueError(f"{name} needs a list of children")
+        return nn.Sequential(*[_build(c, depth + 1) for c in children])
+    if name not in _LAYER_ARGS:
+        raise ValueError(f"layer type {name!r} is not allowed in a whyclust file")
+    args = spec.get("args", {})
+    if not isinstance(args, dict) or set(args) - set(_LAYER_ARGS[name]):
+        raise ValueError(f"bad arguments for {name}: {args!r}")
+    clean = {}
+    for key, value in args.items():
+        ok = (
+            value is None
+            or isinstance(value, (bool, int, float, str))
+            or (isinstance(value, list) and all(isinstance(v, (int, float)) for v in value))
+        )
+        if not ok:
+            raise ValueError(f"bad value for {name}.{key}: {value!r}")
+        clean[key] = tuple(value) if isinstance(value, list) else value
+    return _layer_class(name)(**clean)
 
 
 register_format("sklearn-kmeans", _is_sklearn_kmeans, _dump_sklearn_kmeans, _restore_sklearn_kmeans)
 register_format("kmeans-network", _is_kmeans_network, _dump_kmeans_network, _restore_kmeans_network)
+register_format(
+    "encoded-network", _is_encoded_network, _dump_encoded_network, _restore_encoded_network
+)
