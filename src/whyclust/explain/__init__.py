@@ -140,20 +140,26 @@ _neon_kmeans.checks_finite = True  # non-finite rows surface in the scores pass
 
 @register_method("neon", EncodedClusterNetwork)
 def _neon_encoded(net: EncodedClusterNetwork, X: np.ndarray, **options: Any) -> Explanation:
-    """Encoders that only rescale each point (L2 normalisation) pass relevance unchanged."""
+    """NEON through the encoder (:mod:`whyclust.explain.deep`, zennit composites).
+
+    Encoders that only rescale each point (L2 normalisation) pass relevance unchanged: the
+    exact k-means path runs on the normalised points.
+    """
     if isinstance(net.encoder, L2Normalize) and isinstance(net.head, KMeansNetwork):
         import torch
 
+        for key in ("composite", "bounds", "epsilon"):
+            options.pop(key, None)
         with torch.no_grad():
             x = torch.from_numpy(X.reshape(X.shape[0], -1))
             z = net.encoder(x).numpy()
         expl = explain_kmeans(net.head, z, **options)
         expl.relevance = expl.relevance.reshape(X.shape)
+        expl.extras["conservation"] = expl.conservation
         return expl
-    raise NotImplementedError(
-        "NEON through a learned encoder needs the deep explanation module "
-        "(whyclust.explain.deep)"
-    )
+    from whyclust.explain.deep import explain_encoded
+
+    return explain_encoded(net, X, **options)
 
 
 from whyclust._callable import make_module_callable  # noqa: E402

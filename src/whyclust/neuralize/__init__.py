@@ -90,3 +90,4 @@ def _load_model_modules() -> None:
 from whyclust._callable import make_module_callable  # noqa: E402
 
 make_module_callable(__name__, neuralize)
+import whyclust.neuralize.deep  # noqa: E402, F401  (registers (encoder, centers) pairs)

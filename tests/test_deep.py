@@ -1,0 +1,181 @@
+"""NEON through deep encoders: (encoder, centers) networks, zennit composites, TELL-style heads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import whyclust as wc
+from whyclust.explain.deep import NeonHead, head_relevance
+from whyclust.neuralize import EncodedClusterNetwork, KMeansNetwork, L2Normalize
+
+
+def _mlp(d_in: int, m: int, bias: bool, dtype=torch.float64, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Linear(d_in, 16, bias=bias), nn.ReLU(), nn.Linear(16, m, bias=bias)
+    ).to(dtype)
+
+
+def _centers_from(enc: nn.Module, X: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    with torch.no_grad():
+        z = enc(torch.from_numpy(X)).numpy()
+    rng = np.random.default_rng(seed)
+    return z[rng.choice(len(z), k, replace=False)]
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    k=st.integers(2, 6),
+    m=st.integers(1, 5),
+    beta=st.sampled_from([0.0, 0.5, 3.0, float("inf")]),
+)
+def test_head_function_is_exactly_conservative(seed, k, m, beta):
+    rng = np.random.default_rng(seed)
+    head = KMeansNetwork(rng.normal(size=(k, m)))
+    z = torch.from_numpy(rng.normal(size=(30, m))).requires_grad_(True)
+    target = head(z).argmax(1)
+    f = NeonHead.apply(z, head, target, beta, None, None, None)
+    np.testing.assert_allclose(f.detach().numpy(), head(z).amax(1).detach().numpy(), atol=1e-10)
+    (r,) = torch.autograd.grad(f, z, grad_outputs=f.detach())
+    scale = float(f.detach().abs().max())
+    np.testing.assert_allclose(r.sum(1).numpy(), f.detach().numpy(), atol=1e-9 * scale)
+    # the head rule equals the k-means NEON of the foundation
+    ref = wc.explain(head, z.detach().numpy(), beta=beta)
+    np.testing.assert_allclose(r.numpy(), ref.relevance, atol=1e-9 * scale)
+
+
+def test_mlp_conservation_close_to_one_with_small_epsilon():
+    from zennit.composites import EpsilonPlus
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(80, 7))
+    enc = _mlp(7, 3, bias=False)
+    net = wc.neuralize((enc, _centers_from(enc, X, 4)))
+    assert isinstance(net, EncodedClusterNetwork) and net.n_features == 7
+    e = wc.explain(net, X, composite=EpsilonPlus(epsilon=1e-9))
+    assert e.relevance.shape == X.shape
+    assert np.allclose(e.extras["head_conservation"], 1.0, atol=1e-9)
+    np.testing.assert_allclose(e.extras["conservation"], 1.0, atol=1e-5)
+    np.testing.assert_allclose(e.relevance_sum(), e.logit, rtol=1e-5)
+    assert np.array_equal(e.cluster, net.predict(X))
+    assert np.all(e.logit > 0)
+
+
+def test_default_composite_uses_data_bounds_and_biases_absorb_some_relevance():
+    rng = np.random.default_rng(2)
+    X = rng.uniform(size=(60, 5))
+    enc = _mlp(5, 3, bias=True)
+    net = wc.neuralize((enc, _centers_from(enc, X, 3)))
+    e = wc.explain(net, X)
+    assert e.extras["composite"] == "EpsilonGammaBox"
+    assert e.extras["bounds"] == pytest.approx((X.min(), X.max()))
+    assert np.allclose(e.extras["head_conservation"], 1.0, atol=1e-9)
+    cons = e.extras["conservation"]
+    assert np.all(np.isfinite(cons))
+    assert cons.shape == (60,)  # approximate with biases: reported, not hidden
+    e2 = wc.explain(net, X, composite="epsilon_plus_flat")
+    assert e2.extras["composite"] == "EpsilonPlusFlat"
+    assert not np.allclose(e.relevance, e2.relevance)
+
+
+def test_conv_encoder_with_batchnorm_gives_pixel_relevance():
+    torch.manual_seed(3)
+    enc = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1, bias=False),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, stride=2, bias=False),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(4 * 3 * 3, 3, bias=False),
+        L2Normalize(),
+    )
+    with torch.no_grad():  # non-trivial BatchNorm statistics to merge
+        enc[1].running_mean.uniform_(-0.2, 0.2)
+        enc[1].running_var.uniform_(0.5, 2.0)
+    X = np.random.default_rng(3).uniform(size=(24, 1, 8, 8)).astype(np.float32)
+    centers = _centers_from(enc.float(), X, 3)
+    net = wc.neuralize((enc, centers), input_shape=(1, 8, 8))
+    assert net.n_features == 64
+    e = wc.explain(net, X, bounds=(0.0, 1.0), batch_size=7)
+    assert e.relevance.shape == X.shape and e.relevance.dtype == np.float32
+    np.testing.assert_allclose(e.extras["head_conservation"], 1.0, atol=1e-3)
+    assert np.all(np.isfinite(e.relevance))
+    # batch size does not change the result, and BatchNorm statistics are untouched
+    e_all = wc.explain(net, X, bounds=(0.0, 1.0), batch_size=100)
+    np.testing.assert_allclose(e.relevance, e_all.relevance, rtol=1e-4, atol=1e-6)
+    assert float(enc[1].running_var.min()) >= 0.5
+
+
+def test_l2normalize_passes_relevance_unchanged():
+    """TELL-like encoder: relevance at z equals relevance just before the normalisation."""
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(40, 6))
+    lin = nn.Linear(6, 4, bias=False).double()
+    enc = nn.Sequential(lin, L2Normalize())
+    centers = _centers_from(enc, X, 3)
+    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
+    from zennit.composites import EpsilonPlus
+
+    e = wc.explain((enc, centers), X, composite=EpsilonPlus(epsilon=1e-12))
+    np.testing.assert_allclose(e.extras["conservation"], 1.0, atol=1e-8)
+    # the same through the encoder without the normalisation and the head on unit features
+    with torch.no_grad():
+        z = enc(torch.from_numpy(X)).numpy()
+    r_z = wc.explain(centers, z).relevance
+    u = X @ lin.weight.detach().numpy().T  # pre-normalisation features
+    expected = np.einsum("nj,jd,nd->nd", r_z / u, lin.weight.detach().numpy(), X)
+    np.testing.assert_allclose(e.relevance, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_target_and_contrast_through_the_encoder():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(30, 5))
+    enc = _mlp(5, 3, bias=False)
+    net = wc.neuralize((enc, _centers_from(enc, X, 4)))
+    logits = net(torch.from_numpy(X)).detach().numpy()
+    e = wc.explain(net, X, target=2)
+    np.testing.assert_allclose(e.logit, logits[:, 2], rtol=1e-9, atol=1e-12)
+    assert np.all(np.isfinite(e.relevance))
+    tgt = logits.argmax(1)
+    other = (tgt + 1) % 4
+    c = wc.explain(net, X, contrast=other)
+    assert c.method == "neon-contrast"
+    with torch.no_grad():
+        z = enc(torch.from_numpy(X)).numpy()
+    d = ((z[:, None, :] - net.head.centers.numpy()[None]) ** 2).sum(-1)
+    h = d[np.arange(30), other] - d[np.arange(30), tgt]
+    np.testing.assert_allclose(c.logit, h, rtol=1e-9)
+    np.testing.assert_allclose(c.extras["head_conservation"], 1.0, atol=1e-9)
+
+
+def test_bad_options_are_named():
+    enc = _mlp(4, 2, bias=False)
+    X = np.random.default_rng(6).normal(size=(10, 4))
+    net = wc.neuralize((enc, _centers_from(enc, X, 2)))
+    with pytest.raises(ValueError, match="composite"):
+        wc.explain(net, X, composite="no_such_rule")
+    with pytest.raises(TypeError, match="composite"):
+        wc.explain(net, X, composite=3)
+    with pytest.raises(ValueError, match="bounds"):
+        wc.explain(net, X, bounds=(1.0, 0.0))
+    with pytest.raises(ValueError, match="features"):
+        wc.explain(net, X[:, :3])
+    with pytest.raises(ValueError, match="input_shape"):
+        wc.neuralize((enc, np.zeros((2, 2))), input_shape=(0, 3))
+
+
+def test_head_relevance_rejects_unknown_heads():
+    class Odd(KMeansNetwork.__mro__[1]):  # a ClusterNetwork without a NEON rule
+        n_clusters = 2
+
+    z = torch.zeros(2, 2)
+    t = torch.zeros(2, dtype=torch.long)
+    with pytest.raises(TypeError, match="NEON"):
+        head_relevance(Odd(), z, t, 1.0, torch.ones(2))
