@@ -173,22 +173,57 @@ def make_blobs_with_relevant_features(
     return X, y, informative
 
 
-def read_data(
-    path: str | os.PathLike, *, label_column: str | None = None
-) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
-    """Read a user's data file into ``(X, y, feature_names)``.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
-    CSV (header row expected), ``.npy`` (numeric 2-D or image array; no pickles) and
-    Parquet. ``label_column`` names a column to split off as ``y`` (CSV / Parquet).
-    Raises ``FileNotFoundError`` / ``ValueError`` / ``TypeError`` naming the problem.
+
+def read_data(
+    path: str | os.PathLike,
+    *,
+    label_column: str | None = None,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
+    """Read a user's data file or image folder into ``(X, y, feature_names)``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        - CSV / TSV (``.csv``, ``.txt``, ``.tsv``): a header row is expected; a first row
+          made only of numbers is taken as data (no header).
+        - ``.npy``: a numeric 2-D (tabular), 3-D (n, H, W) or 4-D (n, C, H, W) array; files
+          holding pickled objects are refused.
+        - Parquet (``.parquet``, ``.pq``).
+        - A folder of PNG / JPEG / ... images, all of the same size: ``X`` has shape
+          (n, C, H, W) with C = 1 (greyscale) or 3 (RGB), values in [0, 1]. If the images
+          sit in subfolders, one per class, ``y`` holds the subfolder names.
+    label_column : str, optional
+        Column split off as ``y`` (CSV / Parquet).
+    progress : bool, default=False
+        Show a progress bar while reading an image folder.
+
+    Returns
+    -------
+    X : float32 (float64 for float64 .npy / all-float64 tables, see DESIGN.md) array
+    y : array of labels or None
+    feature_names : column names for tables, else None
+
+    Raises
+    ------
+    FileNotFoundError, ValueError, TypeError
+        With a message naming the file and the problem (missing, empty, ragged, non-numeric
+        columns, NaN / inf, unreadable images, ...).
     """
     from whyclust._validation import as_float_array
 
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no such file: {path}")
+        raise FileNotFoundError(f"no such file or folder: {path}")
     if path.is_dir():
-        raise ValueError(f"{path} is a folder; expected a .csv, .npy or .parquet file")
+        if label_column is not None:
+            raise ValueError(
+                "label_column applies to CSV and Parquet files; an image folder takes its "
+                "labels from class subfolders"
+            )
+        return (*_read_image_folder(path, progress=progress), None)
     if path.stat().st_size == 0:
         raise ValueError(f"{path} is empty")
     suffix = path.suffix.lower()
@@ -197,8 +232,9 @@ def read_data(
             raise ValueError("label_column applies to CSV and Parquet files, not .npy")
         try:
             arr = np.load(path, allow_pickle=False)
-        except ValueError as exc:
-            raise ValueError(f"{path} is not a plain numeric .npy file: {exc}") from None
+        except (ValueError, EOFError, OSError, UnicodeError, SyntaxError) as exc:
+            detail = " ".join(str(exc).split())
+            raise ValueError(f"{path} is not a plain numeric .npy file: {detail}") from None
         X = as_float_array(arr, name=path.name, ndim=(2, 3, 4))
         return X, None, None
     if suffix in {".csv", ".txt", ".tsv"}:
@@ -211,9 +247,15 @@ def read_data(
         except ImportError as exc:
             raise ImportError("reading Parquet needs pyarrow: pip install pyarrow") from exc
         except Exception as exc:
-            raise ValueError(f"{path} is not a readable Parquet file: {exc}") from None
+            detail = " ".join(str(exc).split())
+            raise ValueError(f"{path} is not a readable Parquet file: {detail}") from None
+        if frame.shape[0] == 0:
+            raise ValueError(f"{path} has no rows")
     else:
-        raise ValueError(f"unsupported file type {suffix!r}: use .csv, .npy or .parquet")
+        raise ValueError(
+            f"unsupported file type {suffix!r}: use .csv, .tsv, .npy, .parquet or a folder "
+            "of images"
+        )
     y = None
     if label_column is not None:
         if label_column not in frame.columns:
@@ -222,23 +264,118 @@ def read_data(
                 + ", ".join(map(str, list(frame.columns)[:10]))
             )
         y = frame.pop(label_column).to_numpy()
+        if y.dtype == object:
+            y = y.astype(str)
     if frame.shape[1] == 0:
         raise ValueError(f"{path} has no feature columns")
-    X = as_float_array(frame, name=path.name)
+    X = as_float_array(frame, name=path.name, allow_nan=True)
+    bad = ~np.isfinite(X)
+    if bad.any():  # name the row and column, which the generic check cannot
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        what = "a missing or NaN value" if np.isnan(X[row, col]) else "an infinite value"
+        raise ValueError(
+            f"{path.name} has {what} in data row {row + 1}, column {frame.columns[col]!r}"
+            + (" (ragged rows or empty cells?)" if np.isnan(X[row, col]) else "")
+        )
     return X, y, [str(c) for c in frame.columns]
 
 
 def _read_csv(path: Path, sep: str):
+    import csv
+
     import pandas as pd
 
-    try:
-        frame = pd.read_csv(path, sep=sep)
-    except pd.errors.EmptyDataError:
-        raise ValueError(f"{path} is empty") from None
-    except pd.errors.ParserError as exc:
-        raise ValueError(f"{path} is not a well-formed table: {exc}".splitlines()[0]) from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{path} is not a text file") from None
+    def read(**kwargs):
+        try:
+            return pd.read_csv(path, sep=sep, **kwargs)
+        except pd.errors.EmptyDataError:
+            raise ValueError(f"{path} is empty") from None
+        except (pd.errors.ParserError, csv.Error) as exc:
+            detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else "parse error"
+            raise ValueError(f"{path} is not a well-formed table: {detail}") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"{path} is not a UTF-8 text file") from None
+        except (ValueError, TypeError, OverflowError) as exc:  # pandas' odd corners
+            detail = " ".join(str(exc).split())
+            raise ValueError(f"{path} could not be read as a table: {detail}") from None
+
+    first = read(header=None, nrows=1, dtype=str, keep_default_na=False)
+    if first.shape[1] and all(_is_number(v) for v in first.iloc[0]):
+        frame = read(header=None)  # the first row is data, not column names
+        frame.columns = [f"x{i}" for i in range(frame.shape[1])]
+    else:
+        frame = read()
     if frame.shape[0] == 0:
         raise ValueError(f"{path} has a header but no rows")
     return frame
+
+
+def _is_number(text) -> bool:
+    try:
+        float(str(text))
+    except ValueError:
+        return False
+    return True
+
+
+def _read_image_folder(
+    folder: Path, *, progress: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """All images of a folder as (n, C, H, W) float32 in [0, 1], labels from subfolders."""
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    subdirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    labels = None
+    if not files:
+        per_class = [
+            (d.name, sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+            for d in subdirs
+        ]
+        per_class = [(name, fs) for name, fs in per_class if fs]
+        files = [f for _, fs in per_class for f in fs]
+        labels = np.array([name for name, fs in per_class for _ in fs])
+    if not files:
+        raise ValueError(
+            f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}), neither directly nor "
+            "in class subfolders"
+        )
+    from PIL import Image, UnidentifiedImageError
+    from tqdm.auto import tqdm
+
+    X = None
+    rgb = False
+    for i, file in enumerate(tqdm(files, desc="reading images", disable=not progress)):
+        try:
+            with Image.open(file) as img:
+                img.load()
+                arr, is_rgb = _image_array(img)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            raise ValueError(f"{file} is not a readable image ({exc})") from None
+        if X is None:
+            X = np.empty((len(files), 3, *arr.shape[1:]), dtype=np.float32)
+        elif arr.shape[1:] != X.shape[2:]:
+            raise ValueError(
+                f"images differ in size: {files[0].name} is {X.shape[3]}x{X.shape[2]}, "
+                f"{file.name} is {arr.shape[2]}x{arr.shape[1]} (width x height)"
+            )
+        X[i] = arr  # greyscale broadcasts over the three channels
+        rgb |= is_rgb
+    assert X is not None
+    if not rgb:
+        X = np.ascontiguousarray(X[:, :1])
+    return X, labels
+
+
+def _image_array(img) -> tuple[np.ndarray, bool]:
+    """(C, H, W) float32 in [0, 1] and whether the image has colour."""
+    if img.mode in {"I;16", "I;16B", "I;16L", "I"}:
+        arr = np.asarray(img, dtype=np.float32)
+        return (np.clip(arr / 65535.0, 0.0, 1.0))[None], False
+    if img.mode in {"1", "L", "LA", "F"}:
+        if img.mode == "F":
+            arr = np.asarray(img, dtype=np.float32)
+            if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
+                raise ValueError("floating-point image values must lie in [0, 1]")
+            return arr[None], False
+        return np.asarray(img.convert("L"), dtype=np.float32)[None] / 255.0, False
+    arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    return np.moveaxis(arr, -1, 0), True
