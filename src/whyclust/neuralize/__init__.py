@@ -44,7 +44,9 @@ def register_neuralizer(matches: type | Callable[[Any], bool]):
     return decorator
 
 
-def neuralize(model: Any, **kwargs: Any) -> ClusterNetwork:
+def neuralize(
+    model: Any, *, device: str | torch.device | None = None, **kwargs: Any
+) -> ClusterNetwork:
     """Rewrite a fitted clusterer as an exact network of cluster logits.
 
     Parameters
@@ -53,12 +55,16 @@ def neuralize(model: Any, **kwargs: Any) -> ClusterNetwork:
         A fitted scikit-learn ``KMeans`` / ``MiniBatchKMeans`` (or any estimator with
         ``cluster_centers_``), a (K, d) array of centroids, a ``whyclust.TELL``, a
         ``whyclust.KernelKMeans``, an ``(encoder, centers)`` pair, or a network already.
+    device : str or torch.device, optional
+        Move the network there (e.g. ``"cuda"``); a network passed in is moved in place.
 
     Returns
     -------
     ClusterNetwork
         ``net(x)`` is the (n, K) tensor of logits f_k(x); its argmax is the assignment.
     """
+    if device is not None:
+        return neuralize(model, **kwargs).to(device)
     if isinstance(model, ClusterNetwork):
         return model
     _load_model_modules()
@@ -90,4 +96,5 @@ def _load_model_modules() -> None:
 from whyclust._callable import make_module_callable  # noqa: E402
 
 make_module_callable(__name__, neuralize)
+import whyclust.neuralize.daskml  # noqa: E402  (dask-ml KMeans; dask-ml is not imported)
 import whyclust.neuralize.deep  # noqa: E402, F401  (registers (encoder, centers) pairs)
