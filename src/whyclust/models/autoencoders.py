@@ -1,0 +1,104 @@
+"""The autoencoders of the TELL paper (Peng et al., JMLR 2022), as plain ``nn.Sequential``.
+
+* :func:`mlp_autoencoder`: the fully connected AE d-500-500-2000-10 (ReLU, linear output).
+* :func:`conv_autoencoder`: conv 16-3/1, 32-3/2, 32-3/1, 16-3/2, fc 256, fc 10, each hidden
+  layer followed by BatchNorm + ReLU; the decoder mirrors it with transposed convolutions
+  and a sigmoid output, so it expects inputs in [0, 1] of shape (n, C, H, W).
+
+Both return ``(encoder, decoder)``. The encoders use only standard layers, so a neuralized
+TELL model built on them can be written by :func:`whyclust.save`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import pairwise
+
+from torch import nn
+
+__all__ = ["conv_autoencoder", "mlp_autoencoder"]
+
+
+def mlp_autoencoder(
+    n_features: int,
+    hidden: Sequence[int] = (500, 500, 2000),
+    n_latent: int = 10,
+) -> tuple[nn.Sequential, nn.Sequential]:
+    """Fully connected autoencoder ``d - hidden... - n_latent`` and its mirror image."""
+    if n_features < 1 or n_latent < 1 or any(h < 1 for h in hidden):
+        raise ValueError("layer sizes must be positive integers")
+    sizes = [int(n_features), *map(int, hidden), int(n_latent)]
+    return _mlp(sizes), _mlp(sizes[::-1])
+
+
+def _mlp(sizes: Sequence[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(pairwise(sizes)):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def _down(size: int) -> int:
+    """Output size of a 3x3 convolution with stride 2 and padding 1."""
+    return (size - 1) // 2 + 1
+
+
+def conv_autoencoder(
+    input_shape: Sequence[int],
+    n_latent: int = 10,
+    channels: Sequence[int] = (16, 32, 32, 16),
+    n_hidden: int = 256,
+) -> tuple[nn.Sequential, nn.Sequential]:
+    """The paper's convolutional autoencoder for images of shape ``(C, H, W)``."""
+    if len(input_shape) != 3:
+        raise ValueError(f"input_shape must be (C, H, W), got {tuple(input_shape)}")
+    c, h, w = (int(s) for s in input_shape)
+    if min(c, h, w) < 1:
+        raise ValueError(f"input_shape must be positive, got {tuple(input_shape)}")
+    c1, c2, c3, c4 = (int(ch) for ch in channels)
+    h1, w1 = _down(h), _down(w)
+    h2, w2 = _down(h1), _down(w1)
+    flat = c4 * h2 * w2
+
+    def block(conv: nn.Module, n: int) -> list[nn.Module]:
+        return [conv, nn.BatchNorm2d(n), nn.ReLU()]
+
+    encoder = nn.Sequential(
+        *block(nn.Conv2d(c, c1, 3, stride=1, padding=1), c1),
+        *block(nn.Conv2d(c1, c2, 3, stride=2, padding=1), c2),
+        *block(nn.Conv2d(c2, c3, 3, stride=1, padding=1), c3),
+        *block(nn.Conv2d(c3, c4, 3, stride=2, padding=1), c4),
+        nn.Flatten(),
+        nn.Linear(flat, n_hidden),
+        nn.BatchNorm1d(n_hidden),
+        nn.ReLU(),
+        nn.Linear(n_hidden, n_latent),
+    )
+    # output_padding restores odd sizes exactly: (in - 1) * 2 - 2 + 3 + op = out
+    decoder = nn.Sequential(
+        nn.Linear(n_latent, n_hidden),
+        nn.BatchNorm1d(n_hidden),
+        nn.ReLU(),
+        nn.Linear(n_hidden, flat),
+        nn.BatchNorm1d(flat),
+        nn.ReLU(),
+        nn.Unflatten(1, (c4, h2, w2)),
+        *block(
+            nn.ConvTranspose2d(
+                c4, c3, 3, stride=2, padding=1, output_padding=(h1 - 2 * h2 + 1, w1 - 2 * w2 + 1)
+            ),
+            c3,
+        ),
+        *block(nn.ConvTranspose2d(c3, c2, 3, stride=1, padding=1), c2),
+        *block(
+            nn.ConvTranspose2d(
+                c2, c1, 3, stride=2, padding=1, output_padding=(h - 2 * h1 + 1, w - 2 * w1 + 1)
+            ),
+            c1,
+        ),
+        nn.ConvTranspose2d(c1, c, 3, stride=1, padding=1),
+        nn.Sigmoid(),
+    )
+    return encoder, decoder
