@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from whyclust.explain import register_method
 from whyclust.explain.explanation import Explanation
 from whyclust.explain.neon import (
     KMeansRelevance,
@@ -37,9 +38,16 @@ from whyclust.explain.neon import (
     stabilize,
 )
 from whyclust.neuralize.base import ClusterNetwork, EncodedClusterNetwork, L2Normalize
+from whyclust.neuralize.kernel import KernelKMeansNetwork
 from whyclust.neuralize.kmeans import KMeansNetwork
 
-__all__ = ["NeonHead", "explain_encoded", "head_relevance", "resolve_composite"]
+__all__ = [
+    "NeonHead",
+    "explain_encoded",
+    "explain_head_network",
+    "head_relevance",
+    "resolve_composite",
+]
 
 _DEFAULT_ROWS = 256
 
@@ -306,3 +314,73 @@ def explain_encoded(
 
 def _tensor(block: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(block)).to(device=device, dtype=dtype)
+
+
+# --- networks that are their own head (kernel k-means) --------------------------------------
+
+
+def explain_head_network(
+    net: ClusterNetwork,
+    X: np.ndarray,
+    *,
+    target: Any = "assigned",
+    beta: Any = "auto",
+    contrast: Any = None,
+    batch_size: int | None = None,
+    eps: float | None = None,
+    device: str | torch.device | None = None,
+) -> Explanation:
+    """NEON in input space for a network with a ``neon_relevance`` rule (no encoder).
+
+    Two passes in row batches: logits (assignments, targets, ``beta="auto"``), then the
+    relevance of each batch, conserving f_c exactly (up to rounding).
+    """
+    dev = torch.device(device) if device is not None else net.device
+    dtype = torch.float64 if X.dtype == np.float64 else torch.float32
+    net = net.to(device=dev, dtype=dtype)
+    n = X.shape[0]
+    bs = _DEFAULT_ROWS * 4 if batch_size is None else int(batch_size)
+    if bs < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    logits = torch.empty((n, net.n_clusters), dtype=dtype)
+    with torch.no_grad():
+        for rows in row_batches(n, bs):
+            logits[rows] = net(_tensor(X[rows], dev, dtype)).cpu()
+    if not bool(torch.isfinite(logits).all()):
+        raise ValueError("the network gives NaN or infinite logits for X")
+    assigned = logits.argmax(1)
+    tgt = resolve_targets(target, assigned, net.n_clusters)
+    other = None
+    beta_value: float | None = None
+    if contrast is not None:
+        other = resolve_targets(contrast, assigned, net.n_clusters)
+        if bool((other == tgt).any()):
+            raise ValueError("contrast cluster must differ from the target cluster")
+    else:
+        beta_value = resolve_beta(beta, logits.gather(1, assigned[:, None])[:, 0])
+    out = np.empty(X.shape, dtype=X.dtype)
+    logit = np.empty(n, dtype=X.dtype)
+    with torch.no_grad():
+        for rows in row_batches(n, bs):
+            x = _tensor(X[rows], dev, dtype)
+            o = None if other is None else other[rows].to(dev)
+            r, f = net.neon_relevance(x, tgt[rows].to(dev), beta_value, None, o, eps)
+            out[rows] = r.cpu().numpy().reshape(out[rows].shape)
+            logit[rows] = f.cpu().numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        conservation = out.reshape(n, -1).sum(1) / logit
+    return Explanation(
+        relevance=out,
+        logit=logit,
+        cluster=assigned.numpy(),
+        target=tgt.numpy(),
+        beta=beta_value,
+        method="neon" if other is None else "neon-contrast",
+        contrast=None if other is None else other.numpy(),
+        extras={"conservation": conservation},
+    )
+
+
+@register_method("neon", KernelKMeansNetwork)
+def _neon_kernel(net: KernelKMeansNetwork, X: np.ndarray, **options: Any) -> Explanation:
+    return explain_head_network(net, X, **options)

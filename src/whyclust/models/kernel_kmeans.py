@@ -1,0 +1,326 @@
+"""Gaussian kernel k-means as a scikit-learn clusterer, explainable by NEON (DESIGN.md section 2).
+
+Fitting runs the textbook kernel k-means iteration on the support points (the training
+points, or a random subsample of ``max_support`` of them): with the kernel matrix
+K_ab = exp(-gamma ||x_a - x_b||^2), the feature-space distance of a point to the mean of
+cluster k is
+
+    k(x, x) - 2 / |C_k| sum_{j in C_k} k(x, u_j) + 1 / |C_k|^2 sum_{j, l in C_k} k(u_j, u_l)
+
+and each point moves to the nearest cluster until the assignment is stable.
+
+Prediction uses the neuralized rule of the paper, argmin_k d_k(x) with the soft-min distance
+d_k(x) = LME^{-gamma}_{j in C_k} ||x - u_j||^2 = -(1/gamma) log(mean_j k(x, u_j)). It drops
+the last, per-cluster, term of the textbook distance, so the two rules can disagree;
+:attr:`KernelKMeans.textbook_agreement_` reports how often they agree on the training data.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from whyclust._validation import as_float_array, check_n_clusters
+from whyclust.io import finite_array, register_format
+from whyclust.neuralize import register_neuralizer
+from whyclust.neuralize.kernel import KernelKMeansNetwork
+
+__all__ = ["KernelKMeans"]
+
+_ROW_VALUES = 1 << 22  # kernel entries per block when evaluating rows against support points
+
+
+class KernelKMeans(ClusterMixin, BaseEstimator):
+    """Gaussian kernel k-means, with an exact neuralization for NEON explanations.
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+        Number of clusters.
+    gamma : float or "scale", default="scale"
+        Kernel width in k(x, y) = exp(-gamma ||x - y||^2). ``"scale"`` uses
+        1 / (n_features * X.var()), as scikit-learn's SVC does.
+    n_init : int, default=5
+        Restarts from different k-means++-style seeds; the run with the lowest kernel
+        k-means objective is kept.
+    max_iter : int, default=100
+        Maximum iterations of one run.
+    tol : float, default=1e-4
+        A run stops when the relative decrease of the objective is below ``tol`` or no
+        point changes cluster.
+    max_support : int or None, default=2000
+        Fit on (and keep as support points) at most this many training points, drawn at
+        random; ``None`` keeps all of them. The kernel matrix costs max_support^2 values.
+    random_state : int, RandomState or None, default=None
+        Seeds the subsample and the initialisation.
+
+    Attributes
+    ----------
+    support_ : ndarray of shape (m, n_features)
+        Support points u_j.
+    support_labels_ : ndarray of shape (m,)
+        Cluster of each support point (textbook kernel k-means fit).
+    gamma_ : float
+        The kernel width used.
+    labels_ : ndarray of shape (n_samples,)
+        Clusters of the training points by the neuralized (LME) rule, i.e. ``predict(X)``.
+    textbook_agreement_ : float
+        Fraction of training points on which the LME rule agrees with the textbook rule.
+    inertia_ : float
+        Kernel k-means objective (sum of feature-space squared distances) on the support.
+    n_iter_ : int
+        Iterations of the kept run.
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        *,
+        gamma: float | str = "scale",
+        n_init: int = 5,
+        max_iter: int = 100,
+        tol: float = 1e-4,
+        max_support: int | None = 2000,
+        random_state: Any = None,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.gamma = gamma
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.max_support = max_support
+        self.random_state = random_state
+
+    # --- fitting -----------------------------------------------------------------------------
+
+    def _check_params(self, X: np.ndarray) -> float:
+        check_n_clusters(self.n_clusters, X.shape[0])
+        for name in ("n_init", "max_iter"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.tol, numbers.Real) or self.tol < 0:
+            raise ValueError(f"tol must be a number >= 0, got {self.tol!r}")
+        if self.max_support is not None and (
+            not isinstance(self.max_support, numbers.Integral)
+            or isinstance(self.max_support, bool)
+            or self.max_support < self.n_clusters
+        ):
+            raise ValueError(
+                f"max_support must be None or an integer >= n_clusters, got {self.max_support!r}"
+            )
+        if isinstance(self.gamma, str):
+            if self.gamma != "scale":
+                raise ValueError(f"gamma must be 'scale' or a positive number, got {self.gamma!r}")
+            var = float(X.var())
+            return 1.0 / (X.shape[1] * var) if var > 0 else 1.0
+        if isinstance(self.gamma, bool) or not isinstance(self.gamma, numbers.Real):
+            raise TypeError(f"gamma must be 'scale' or a number, got {type(self.gamma).__name__}")
+        if not (np.isfinite(self.gamma) and self.gamma > 0):
+            raise ValueError(f"gamma must be a positive finite number, got {self.gamma}")
+        return float(self.gamma)
+
+    def fit(self, X: Any, y: Any = None) -> KernelKMeans:
+        """Fit kernel k-means on ``X`` (or a random subsample of ``max_support`` rows)."""
+        X = as_float_array(X, min_samples=2)
+        gamma = self._check_params(X)
+        rng = check_random_state(self.random_state)
+        n = X.shape[0]
+        if self.max_support is not None and n > self.max_support:
+            idx = np.sort(rng.choice(n, self.max_support, replace=False))
+            support = X[idx]
+        else:
+            support = X
+        kmat = _gaussian_kernel(support, support, gamma)
+        best = None
+        for _ in range(self.n_init):
+            labels, inertia, n_iter = _kernel_kmeans_run(
+                kmat, self.n_clusters, rng, self.max_iter, self.tol
+            )
+            if best is None or inertia < best[1]:
+                best = (labels, inertia, n_iter)
+        labels, inertia, n_iter = best
+        self.support_ = np.array(support, copy=True)
+        self.support_labels_ = labels.astype(np.int64)
+        self.gamma_ = gamma
+        self.inertia_ = float(inertia)
+        self.n_iter_ = int(n_iter)
+        self.n_features_in_ = X.shape[1]
+        self._network = None
+        self.labels_ = self.predict(X)
+        self.textbook_agreement_ = float(np.mean(self.predict_textbook(X) == self.labels_))
+        return self
+
+    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
+        return self.fit(X).labels_
+
+    # --- prediction --------------------------------------------------------------------------
+
+    def network(self) -> KernelKMeansNetwork:
+        """The exact neuralized network (cached)."""
+        check_is_fitted(self, "support_")
+        if getattr(self, "_network", None) is None:
+            self._network = KernelKMeansNetwork(self.support_, self.support_labels_, self.gamma_)
+        return self._network
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Clusters by the neuralized rule argmin_k LME^{-gamma}_{j in C_k} ||x - u_j||^2."""
+        check_is_fitted(self, "support_")
+        X = as_float_array(X, n_features=self.n_features_in_)
+        net = self.network()
+        rows = max(1, _ROW_VALUES // max(1, self.support_.shape[0]))
+        out = np.empty(X.shape[0], dtype=np.int64)
+        with torch.no_grad():
+            for start in range(0, X.shape[0], rows):
+                xb = torch.from_numpy(X[start : start + rows]).to(net.dtype)
+                out[start : start + rows] = net.scores(xb).argmax(1).numpy()
+        return out
+
+    def predict_textbook(self, X: Any) -> np.ndarray:
+        """Clusters by the textbook kernel k-means distance (with the per-cluster term)."""
+        check_is_fitted(self, "support_")
+        X = as_float_array(X, n_features=self.n_features_in_)
+        k = self.n_clusters
+        onehot = np.eye(k, dtype=self.support_.dtype)[self.support_labels_]
+        counts = onehot.sum(0)
+        kss = _gaussian_kernel(self.support_, self.support_, self.gamma_)
+        self_term = np.einsum("ak,ab,bk->k", onehot, kss, onehot) / counts**2
+        rows = max(1, _ROW_VALUES // max(1, self.support_.shape[0]))
+        out = np.empty(X.shape[0], dtype=np.int64)
+        for start in range(0, X.shape[0], rows):
+            kxs = _gaussian_kernel(X[start : start + rows], self.support_, self.gamma_)
+            dist = self_term - 2.0 * (kxs @ onehot) / counts
+            out[start : start + rows] = dist.argmin(1)
+        return out
+
+    @property
+    def cluster_sizes_(self) -> np.ndarray:
+        check_is_fitted(self, "support_")
+        return np.bincount(self.support_labels_, minlength=self.n_clusters)
+
+
+# --- kernel k-means iterations on a kernel matrix -----------------------------------------
+
+
+def _gaussian_kernel(A: np.ndarray, B: np.ndarray, gamma: float) -> np.ndarray:
+    a = torch.from_numpy(np.ascontiguousarray(A))
+    b = torch.from_numpy(np.ascontiguousarray(B))
+    ob = b.mean(0)
+    a, b = a - ob, b - ob  # distances are translation invariant; shifting keeps digits
+    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+    return torch.exp(-gamma * sq.clamp_min_(0.0)).numpy()
+
+
+def _plus_plus_init(kmat: np.ndarray, k: int, rng: np.random.RandomState) -> np.ndarray:
+    """k-means++ seeding in feature space, ||phi(a) - phi(b)||^2 = 2 - 2 K_ab; returns labels."""
+    n = kmat.shape[0]
+    chosen = [int(rng.randint(n))]
+    closest = 2.0 - 2.0 * kmat[chosen[0]]
+    for _ in range(1, k):
+        total = closest.sum()
+        if total <= 0:
+            candidates = np.setdiff1d(np.arange(n), chosen)
+            nxt = int(rng.choice(candidates))
+        else:
+            nxt = int(rng.choice(n, p=np.clip(closest, 0, None) / total))
+        chosen.append(nxt)
+        closest = np.minimum(closest, 2.0 - 2.0 * kmat[nxt])
+    labels = np.argmax(kmat[:, chosen], axis=1)
+    labels[chosen] = np.arange(k)
+    return labels
+
+
+def _kernel_kmeans_run(
+    kmat: np.ndarray, k: int, rng: np.random.RandomState, max_iter: int, tol: float
+) -> tuple[np.ndarray, float, int]:
+    n = kmat.shape[0]
+    labels = _plus_plus_init(kmat, k, rng)
+    diag = np.diag(kmat)
+    prev = np.inf
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):
+        onehot = np.zeros((n, k), dtype=kmat.dtype)
+        onehot[np.arange(n), labels] = 1.0
+        counts = onehot.sum(0)
+        empty = counts == 0
+        if empty.any():  # reseed empty clusters with the worst-fitted points
+            dist = _feature_distances(kmat, diag, onehot, np.maximum(counts, 1))
+            worst = np.argsort(-dist[np.arange(n), labels])[: int(empty.sum())]
+            labels[worst] = np.flatnonzero(empty)
+            continue
+        dist = _feature_distances(kmat, diag, onehot, counts)
+        inertia = float(dist[np.arange(n), labels].sum())
+        new = dist.argmin(1)
+        if np.array_equal(new, labels) or (
+            np.isfinite(prev) and prev - inertia <= tol * abs(prev)
+        ):
+            return labels, inertia, n_iter
+        labels, prev = new, inertia
+    onehot = np.eye(k, dtype=kmat.dtype)[labels]
+    counts = np.maximum(onehot.sum(0), 1)
+    dist = _feature_distances(kmat, diag, onehot, counts)
+    return labels, float(dist[np.arange(n), labels].sum()), n_iter
+
+
+def _feature_distances(kmat, diag, onehot, counts) -> np.ndarray:
+    kc = kmat @ onehot  # (n, K)
+    self_term = (onehot * kc).sum(0) / counts**2
+    return diag[:, None] - 2.0 * kc / counts + self_term[None, :]
+
+
+# --- registrations --------------------------------------------------------------------------
+
+
+@register_neuralizer(KernelKMeans)
+def _neuralize_kernel_kmeans(model: KernelKMeans) -> KernelKMeansNetwork:
+    return model.network()
+
+
+def _dump(model: KernelKMeans) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    check_is_fitted(model, "support_")
+    params = {k: v for k, v in model.get_params().items() if k != "random_state"}
+    rs = model.random_state
+    params["random_state"] = rs if isinstance(rs, (int, type(None))) else None
+    tensors = {
+        "support": model.support_,
+        "support_labels": model.support_labels_,
+        "labels": model.labels_,
+    }
+    config = {
+        "params": params,
+        "gamma": model.gamma_,
+        "inertia": model.inertia_,
+        "n_iter": model.n_iter_,
+        "textbook_agreement": model.textbook_agreement_,
+    }
+    return tensors, config
+
+
+def _restore(tensors: dict[str, np.ndarray], config: dict[str, Any]) -> KernelKMeans:
+    model = KernelKMeans(**config["params"])
+    support = finite_array(tensors, "support", ndim=2)
+    labels = np.asarray(tensors["support_labels"])
+    if labels.shape != (support.shape[0],) or labels.dtype.kind not in "iu":
+        raise ValueError("support_labels must hold one integer per support point")
+    if labels.min() < 0 or labels.max() >= model.n_clusters:
+        raise ValueError("support_labels must lie in [0, n_clusters)")
+    model.support_ = support
+    model.support_labels_ = labels.astype(np.int64)
+    model.gamma_ = float(config["gamma"])
+    model.inertia_ = float(config["inertia"])
+    model.n_iter_ = int(config["n_iter"])
+    model.textbook_agreement_ = float(config["textbook_agreement"])
+    model.n_features_in_ = support.shape[1]
+    model.labels_ = np.asarray(tensors["labels"]).astype(np.int64)
+    model._network = None
+    model.network()  # validates gamma and labels
+    return model
+
+
+register_format("kernel-kmeans", KernelKMeans, _dump, _restore)
