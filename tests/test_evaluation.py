@@ -95,7 +95,7 @@ def test_vectorised_equals_naive_loop(seed, n, d, k, n_steps, batch_size):
 def blobs():
     from sklearn.cluster import KMeans
 
-    X, y, informative = wc.datasets.make_blobs_with_relevant_features(
+    X, _, informative = wc.datasets.make_blobs_with_relevant_features(
         240, 3, 16, 4, separation=8.0, random_state=0
     )
     model = KMeans(3, n_init=3, random_state=0).fit(X)
