@@ -27,7 +27,7 @@ from sklearn.utils.validation import check_is_fitted, check_random_state
 from torch import nn
 
 from whyclust._batches import is_array_like, iter_batches
-from whyclust._validation import as_float_array, check_n_clusters, feature_names_of
+from whyclust._validation import as_float_array, feature_names_of
 from whyclust.io import finite_array, register_format
 from whyclust.neuralize import (
     EncodedClusterNetwork,
@@ -50,8 +50,12 @@ _ENCODERS = ("mlp", "conv")
 
 def _is_stream(X: Any) -> bool:
     """True for sources read batch by batch: memmap, zarr, dask, iterables of batches."""
+    import scipy.sparse
+
     if isinstance(X, np.memmap):
         return True
+    if scipy.sparse.issparse(X):  # refused by scikit-learn's validation, with its message
+        return False
     if isinstance(X, (np.ndarray, list, tuple, torch.Tensor)) or hasattr(X, "columns"):
         return False
     if is_array_like(X):
@@ -405,7 +409,11 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
     # ---- parameter checks -----------------------------------------------------------
 
     def _check_params(self) -> None:
-        check_n_clusters(self.n_clusters)
+        k = self.n_clusters
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+            raise TypeError(f"n_clusters must be an integer, got {type(k).__name__}")
+        if k < 1:
+            raise ValueError(f"n_clusters must be >= 1, got {k}")
         for name in ("n_init", "max_iter", "batch_size", "n_latent"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
@@ -479,21 +487,31 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
     # ---- data -----------------------------------------------------------------------
 
     def _data(self, X: Any, *, reset: bool) -> _Data:
-        n_features = None if reset else self.n_features_in_
-        if not reset and not _is_stream(X):
-            got = _n_features(X)
-            if got is not None and got != self.n_features_in_:
-                raise ValueError(
-                    f"X has {got} features, but {type(self).__name__} is expecting "
-                    f"{self.n_features_in_} features as input."
-                )
         if not _is_stream(X):
-            self._check_feature_names(X, reset=reset)
+            X = self._validate_in_memory(X, reset=reset)
+        n_features = None if reset else self.n_features_in_
         data = _Data(X, ndim=self._input_ndim(), n_features=n_features)
         if reset:
             self.input_shape_ = tuple(int(s) for s in data.shape)
             self.n_features_in_ = int(np.prod(self.input_shape_))
         return data
+
+    def _validate_in_memory(self, X: Any, *, reset: bool) -> Any:
+        """scikit-learn's checks and messages (sparse, complex, feature names, counts)."""
+        from sklearn.utils.validation import check_array, validate_data
+
+        if torch.is_tensor(X):
+            X = X.detach().cpu().numpy()
+        if self._input_ndim() == 2:
+            return validate_data(self, X, reset=reset, dtype="numeric")
+        self._check_feature_names(X, reset=reset)
+        X = check_array(X, dtype="numeric", allow_nd=True)
+        if not reset and int(np.prod(X.shape[1:])) != self.n_features_in_:
+            raise ValueError(
+                f"X has {int(np.prod(X.shape[1:]))} features, but {type(self).__name__} is "
+                f"expecting {self.n_features_in_} features as input."
+            )
+        return X
 
     def _check_feature_names(self, X: Any, *, reset: bool) -> None:
         from sklearn.utils.validation import _check_feature_names
@@ -503,7 +521,10 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
             del self.feature_names_in_
 
     def _to_device(self, block: np.ndarray) -> torch.Tensor:
-        t = torch.from_numpy(np.ascontiguousarray(block))
+        block = np.ascontiguousarray(block)
+        if not block.flags.writeable:  # torch refuses to wrap read-only memory silently
+            block = block.copy()
+        t = torch.from_numpy(block)
         return t.to(device=self._device_, dtype=self._dtype_, non_blocking=True)
 
     # ---- features -------------------------------------------------------------------

@@ -1,0 +1,267 @@
+"""TELL against scikit-learn KMeans / MiniBatchKMeans and faiss k-means: ACC, NMI, ARI, time.
+
+Protocols
+---------
+* ``batch``: every method fits all points; labels are scored against the classes.
+* ``online`` (TELL paper, Table 5): shuffle, fit on the first 1,000 points, then stream the
+  rest once in batches of 256 (``TELL.partial_fit`` / ``MiniBatchKMeans.partial_fit``);
+  ``KMeans`` fitted on the same 1,000 points only predicts. All points are scored after
+  the stream.
+* ``conv`` (``--conv``): TELL with the paper's convolutional autoencoder on images.
+
+Numbers are medians over seeds. Usage::
+
+    python benchmarks/bench_clustering.py --seeds 5 [--datasets digits mnist5k fashion]
+        [--no-batch] [--no-online] [--conv --conv-pretrain 20 --conv-epochs 20]
+        [--out benchmarks/out/clustering.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DATASETS = ("digits", "mnist5k", "fashion")
+
+
+def load(name: str, *, as_images: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    from whyclust import datasets
+
+    loaders: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
+        "digits": datasets.load_digits,
+        "mnist5k": datasets.load_mnist5k,
+        "fashion": datasets.load_fashion_mnist,
+    }
+    if name not in loaders:
+        raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(loaders)}")
+    return loaders[name](as_images=as_images)
+
+
+def _scores(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    from whyclust import metrics
+
+    return {
+        "acc": metrics.cluster_accuracy(y, pred),
+        "nmi": metrics.nmi(y, pred),
+        "ari": metrics.ari(y, pred),
+    }
+
+
+def _timed(fn: Callable[[], np.ndarray]) -> tuple[np.ndarray, float]:
+    start = time.perf_counter()
+    pred = fn()
+    return np.asarray(pred), time.perf_counter() - start
+
+
+def _faiss_kmeans(X: np.ndarray, k: int, seed: int) -> np.ndarray:
+    import faiss
+
+    km = faiss.Kmeans(X.shape[1], k, niter=25, nredo=1, seed=seed, verbose=False)
+    Xf = np.ascontiguousarray(X, dtype=np.float32)
+    km.train(Xf)
+    return km.index.search(Xf, 1)[1][:, 0]
+
+
+def batch_methods(k: int, seed: int) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+
+    from whyclust.models.tell import TELL
+
+    methods: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+        "TELL (raw)": lambda X: TELL(k, random_state=seed).fit(X).labels_,
+        "KMeans(n_init=10)": lambda X: KMeans(k, n_init=10, random_state=seed).fit(X).labels_,
+        "MiniBatchKMeans": lambda X: MiniBatchKMeans(
+            k, n_init=3, batch_size=1024, random_state=seed
+        ).fit(X).labels_,
+    }
+    try:
+        import faiss  # noqa: F401
+
+        methods["faiss k-means"] = lambda X: _faiss_kmeans(X, k, seed)
+    except ImportError:  # pragma: no cover
+        pass
+    return methods
+
+
+def run_batch(name: str, seeds: Sequence[int], k: int = 10) -> list[dict[str, Any]]:
+    X, y = load(name)
+    rows = []
+    for seed in seeds:
+        for method, fit in batch_methods(k, seed).items():
+            pred, seconds = _timed(lambda fit=fit: fit(X))
+            rows.append({"dataset": name, "protocol": "batch", "method": method, "seed": seed,
+                         "time_s": seconds, **_scores(y, pred)})  # fmt: skip
+    return rows
+
+
+def _online_tell(k, seed, first, rest, X, batch) -> np.ndarray:
+    from whyclust.models.tell import TELL
+
+    model = TELL(k, random_state=seed).fit(first)
+    for s in range(0, rest.shape[0], batch):
+        model.partial_fit(rest[s : s + batch])
+    return model.predict(X)
+
+
+def _online_minibatch(k, seed, first, rest, X, batch) -> np.ndarray:
+    from sklearn.cluster import MiniBatchKMeans
+
+    model = MiniBatchKMeans(k, n_init=3, random_state=seed, batch_size=batch).fit(first)
+    for s in range(0, rest.shape[0], batch):
+        model.partial_fit(rest[s : s + batch])
+    return model.predict(X)
+
+
+def _online_kmeans(k, seed, first, X) -> np.ndarray:
+    from sklearn.cluster import KMeans
+
+    return KMeans(k, n_init=10, random_state=seed).fit(first).predict(X)
+
+
+def run_online(
+    name: str, seeds: Sequence[int], k: int = 10, n_first: int = 1000, batch: int = 256
+) -> list[dict[str, Any]]:
+    X0, y0 = load(name)
+    rows = []
+    for seed in seeds:
+        order = np.random.RandomState(seed).permutation(X0.shape[0])
+        X, y = X0[order], y0[order]
+        first, rest = X[:n_first], X[n_first:]
+
+        methods = {
+            "TELL partial_fit": partial(_online_tell, k, seed, first, rest, X, batch),
+            "MiniBatchKMeans partial_fit": partial(
+                _online_minibatch, k, seed, first, rest, X, batch
+            ),
+            "KMeans on first 1,000 (predict only)": partial(_online_kmeans, k, seed, first, X),
+        }
+        for method, fn in methods.items():
+            pred, seconds = _timed(fn)
+            rows.append({"dataset": name, "protocol": "online", "method": method, "seed": seed,
+                         "time_s": seconds, **_scores(y, pred)})  # fmt: skip
+    return rows
+
+
+def run_conv(
+    name: str,
+    seeds: Sequence[int],
+    k: int = 10,
+    pretrain_epochs: int = 20,
+    epochs: int = 20,
+    device: str = "cpu",
+    n_samples: int | None = None,
+) -> list[dict[str, Any]]:
+    from whyclust.models.tell import TELL
+
+    X, y = load(name, as_images=True)
+    if n_samples is not None:
+        X, y = X[:n_samples], y[:n_samples]
+    rows = []
+    for seed in seeds:
+        model = TELL(k, encoder="conv", pretrain_epochs=pretrain_epochs, max_iter=epochs,
+                     batch_size=256, device=device, random_state=seed)  # fmt: skip
+        pred, seconds = _timed(lambda model=model: model.fit(X).labels_)
+        method = f"TELL conv ({pretrain_epochs}+{epochs} epochs, {device})"
+        rows.append({"dataset": name, "protocol": "conv", "method": method, "seed": seed,
+                     "time_s": seconds, "loss": model.loss_, **_scores(y, pred)})  # fmt: skip
+    return rows
+
+
+def run(
+    datasets: Sequence[str] = DATASETS,
+    seeds: int | Sequence[int] = 5,
+    *,
+    batch: bool = True,
+    online: bool = True,
+    conv: bool = False,
+    conv_datasets: Sequence[str] = ("mnist5k",),
+    conv_pretrain: int = 20,
+    conv_epochs: int = 20,
+    conv_seeds: int | Sequence[int] | None = None,
+    device: str = "cpu",
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """All requested protocols; one row per (dataset, protocol, method, seed)."""
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if conv_seeds is None:
+        conv_list = seed_list
+    else:
+        conv_list = list(range(conv_seeds)) if isinstance(conv_seeds, int) else list(conv_seeds)
+    say = progress or (lambda _msg: None)
+    rows: list[dict[str, Any]] = []
+    for name in datasets:
+        if batch:
+            say(f"batch {name}")
+            rows += run_batch(name, seed_list)
+        if online:
+            say(f"online {name}")
+            rows += run_online(name, seed_list)
+    if conv:
+        for name in conv_datasets:
+            say(f"conv {name}")
+            rows += run_conv(name, conv_list, pretrain_epochs=conv_pretrain,
+                             epochs=conv_epochs, device=device)  # fmt: skip
+    return rows
+
+
+def to_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """Median over seeds of every (dataset, protocol, method), as a markdown table."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["dataset"], row["protocol"], row["method"]), []).append(row)
+    lines = [
+        "| dataset | protocol | method | seeds | ACC | NMI | ARI | time (s) |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for (dataset, protocol, method), group in groups.items():
+        med = {k: statistics.median(r[k] for r in group) for k in ("acc", "nmi", "ari", "time_s")}
+        lines.append(
+            f"| {dataset} | {protocol} | {method} | {len(group)} | {med['acc']:.4f} | "
+            f"{med['nmi']:.4f} | {med['ari']:.4f} | {med['time_s']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--no-batch", action="store_true")
+    parser.add_argument("--no-online", action="store_true")
+    parser.add_argument("--conv", action="store_true", help="also run TELL with the conv AE")
+    parser.add_argument("--conv-datasets", nargs="+", default=["mnist5k"], choices=DATASETS)
+    parser.add_argument("--conv-pretrain", type=int, default=20)
+    parser.add_argument("--conv-epochs", type=int, default=20)
+    parser.add_argument("--conv-seeds", type=int, default=None)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, default=None, help="also write the table here")
+    args = parser.parse_args(argv)
+    rows = run(
+        args.datasets,
+        args.seeds,
+        batch=not args.no_batch,
+        online=not args.no_online,
+        conv=args.conv,
+        conv_datasets=args.conv_datasets,
+        conv_pretrain=args.conv_pretrain,
+        conv_epochs=args.conv_epochs,
+        conv_seeds=args.conv_seeds,
+        device=args.device,
+        progress=lambda msg: print(f"... {msg}", flush=True),
+    )
+    table = to_markdown(rows)
+    print(table)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()

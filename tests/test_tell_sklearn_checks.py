@@ -1,0 +1,24 @@
+"""scikit-learn's estimator checks for TELL (raw mode, small and fast settings).
+
+Every check passes; none is expected to fail. scikit-learn itself skips the array-API
+check unless SCIPY_ARRAY_API=1 is set in the environment (TELL converts any input to numpy).
+Note that the checks fit with ``n_clusters=1``: TELL accepts it like KMeans does, while
+``neuralize`` / ``explain`` need at least two clusters.
+"""
+
+from __future__ import annotations
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from whyclust.models.tell import TELL
+
+# check name -> reason; kept empty on purpose (see the module docstring)
+EXPECTED_FAILED: dict[str, str] = {}
+
+
+@parametrize_with_checks(
+    [TELL(n_clusters=3, n_init=2, max_iter=5, random_state=0)],
+    expected_failed_checks=lambda est: EXPECTED_FAILED,
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
