@@ -177,15 +177,19 @@ def _read_labels(spec: str | None, data_path: str, y, n: int, quiet: bool):
         if path.suffix.lower() == ".npy":
             labels = np.load(path, allow_pickle=False)
         else:
-            import pandas as pd
-
             try:
-                frame = pd.read_csv(path, header=None, sep=None, engine="python")
-            except Exception as exc:  # pandas raises a zoo of types for odd text
-                raise ValueError(f"{path} is not a readable labels file ({exc})") from None
-            labels = frame.iloc[:, -1].to_numpy()
-            if labels.size == n + 1:  # a header line
-                labels = labels[1:]
+                lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+            except UnicodeDecodeError:
+                raise ValueError(f"{path} is not a UTF-8 text file of labels") from None
+            # one label per line, or the last column of a CSV; an optional header line
+            cells = [ln.rsplit(",", 1)[-1].strip().strip('"') for ln in lines if ln]
+            if len(cells) == n + 1:
+                cells = cells[1:]
+            labels = np.array(cells)
+            try:
+                labels = labels.astype(np.int64)
+            except ValueError:
+                pass  # class names stay strings
         labels = np.asarray(labels).reshape(-1)
     else:
         from whyclust.datasets import read_data
