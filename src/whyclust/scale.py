@@ -18,6 +18,8 @@ import hashlib
 import math
 import mmap
 import sys
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -382,7 +384,7 @@ def explain_to(
         if beta != "auto":
             raise ValueError(f"beta must be 'auto' or a number >= 0, got {beta!r}")
         total = 0.0
-        for start in range(0, n, bs):
+        for start in _read_only_ok(range(0, n, bs)):
             block = _read_rows(X, start, start + bs)
             total += float(_assigned_logits(net, _as_batch(block), device).sum())
             _release(block, release_pages)
@@ -395,7 +397,7 @@ def explain_to(
     cluster = np.empty(n, dtype=np.int64)
     tgt = np.empty(n, dtype=np.int64)
     first: Explanation | None = None
-    for start in range(0, n, bs):
+    for start in _read_only_ok(range(0, n, bs)):
         stop = min(n, start + bs)
         block = _read_rows(X, start, stop)
         e = explain(
@@ -439,7 +441,7 @@ def predict_stream(
     n, feature_shape = _check_rows_input(X, net)
     bs = _stream_batch_size(batch_size, math.prod(feature_shape))
     labels = np.empty(n, dtype=np.int64)
-    for start in range(0, n, bs):
+    for start in _read_only_ok(range(0, n, bs)):
         block = _read_rows(X, start, start + bs)
         labels[start : start + block.shape[0]] = net.predict(_as_batch(block), batch_size=bs)
         _release(block, release_pages)
@@ -497,6 +499,16 @@ def _full_column(value: Any, n: int) -> np.ndarray:
     if np.ndim(value) == 1:
         return np.asarray(_read_rows(value, 0, n))
     return np.full(n, int(value), dtype=np.int64)
+
+
+def _read_only_ok(starts: range) -> Iterator[int]:
+    """Iterate with torch's warning about read-only numpy arrays silenced.
+
+    Batches of a read-only memmap become tensors that are only ever read.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        yield from starts
 
 
 def _read_rows(X: Any, start: int, stop: int) -> Any:
