@@ -1,0 +1,291 @@
+"""Baseline explainers of the target logit f_c(x) = net(x)[:, c], for every ClusterNetwork.
+
+They serve k-means, TELL, kernel k-means and deep models alike and return the same
+:class:`~whyclust.explain.Explanation` as NEON, so that faithfulness benchmarks compare like
+with like. The attributions come from captum (gradient, gradient x input, integrated
+gradients, occlusion) and shap (kernel or permutation explainer); nothing is re-implemented.
+
+Options (passed through ``wc.explain(..., method=..., **options)``):
+
+- ``"integrated_gradients"``: ``baseline`` (scalar or array broadcastable to one point;
+  default 0), ``n_steps`` (default 32).
+- ``"occlusion"``: ``window`` (sliding window shape of one point, default all ones:
+  one feature at a time), ``stride`` (default 1), ``baseline`` (default 0).
+- ``"shap"``: ``algorithm`` ("kernel" or "permutation"), ``background`` (array of points
+  or an int: that many rows of X drawn at random, default 50), ``nsamples`` (kernel: model
+  evaluations per point, default "auto"; permutation: ``max_evals``, default
+  10 (2 d + 1)), ``random_state``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from whyclust.explain import register_method
+from whyclust.explain.explanation import Explanation
+from whyclust.explain.neon import resolve_targets, row_batches
+from whyclust.neuralize.base import ClusterNetwork
+
+__all__ = ["BASELINE_METHODS"]
+
+_ROWS = 256
+
+
+def _compute_dtype(net: ClusterNetwork, X: np.ndarray) -> torch.dtype:
+    param = next(iter(net.parameters()), None)
+    if param is not None:
+        return param.dtype
+    return net.dtype
+
+
+def _prepare(net: ClusterNetwork, X: np.ndarray, target: Any, device: Any):
+    dev = torch.device(device) if device is not None else net.device
+    dtype = _compute_dtype(net, X)
+    net = net.to(dev).eval()
+    n = X.shape[0]
+    logits = torch.empty((n, net.n_clusters), dtype=dtype)
+    with torch.no_grad():
+        for rows in row_batches(n, 4 * _ROWS):
+            logits[rows] = net(_tensor(X[rows], dev, dtype)).cpu()
+    if not bool(torch.isfinite(logits).all()):
+        raise ValueError("the network gives NaN or infinite logits for X")
+    assigned = logits.argmax(1)
+    tgt = resolve_targets(target, assigned, net.n_clusters)
+    logit = logits.gather(1, tgt[:, None])[:, 0]
+    return net, dev, dtype, assigned, tgt, logit
+
+
+def _tensor(block: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(block)).to(device=device, dtype=dtype)
+
+
+def _reject_neon_options(name: str, contrast: Any, beta: Any) -> None:
+    if contrast is not None:
+        raise ValueError(f"contrast= is a NEON option; method {name!r} explains one logit")
+    del beta  # the stiffness of NEON's min-take-most rule has no meaning here
+
+
+def _captum_method(name: str, build: Callable[..., Any]):
+    def method(
+        net: ClusterNetwork,
+        X: np.ndarray,
+        *,
+        target: Any = "assigned",
+        beta: Any = None,
+        contrast: Any = None,
+        batch_size: int | None = None,
+        device: Any = None,
+        **options: Any,
+    ) -> Explanation:
+        _reject_neon_options(name, contrast, beta)
+        try:
+            import captum.attr  # noqa: F401
+        except ImportError as exc:  # pragma: no cover - captum is in the "explain" extra
+            raise ImportError(
+                f"method {name!r} needs captum: pip install 'whyclust[explain]'"
+            ) from exc
+        net, dev, dtype, assigned, tgt, logit = _prepare(net, X, target, device)
+        bs = _ROWS if batch_size is None else int(batch_size)
+        if bs < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        attribute = build(net, X.shape[1:], dtype, dev, **options)
+        out = np.empty(X.shape, dtype=X.dtype)
+        for rows in row_batches(X.shape[0], bs):
+            x = _tensor(X[rows], dev, dtype).requires_grad_(True)
+            attr = attribute(x, tgt[rows].to(dev))
+            out[rows] = attr.detach().cpu().numpy()
+        return Explanation(
+            relevance=out,
+            logit=logit.numpy().astype(X.dtype),
+            cluster=assigned.numpy(),
+            target=tgt.numpy(),
+            method=name,
+        )
+
+    method.__name__ = f"explain_{name}"
+    method.__doc__ = f"Captum {name} attribution of the target logit f_c(x)."
+    return method
+
+
+def _no_options(name: str, options: dict[str, Any]) -> None:
+    if options:
+        raise TypeError(f"unknown option(s) for method {name!r}: {', '.join(sorted(options))}")
+
+
+def _build_gradient(net, shape, dtype, dev, **options):
+    from captum.attr import Saliency
+
+    _no_options("gradient", options)
+    saliency = Saliency(net)
+    return lambda x, t: saliency.attribute(x, target=t, abs=False)
+
+
+def _build_gradient_x_input(net, shape, dtype, dev, **options):
+    from captum.attr import InputXGradient
+
+    _no_options("gradient_x_input", options)
+    ixg = InputXGradient(net)
+    return lambda x, t: ixg.attribute(x, target=t)
+
+
+def _baseline_tensor(baseline: Any, shape, dtype, dev) -> torch.Tensor | float:
+    if baseline is None:
+        return 0.0
+    if np.isscalar(baseline):
+        value = float(baseline)
+        if not np.isfinite(value):
+            raise ValueError("baseline must be finite")
+        return value
+    arr = np.asarray(baseline, dtype=np.float64)
+    try:
+        arr = np.broadcast_to(arr, tuple(shape))
+    except ValueError:
+        raise ValueError(
+            f"baseline of shape {arr.shape} does not broadcast to one point of shape "
+            f"{tuple(shape)}"
+        ) from None
+    if not np.isfinite(arr).all():
+        raise ValueError("baseline must be finite")
+    return torch.tensor(np.array(arr), dtype=dtype, device=dev)[None]
+
+
+def _build_integrated_gradients(net, shape, dtype, dev, *, baseline=None, n_steps=32, **options):
+    from captum.attr import IntegratedGradients
+
+    _no_options("integrated_gradients", options)
+    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 2:
+        raise ValueError(f"n_steps must be an integer >= 2, got {n_steps!r}")
+    ig = IntegratedGradients(net)
+    base = _baseline_tensor(baseline, shape, dtype, dev)
+
+    def attribute(x, t):
+        b = base.expand_as(x) if isinstance(base, torch.Tensor) else base
+        return ig.attribute(x, baselines=b, target=t, n_steps=int(n_steps))
+
+    return attribute
+
+
+def _build_occlusion(net, shape, dtype, dev, *, window=None, stride=1, baseline=None, **options):
+    from captum.attr import Occlusion
+
+    _no_options("occlusion", options)
+    shape = tuple(shape)
+    win = (1,) * len(shape) if window is None else tuple(np.atleast_1d(window).astype(int))
+    if len(win) == 1 and len(shape) == 3:  # (k,) on images: k x k patches over all channels
+        win = (shape[0], int(win[0]), int(win[0]))
+    if len(win) != len(shape) or any(w < 1 or w > s for w, s in zip(win, shape, strict=True)):
+        raise ValueError(f"window {win} does not fit one point of shape {shape}")
+    strides = stride
+    if isinstance(stride, (int, np.integer)) and len(shape) == 3 and window is not None:
+        strides = (shape[0], int(stride), int(stride))
+    occ = Occlusion(net)
+    base = _baseline_tensor(baseline, shape, dtype, dev)
+
+    def attribute(x, t):
+        b = base.expand_as(x) if isinstance(base, torch.Tensor) else base
+        with torch.no_grad():
+            return occ.attribute(
+                x.detach(), sliding_window_shapes=win, strides=strides, baselines=b, target=t
+            )
+
+    return attribute
+
+
+def _explain_shap(
+    net: ClusterNetwork,
+    X: np.ndarray,
+    *,
+    target: Any = "assigned",
+    beta: Any = None,
+    contrast: Any = None,
+    batch_size: int | None = None,
+    device: Any = None,
+    algorithm: str = "kernel",
+    background: Any = 50,
+    nsamples: Any = "auto",
+    random_state: Any = 0,
+) -> Explanation:
+    """SHAP values of the target logit f_c(x), one explainer per target cluster."""
+    _reject_neon_options("shap", contrast, beta)
+    try:
+        import shap
+    except ImportError as exc:
+        raise ImportError(
+            "method 'shap' needs the optional shap package: pip install 'whyclust[shap]'"
+        ) from exc
+    if algorithm not in ("kernel", "permutation"):
+        raise ValueError(f"algorithm must be 'kernel' or 'permutation', got {algorithm!r}")
+    net, dev, dtype, assigned, tgt, logit = _prepare(net, X, target, device)
+    n = X.shape[0]
+    flat = X.reshape(n, -1)
+    bg = _background(background, flat, random_state)
+    bs = 4 * _ROWS if batch_size is None else int(batch_size)
+
+    def logit_fn(c: int) -> Callable[[np.ndarray], np.ndarray]:
+        def f(z: np.ndarray) -> np.ndarray:
+            z = np.asarray(z).reshape((-1, *X.shape[1:]))
+            out = np.empty(z.shape[0], dtype=np.float64)
+            with torch.no_grad():
+                for rows in row_batches(z.shape[0], bs):
+                    out[rows] = net(_tensor(z[rows], dev, dtype))[:, c].double().cpu().numpy()
+            return out
+
+        return f
+
+    out = np.empty(flat.shape, dtype=X.dtype)
+    tgt_np = tgt.numpy()
+    for c in np.unique(tgt_np):
+        rows = np.flatnonzero(tgt_np == c)
+        if algorithm == "kernel":
+            explainer = shap.KernelExplainer(logit_fn(int(c)), bg)
+            values = explainer.shap_values(flat[rows], nsamples=nsamples, silent=True)
+        else:
+            masker = shap.maskers.Independent(bg, max_samples=bg.shape[0])
+            explainer = shap.explainers.Permutation(logit_fn(int(c)), masker, seed=random_state)
+            # shap's own "auto" budget is slow; 10 antithetic permutations by default
+            d = flat.shape[1]
+            evals = 10 * (2 * d + 1) if nsamples == "auto" else int(nsamples)
+            values = explainer(flat[rows], max_evals=evals, silent=True).values
+        out[rows] = np.asarray(values).reshape(len(rows), -1)
+    return Explanation(
+        relevance=out.reshape(X.shape),
+        logit=logit.numpy().astype(X.dtype),
+        cluster=assigned.numpy(),
+        target=tgt_np,
+        method="shap",
+        extras={"algorithm": algorithm, "n_background": int(bg.shape[0])},
+    )
+
+
+def _background(background: Any, flat: np.ndarray, random_state: Any) -> np.ndarray:
+    if isinstance(background, (int, np.integer)) and not isinstance(background, bool):
+        if background < 1:
+            raise ValueError(f"background must be >= 1 rows, got {background}")
+        rng = np.random.default_rng(random_state)
+        take = min(int(background), flat.shape[0])
+        return flat[np.sort(rng.choice(flat.shape[0], take, replace=False))]
+    bg = np.asarray(background, dtype=flat.dtype)
+    bg = bg.reshape(bg.shape[0], -1) if bg.ndim > 1 else bg.reshape(1, -1)
+    if bg.shape[1] != flat.shape[1]:
+        raise ValueError(
+            f"background has {bg.shape[1]} features, X has {flat.shape[1]}"
+        )
+    if not np.isfinite(bg).all():
+        raise ValueError("background contains NaN or infinite values")
+    return bg
+
+
+BASELINE_METHODS = {
+    "gradient": _captum_method("gradient", _build_gradient),
+    "gradient_x_input": _captum_method("gradient_x_input", _build_gradient_x_input),
+    "integrated_gradients": _captum_method("integrated_gradients", _build_integrated_gradients),
+    "occlusion": _captum_method("occlusion", _build_occlusion),
+    "shap": _explain_shap,
+}
+
+for _name, _fn in BASELINE_METHODS.items():
+    register_method(_name, ClusterNetwork)(_fn)
