@@ -422,27 +422,51 @@ def _map_section(flat, cluster, k, protos, max_points, rng) -> str:
 
 def _deletion_section(net, X, expl, cluster, img_shape, n_points, rng) -> str:
     from whyclust.report import _figures as F
-    from whyclust.report._deletion import deletion_curve
 
     n = X.shape[0]
     idx = np.sort(rng.choice(n, size=min(n, n_points), replace=False))
     Xs = X[idx]
-    baseline = 0.0 if img_shape is not None else X.reshape(n, -1).mean(0)
     rel = np.asarray(expl.relevance)[idx]
-    target = np.asarray(expl.target)[idx] if expl.target is not None else cluster[idx]
-    curves = {}
-    fractions, curve, auc = deletion_curve(net, Xs, rel, target, baseline)
-    curves[str(expl.method)] = (curve, auc)
-    _, curve, auc = deletion_curve(net, Xs, None, target, baseline, random_state=1)
-    curves["random"] = (curve, auc)
+    baseline = "zero" if img_shape is not None else "mean"
+    seed = int(rng.integers(2**31))
+    curves = _deletion_curves(net, Xs, rel, str(expl.method), baseline, seed)
+    fractions = curves.pop("__fractions__")[0]
     fig = F.deletion_figure(fractions, curves)
-    what = "0 (black)" if img_shape is not None else "the data mean"
+    what = "0 (black)" if img_shape is not None else "the mean of the sampled points"
     intro = (
         f"For {idx.size:,} points, features are replaced by {what} in decreasing order of "
-        "relevance and the logit of the explained cluster is recomputed. A faithful "
-        "explanation makes the logit fall fast: lower area under the curve is better."
+        "relevance and the logit of the cluster each point was assigned to is recomputed. "
+        "A faithful explanation makes the logit fall fast: lower area under the curve is "
+        "better. Random order is the reference."
     )
     return _section("Faithfulness: deletion curve", _img(fig, "deletion curve"), intro)
+
+
+def _deletion_curves(net, Xs, rel, name, baseline, seed) -> dict[str, Any]:
+    """Mean normalised deletion curves of the explanation, a gradient baseline and random."""
+    from whyclust.evaluation import deletion_curve
+    from whyclust.explain import available_methods
+
+    def summary(result) -> tuple[np.ndarray, float]:
+        norm = result.normalized
+        keep = np.isfinite(norm).all(1) & (result.logit > 0)
+        return norm[keep].mean(0), float(np.nanmean(result.auc[keep]))
+
+    out: dict[str, Any] = {}
+    first = deletion_curve(net, Xs, rel, baseline=baseline)
+    out["__fractions__"] = (first.fractions, 0.0)
+    out[name] = summary(first)
+    if name != "gradient_x_input" and "gradient_x_input" in available_methods():
+        try:
+            other = deletion_curve(net, Xs, method="gradient_x_input", baseline=baseline)
+        except (ValueError, TypeError, NotImplementedError, RuntimeError):
+            pass  # a network the gradient baseline cannot handle: leave it out
+        else:
+            out["gradient x input"] = summary(other)
+    out["random"] = summary(
+        deletion_curve(net, Xs, method="random", baseline=baseline, random_state=seed)
+    )
+    return out
 
 
 # --- page ---------------------------------------------------------------------------------

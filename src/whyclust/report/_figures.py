@@ -304,7 +304,7 @@ def deletion_figure(fractions: np.ndarray, curves: dict[str, tuple[np.ndarray, f
     """Mean normalised logit f_c after deleting the most relevant features first."""
     fig = _figure(5.4, 4.4)
     ax = fig.add_subplot()
-    styles = {"random": dict(color="grey", ls="--")}
+    styles = {"random": dict(color="grey", ls="--"), "gradient x input": dict(color="#e08a1e")}
     for name, (curve, auc) in curves.items():
         ax.plot(
             100 * fractions, curve, label=f"{name} (AUC {auc:.3f})", lw=2, **styles.get(name, {})
