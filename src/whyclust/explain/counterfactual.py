@@ -1,0 +1,219 @@
+"""Smallest changes that move points into another cluster (DESIGN.md section 1, counterfactual).
+
+For k-means-type models the cell of cluster k is the polytope
+{x : h_kj(x) = w_kj . x + b_kj >= 0 for all j != k}. The smallest L2 change moving x into
+it is the Euclidean projection of x onto the (slightly shrunk) polytope {h_kj >= margin}:
+
+    min ||x' - x||^2  s.t.  A x' >= c,   A = (w_kj)_j  (K-1, d),  c = margin - b_kj
+
+Its dual is a non-negative quadratic program in K-1 variables with the same Hessian
+G = A A^T for every point of the same target: min_{l >= 0} 1/2 l^T G l + l^T (A x - c), and
+x' = x + A^T l. All points with one target are solved at once: accelerated projected gradient
+(FISTA) finds the active set, then the equality-constrained system on that active set is
+solved exactly and certified by the KKT conditions (l >= 0, A x' >= c). Rows that the
+certificate does not accept keep iterating; ``exact`` says which rows were certified.
+Loops run over target clusters and iterations, never over points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from whyclust._validation import as_float_array
+from whyclust.explain.neon import resolve_targets
+from whyclust.neuralize import KMeansNetwork, neuralize
+
+__all__ = ["CounterfactualResult", "counterfactual"]
+
+
+@dataclass
+class CounterfactualResult:
+    """Counterfactual points and the changes that lead to them.
+
+    Attributes
+    ----------
+    X_cf : ndarray, same shape as X
+        The closest points of the target cells (``predict(X_cf) == target``).
+    delta : ndarray, same shape as X
+        ``X_cf - X``.
+    distance : ndarray of shape (n,)
+        ``||delta||`` per point (0 where the point already lies in its target cell).
+    target : ndarray of shape (n,)
+        Target cluster of each point.
+    cluster : ndarray of shape (n,)
+        Original cluster of each point.
+    exact : ndarray of bool, shape (n,)
+        True where the projection was certified optimal by the KKT conditions.
+    feature_names : list of str or None
+        Column names when X was a DataFrame.
+    """
+
+    X_cf: np.ndarray
+    delta: np.ndarray
+    distance: np.ndarray
+    target: np.ndarray
+    cluster: np.ndarray
+    exact: np.ndarray
+    feature_names: list[str] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def to_frame(self):
+        """The changes as a pandas DataFrame (rows = points, columns = features)."""
+        import pandas as pd
+
+        d = self.delta.reshape(self.delta.shape[0], -1)
+        cols = self.feature_names or [f"x{i}" for i in range(d.shape[1])]
+        return pd.DataFrame(d, columns=cols)
+
+
+def counterfactual(
+    model: Any,
+    X: Any,
+    target: Any,
+    *,
+    margin: float | None = None,
+    max_iter: int = 2000,
+    tol: float = 1e-10,
+) -> CounterfactualResult:
+    """The smallest L2 change that moves each point of ``X`` into cluster ``target``.
+
+    Parameters
+    ----------
+    model : fitted k-means model, (K, d) centers or KMeansNetwork
+        Anything :func:`whyclust.neuralize` turns into a k-means network.
+    X : array-like of shape (n, d)
+        Points to move (images are flattened and reshaped back).
+    target : int or array-like of shape (n,)
+        Cluster each point should move to.
+    margin : float, optional
+        The counterfactual satisfies h_kj(x') >= margin for every competitor j, so that it
+        lies strictly inside the target cell despite rounding. Default: 1e-9 (float64) or
+        1e-4 (float32) times the mean squared distance between centroids.
+    max_iter : int, default=2000
+        Iterations of the dual solver per round.
+    tol : float, default=1e-10
+        Relative tolerance of the KKT certificate.
+
+    Returns
+    -------
+    CounterfactualResult
+    """
+    from whyclust._validation import feature_names_of
+
+    names = feature_names_of(X)
+    net = neuralize(model)
+    if not isinstance(net, KMeansNetwork):
+        raise TypeError(
+            "counterfactual needs a k-means-type model (KMeans, centroids, KMeansNetwork); "
+            f"got a {type(net).__name__}"
+        )
+    X = as_float_array(X, ndim=(2, 3, 4), n_features=net.n_features)
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
+        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+    n = X.shape[0]
+    flat = torch.from_numpy(X.reshape(n, -1)).double()
+    mu = net.centers.detach().cpu().double()
+    offset = mu.mean(0)
+    mu = mu - offset  # translation invariant; keeps the margins well conditioned
+    xs = flat - offset
+    k = mu.shape[0]
+    pair = ((mu[:, None, :] - mu[None]) ** 2).sum(-1)
+    scale = float(pair.sum()) / (k * (k - 1))
+    if margin is None:
+        margin = (1e-9 if X.dtype == np.float64 else 1e-4) * scale
+    margin = float(margin)
+    if not np.isfinite(margin) or margin < 0:
+        raise ValueError(f"margin must be a finite number >= 0, got {margin}")
+
+    sq = (mu * mu).sum(1)
+    scores = 2.0 * xs @ mu.T - sq  # s_k; h_kj = s_k - s_j
+    assigned = scores.argmax(1)
+    tgt = resolve_targets(target, assigned, k)
+    change = torch.zeros_like(xs)  # the change delta = A^T l, computed without the shift
+    exact = torch.ones(n, dtype=torch.bool)
+    for c in range(k):
+        rows = torch.nonzero(tgt == c)[:, 0]
+        if rows.numel() == 0:
+            continue
+        others = torch.tensor([j for j in range(k) if j != c])
+        A = 2.0 * (mu[c] - mu[others])  # (K-1, d)
+        cvec = margin - (sq[others] - sq[c])  # A x' >= cvec
+        x = xs[rows]
+        lam, ok = _project(A, cvec, x, max_iter, tol)
+        change[rows] = lam @ A
+        exact[rows] = ok
+    x_cf = (flat + change).numpy().astype(X.dtype).reshape(X.shape)
+    delta = x_cf - X
+    distance = np.linalg.norm(delta.reshape(n, -1).astype(np.float64), axis=1)
+    return CounterfactualResult(
+        X_cf=x_cf,
+        delta=delta,
+        distance=distance.astype(X.dtype),
+        target=tgt.numpy(),
+        cluster=assigned.numpy(),
+        exact=exact.numpy(),
+        feature_names=names,
+        extras={"margin": margin},
+    )
+
+
+def _project(
+    A: torch.Tensor, c: torch.Tensor, x: torch.Tensor, max_iter: int, tol: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dual multipliers (n, m) of the projections of the rows of x onto {A y >= c}.
+
+    Returns the multipliers and a boolean (n,) tensor: True where certified by the KKT.
+    """
+    G = A @ A.T
+    q = x @ A.T - c  # (n, m); q >= 0 everywhere means x is feasible
+    final = torch.zeros_like(q)
+    done = (q >= 0).all(1)  # feasible points: l = 0
+    step = 1.0 / float(torch.linalg.eigvalsh(G).max().clamp_min(1e-300))
+    scale = q.abs().amax(1).clamp_min(1.0)
+    pending = torch.nonzero(~done)[:, 0]
+    qp, sp = q[pending], scale[pending]
+    lam = torch.zeros_like(qp)
+    y, t = lam.clone(), 1.0
+    for it in range(1, max_iter + 1):
+        if pending.numel() == 0:
+            break
+        new = (y - step * (y @ G + qp)).clamp_min(0.0)
+        t_next = (1.0 + (1.0 + 4.0 * t * t) ** 0.5) / 2.0
+        y = new + ((t - 1.0) / t_next) * (new - lam)
+        lam, t = new, t_next
+        if it % 20 == 0 or it == max_iter:
+            # solve the equality system on each row's active set; keep rows whose KKT hold
+            cand, ok = _polish(G, qp, lam, sp, tol)
+            final[pending[ok]] = cand[ok]
+            done[pending[ok]] = True
+            keep = ~ok
+            pending, qp, sp = pending[keep], qp[keep], sp[keep]
+            lam, y = lam[keep], y[keep]
+    final[pending] = lam  # not certified: the best iterate
+    return final, done
+
+
+def _polish(
+    G: torch.Tensor, q: torch.Tensor, lam: torch.Tensor, scale: torch.Tensor, tol: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact multipliers on each row's active set, and whether they satisfy the KKT."""
+    m = G.shape[0]
+    active = lam > 0
+    mask = active[:, :, None] & active[:, None, :]
+    eye = torch.eye(m, dtype=G.dtype)
+    Gs = torch.where(mask, G.expand_as(mask), eye.expand_as(mask) * (~active[:, :, None]))
+    rhs = torch.where(active, -q, torch.zeros_like(q))
+    sol = torch.linalg.pinv(Gs) @ rhs[:, :, None]
+    cand = torch.where(active, sol[:, :, 0], torch.zeros_like(q))
+    slack = cand @ G + q  # = A x' - c
+    tol_abs = tol * scale[:, None] * max(1.0, float(G.diagonal().max()) ** 0.5)
+    ok = (
+        (cand >= 0).all(1)
+        & (slack >= -tol_abs).all(1)
+        & ((slack.abs() <= tol_abs) | ~active).all(1)
+    )
+    return cand.clamp_min(0.0), ok
