@@ -377,8 +377,9 @@ def compare_methods(
     Returns
     -------
     pandas.DataFrame
-        One row per method: ``deletion_auc`` (mean, lower is better), ``deletion_sem``
-        (standard error), ``insertion_auc`` (higher is better), ``explain_seconds`` and
+        One row per method: ``deletion_auc`` (mean, lower is better), ``deletion_median``
+        (median over points, robust to points whose f_c is near 0), ``deletion_sem``
+        (standard error of the mean), ``insertion_auc`` (higher is better), ``explain_seconds`` and
         ``deletion_gap`` ((area - lowest area) / |lowest area|: 0 for the best method,
         0.1 for one 10% worse).
     """
@@ -410,6 +411,7 @@ def compare_methods(
         row = {
             "method": m,
             "deletion_auc": dele.mean_auc,
+            "deletion_median": float(np.nanmedian(dele.auc)),
             "deletion_sem": _sem(dele.auc),
             "explain_seconds": seconds,
         }

@@ -1,0 +1,20 @@
+"""Section d of ``whyclust bench``: NEON explain time and peak memory against n and K.
+
+Writes only that table (with the machine / versions header); the implementation lives in
+:mod:`whyclust.bench` so that ``whyclust bench`` runs all sections in one go. Usage::
+
+    python benchmarks/bench_scaling.py [--quick] [--datasets digits,mnist5k,fashion]
+        [--out benchmarks/out/scaling.md]
+"""
+
+from __future__ import annotations
+
+import sys
+
+from whyclust.bench import main
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    if "--out" not in args:
+        args += ["--out", "benchmarks/out/scaling.md"]
+    raise SystemExit(main(["--sections", "d", *args]))

@@ -1,0 +1,89 @@
+"""``whyclust bench``: a cheap section writes a markdown report with the expected headers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import whyclust as wc
+from whyclust import bench
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def test_quick_speed_section_writes_markdown(tmp_path, monkeypatch):
+    # the slow baselines (occlusion, SHAP) are left out to keep the test short
+    full = bench._speed_methods
+    keep = {"neon", "gradient", "integrated_gradients"}
+    monkeypatch.setattr(
+        bench,
+        "_speed_methods",
+        lambda X, seed: {k: v for k, v in full(X, seed).items() if k in keep},
+    )
+    out = tmp_path / "sub" / "BENCH.md"
+    assert (
+        bench.main(["--quick", "--sections", "a", "--datasets", "digits", "--out", str(out)]) == 0
+    )
+    text = out.read_text()
+    for expected in (
+        "# whyclust benchmarks",
+        "- Date: ",
+        "- Command: `whyclust bench --quick --sections a --datasets digits",
+        "- Machine: ",
+        "- Versions: Python ",
+        "## a. Explanation speed",
+        "### digits (1,797 x 64)",
+        "| method | points timed | points/s |",
+        "| NEON (whyclust) | 1,797 |",
+        "_Section a took",
+    ):
+        assert expected in text
+    assert "## b." not in text and "## d." not in text
+    # the loop transcription is timed and compared with NEON
+    assert "per-sample Python loop" in text
+    if "integrated_gradients" in wc.explain.available_methods():
+        assert "### Speed targets" in text
+        assert "NEON >= 10x faster than integrated_gradients" in text
+
+
+def test_scaling_rows_in_process(monkeypatch):
+    monkeypatch.setattr(bench, "_available", lambda name: "not loaded in this test")
+    monkeypatch.setattr(bench, "_fix_mmap_threshold", lambda: False)
+    rows = bench._scale_rows([(300, 3), (300, 7)], 784, 0)
+    assert len(rows) == 2
+    for seconds, t_pred, delta, _ in rows:
+        assert seconds > 0 and t_pred > 0 and delta >= 0
+
+
+@pytest.mark.parametrize("bad", ["e", "", "a,z"])
+def test_bad_sections(bad, tmp_path):
+    with pytest.raises(SystemExit):
+        bench.main(["--sections", bad, "--out", str(tmp_path / "x.md")])
+    assert not (tmp_path / "x.md").exists()
+
+
+def test_bad_datasets(tmp_path):
+    with pytest.raises(SystemExit):
+        bench.main(["--datasets", "cifar", "--out", str(tmp_path / "x.md")])
+
+
+def test_table_markdown():
+    text = bench._table(["a", "b"], [["x", 1.23456], ["y", float("nan")]])
+    assert text.splitlines() == ["| a | b |", "|---|---|", "| x | 1.235 |", "| y | n/a |"]
+
+
+def test_neon_loop_matches_vectorised():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from neon_loop import neon_loop
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(5, 6)) * 3
+    X = rng.normal(size=(40, 6)) * 3
+    for beta in (0.0, 0.7, np.inf):
+        expected = wc.explain(centers, X, beta=beta).relevance
+        np.testing.assert_allclose(neon_loop(centers, X, beta), expected, atol=1e-9)
