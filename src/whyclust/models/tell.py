@@ -41,6 +41,7 @@ __all__ = ["TELL"]
 _OPTIMIZERS = ("sgd", "adadelta", "adam")
 _DEFAULT_LR = {"sgd": 5.0, "adadelta": 1.0, "adam": 1e-3}
 _ENCODERS = ("mlp", "conv")
+_BLOCK_BYTES = 1 << 24  # rows read at once from a memmap / zarr / dask array: ~16 MB
 
 
 # --------------------------------------------------------------------------------------
@@ -139,7 +140,8 @@ class _Data:
             for block in it:
                 yield self._check(block)
             return
-        for block in iter_batches(self.source, 65536):
+        row_bytes = 4 * max(1, int(np.prod(self.shape)))
+        for block in iter_batches(self.source, max(1, _BLOCK_BYTES // row_bytes)):
             yield self._check(block)
 
     def batches(
@@ -753,7 +755,7 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
                     loss.backward()
                     net_opt.step()
                 bar.update(1)
-                bar.set_postfix(rec=float(loss))
+                bar.set_postfix(rec=float(loss.detach()))
 
             # centers: k-means++ restarts on the pretrained features, refined, best kept
             Z = torch.cat(list(self._feature_batches(data, 4096)))

@@ -1,0 +1,333 @@
+"""TELL: training, the sklearn surface, encoder modes, neuralize, prototypes, save / load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import adjusted_rand_score
+from torch import nn
+
+import whyclust as wc
+from whyclust.models.tell import TELL
+
+
+def directional_blobs(n=300, k=4, d=8, seed=0, spread=0.15):
+    """Clusters that differ in direction (TELL clusters L2-normalised points)."""
+    rng = np.random.RandomState(seed)
+    dirs = rng.standard_normal((k, d))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    y = rng.randint(k, size=n)
+    scale = rng.uniform(1.0, 5.0, size=(n, 1))  # the norm carries no cluster information
+    X = scale * (dirs[y] + spread * rng.standard_normal((n, d)))
+    return X.astype(np.float32), y
+
+
+FAST = {"n_init": 2, "max_iter": 10, "batch_size": 64}
+
+
+# --- raw mode ------------------------------------------------------------------------------
+
+
+def test_recovers_directional_clusters_and_fitted_attributes():
+    X, y = directional_blobs()
+    model = TELL(4, random_state=0, **FAST).fit(X)
+    assert model.fit(X) is model
+    assert adjusted_rand_score(y, model.labels_) > 0.95
+    np.testing.assert_array_equal(model.predict(X), model.labels_)
+    np.testing.assert_allclose(np.linalg.norm(model.cluster_centers_, axis=1), 1.0, atol=1e-5)
+    assert model.cluster_centers_.shape == (4, 8)
+    assert model.n_features_in_ == 8 and 1 <= model.n_iter_ <= FAST["max_iter"]
+    D = model.transform(X)
+    assert D.shape == (300, 4)
+    np.testing.assert_array_equal(D.argmin(1), model.labels_)
+    # score is the negative clustering loss, mean squared distance to the nearest center
+    np.testing.assert_allclose(model.score(X), -np.mean(D.min(1) ** 2), rtol=1e-4)
+    np.testing.assert_allclose(model.score(X), -model.loss_, rtol=1e-4)
+    # prototypes are the unit-norm centers in raw mode
+    np.testing.assert_array_equal(model.prototypes_, model.cluster_centers_)
+
+
+def test_scale_invariant_because_inputs_are_normalised():
+    X, _ = directional_blobs(seed=1)
+    a = TELL(4, random_state=0, **FAST).fit(X)
+    np.testing.assert_array_equal(a.predict(7.5 * X), a.predict(X))
+
+
+def test_reaches_spherical_kmeans_loss_on_digits():
+    from sklearn.cluster import KMeans
+
+    X, _ = wc.datasets.load_digits()
+    Z = X / np.linalg.norm(X, axis=1, keepdims=True)
+    km = KMeans(10, n_init=3, random_state=0).fit(Z)
+    C = km.cluster_centers_ / np.linalg.norm(km.cluster_centers_, axis=1, keepdims=True)
+    reference = float(np.mean(2 - 2 * (Z @ C.T).max(1)))
+    model = TELL(10, random_state=0).fit(X)
+    assert model.loss_ <= 1.02 * reference
+
+
+def test_deterministic_for_a_seed_and_seed_matters():
+    X, _ = directional_blobs(k=6, seed=2, spread=0.6)
+    a = TELL(6, random_state=3, **FAST).fit(X)
+    b = TELL(6, random_state=3, **FAST).fit(X)
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+    c = TELL(6, random_state=4, **FAST).fit(X)
+    assert not np.array_equal(a.cluster_centers_, c.cluster_centers_)
+
+
+def test_restarts_keep_the_lowest_loss():
+    X, _ = directional_blobs(k=8, seed=5, spread=0.8)
+    single = [TELL(8, n_init=1, max_iter=10, random_state=s).fit(X).loss_ for s in range(4)]
+    multi = TELL(8, n_init=8, max_iter=10, random_state=0).fit(X).loss_
+    assert multi <= np.median(single) + 1e-6
+
+
+@pytest.mark.parametrize("k", [2, 17])
+def test_any_number_of_clusters(k):
+    X, _ = directional_blobs(n=200, k=5, seed=k)
+    model = TELL(k, random_state=0, **FAST).fit(X)
+    assert model.cluster_centers_.shape == (k, 8)
+    assert set(np.unique(model.labels_)) <= set(range(k))
+
+
+@pytest.mark.parametrize("optimizer", ["adadelta", "adam"])
+def test_paper_optimizers_run_and_reduce_the_loss(optimizer):
+    X, _ = directional_blobs(seed=7)
+    model = TELL(4, optimizer=optimizer, random_state=0, **FAST).fit(X)
+    init = TELL(4, n_init=2, max_iter=1, lr=0.0, random_state=0).fit(X)
+    assert np.isfinite(model.loss_) and model.loss_ <= init.loss_ + 1e-6
+
+
+def test_float64_is_kept_and_float32_otherwise():
+    X, _ = directional_blobs()
+    m64 = TELL(4, random_state=0, **FAST).fit(X.astype(np.float64))
+    assert m64.cluster_centers_.dtype == np.float64
+    assert m64.transform(X.astype(np.float64)).dtype == np.float64
+    m32 = TELL(4, random_state=0, **FAST).fit((X * 100).astype(np.int64))
+    assert m32.cluster_centers_.dtype == np.float32
+
+
+# --- neuralize -----------------------------------------------------------------------------
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    k=st.integers(2, 7),
+    d=st.integers(2, 12),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_neuralized_argmax_equals_predict(seed, k, d, dtype):
+    rng = np.random.RandomState(seed)
+    X = rng.standard_normal((60, d)).astype(dtype)
+    model = TELL(k, n_init=1, max_iter=3, batch_size=32, random_state=seed).fit(X)
+    net = wc.neuralize(model)
+    Xt = rng.standard_normal((200, d)).astype(dtype)
+    logits = net(torch.from_numpy(Xt)).detach().numpy()
+    np.testing.assert_array_equal(logits.argmax(1), model.predict(Xt))
+    assert (logits.max(1) >= 0).all()
+
+
+def test_neuralize_structure_and_explain_conserves():
+    from whyclust.neuralize import EncodedClusterNetwork, KMeansNetwork, L2Normalize
+
+    X, _ = directional_blobs()
+    model = TELL(4, random_state=0, **FAST).fit(X)
+    net = wc.neuralize(model)
+    assert isinstance(net, EncodedClusterNetwork) and isinstance(net.encoder, L2Normalize)
+    assert isinstance(net.head, KMeansNetwork)
+    np.testing.assert_allclose(net.head.centers.numpy(), model.cluster_centers_)
+    e = wc.explain(model, X[:50])
+    np.testing.assert_array_equal(e.cluster, model.predict(X[:50]))
+    np.testing.assert_allclose(e.relevance.sum(1), e.logit, atol=1e-4 * np.abs(e.logit).max())
+
+
+# --- encoder modes -------------------------------------------------------------------------
+
+
+def small_images(n=64):
+    X, y = wc.datasets.load_digits(as_images=True)
+    return X[:n], y[:n]
+
+
+ENC_FAST = {"n_init": 2, "max_iter": 2, "pretrain_epochs": 2, "batch_size": 32, "n_latent": 4}
+
+
+def test_conv_mode_trains_predicts_and_neuralizes():
+    X, _ = small_images()
+    model = TELL(3, encoder="conv", random_state=0, **ENC_FAST).fit(X)
+    assert model.input_shape_ == (1, 8, 8) and model.n_features_in_ == 64
+    assert model.cluster_centers_.shape == (3, 4)
+    np.testing.assert_allclose(np.linalg.norm(model.cluster_centers_, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(model.predict(X), model.labels_)
+    assert model.prototypes_.shape == (3, 1, 8, 8)
+    assert ((model.prototypes_ >= 0) & (model.prototypes_ <= 1)).all()  # sigmoid decoder
+    net = wc.neuralize(model)
+    assert isinstance(net.encoder, nn.Sequential)
+    np.testing.assert_array_equal(net.predict(X), model.predict(X))
+    again = TELL(3, encoder="conv", random_state=0, **ENC_FAST).fit(X)
+    np.testing.assert_array_equal(again.cluster_centers_, model.cluster_centers_)
+    with pytest.raises(ValueError, match="4-D"):
+        model.predict(X.reshape(len(X), -1))
+
+
+def test_mlp_mode_builds_the_paper_autoencoder():
+    X, _ = directional_blobs(n=64, k=3, d=6)
+    mlp = TELL(3, encoder="mlp", random_state=0, **{**ENC_FAST, "pretrain_epochs": 1}).fit(X)
+    sizes = [m.out_features for m in mlp.encoder_ if isinstance(m, nn.Linear)]
+    assert sizes == [500, 500, 2000, 4]
+    assert mlp.prototypes_.shape == (3, 6)
+    np.testing.assert_array_equal(mlp.predict(X), mlp.labels_)
+
+
+def test_user_modules_are_copied_and_learn_the_clusters():
+    X, y = directional_blobs(n=240, k=3, d=6, seed=3, spread=0.1)
+    enc = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 4))
+    dec = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 6))
+    before = [p.detach().clone() for p in enc.parameters()]
+    params = {**ENC_FAST, "pretrain_epochs": 30, "max_iter": 6}
+    user = TELL(3, encoder=(enc, dec), random_state=0, **params).fit(X)
+    for p, q in zip(enc.parameters(), before, strict=True):  # never trained in place
+        assert torch.equal(p, q)
+    np.testing.assert_array_equal(user.predict(X), user.labels_)
+    assert adjusted_rand_score(y, user.labels_) > 0.5
+
+
+def test_partial_fit_in_encoder_mode_needs_fit_first():
+    X, _ = directional_blobs(n=64, d=6)
+    with pytest.raises(ValueError, match="call fit first"):
+        TELL(3, encoder="mlp").partial_fit(X)
+
+
+# --- save / load ---------------------------------------------------------------------------
+
+
+def test_save_load_round_trip_raw(tmp_path):
+    X, _ = directional_blobs()
+    model = TELL(4, random_state=0, **FAST).fit(X.astype(np.float64))
+    path = wc.save(model, tmp_path / "tell.safetensors")
+    again = wc.load(path)
+    assert isinstance(again, TELL)
+    np.testing.assert_array_equal(again.predict(X), model.predict(X))
+    np.testing.assert_array_equal(again.transform(X), model.transform(X))
+    assert again.get_params()["n_init"] == 2 and again.loss_ == model.loss_
+    again.partial_fit(X[:64])  # a loaded model keeps learning online
+
+
+def test_save_load_round_trip_encoder_modes(tmp_path):
+    images, _ = small_images(48)
+    X, _ = directional_blobs(n=48, k=3, d=6)
+    enc = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    dec = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 6))
+    cases = [
+        (TELL(3, encoder="conv", random_state=0, **ENC_FAST), images),
+        (TELL(3, encoder="mlp", random_state=0, **{**ENC_FAST, "pretrain_epochs": 1}), X),
+        (TELL(3, encoder=(enc, dec), random_state=0, **ENC_FAST), X),
+    ]
+    for i, (model, data) in enumerate(cases):
+        model.fit(data)
+        again = wc.load(wc.save(model, tmp_path / f"m{i}.safetensors"))
+        np.testing.assert_array_equal(again.predict(data), model.predict(data))
+        np.testing.assert_allclose(again.prototypes_, model.prototypes_, atol=1e-6)
+
+
+def test_save_refuses_modules_it_cannot_describe(tmp_path):
+    class Custom(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(6, 3)
+
+        def forward(self, x):
+            return self.lin(x)
+
+    X, _ = directional_blobs(n=64, k=3, d=6)
+    model = TELL(3, encoder=(Custom(), nn.Linear(3, 6)), random_state=0, **ENC_FAST).fit(X)
+    with pytest.raises(TypeError, match="Custom"):
+        wc.save(model, tmp_path / "custom.safetensors")
+
+
+# --- plots ---------------------------------------------------------------------------------
+
+
+def test_plot_prototypes_images_and_bars():
+    from matplotlib.figure import Figure
+
+    from whyclust.plotting import plot_prototypes
+
+    X, _ = wc.datasets.load_digits()
+    model = TELL(10, random_state=0, max_iter=3).fit(X)
+    fig = model.plot_prototypes(image_shape=(8, 8))
+    assert isinstance(fig, Figure)
+    assert len([ax for ax in fig.axes if ax.images]) == 10
+    Xt, _ = directional_blobs(k=3, d=5)
+    tab = TELL(3, random_state=0, **FAST).fit(Xt)
+    fig = plot_prototypes(tab.prototypes_, feature_names=list("abcde"))
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert set(labels) <= set("abcde") and len(fig.axes[0].patches) == 5
+    with pytest.raises(ValueError, match="image_shape"):
+        plot_prototypes(tab.prototypes_, image_shape=(2, 2))
+    with pytest.raises(ValueError, match="feature names"):
+        plot_prototypes(tab.prototypes_, feature_names=["a"])
+
+
+# --- bad input and devices -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("params", "error", "match"),
+    [
+        ({"n_clusters": 0}, ValueError, "n_clusters"),
+        ({"n_clusters": 2.5}, TypeError, "n_clusters"),
+        ({"optimizer": "lbfgs"}, ValueError, "optimizer"),
+        ({"encoder": "resnet"}, ValueError, "encoder"),
+        ({"encoder": (1, 2)}, TypeError, "encoder"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"lr": -1.0}, ValueError, "lr"),
+        ({"device": "nonsense"}, ValueError, "device"),
+    ],
+)
+def test_bad_parameters(params, error, match):
+    X, _ = directional_blobs(n=40)
+    with pytest.raises(error, match=match):
+        TELL(**{"n_clusters": 3, **params}).fit(X)
+
+
+def test_bad_data():
+    X, _ = directional_blobs(n=40)
+    model = TELL(3, **FAST)
+    with pytest.raises(ValueError, match="n_samples=2 should be >= n_clusters=3"):
+        model.fit(X[:2])
+    bad = X.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        model.fit(bad)
+    model.fit(X)
+    with pytest.raises(ValueError, match="3 features"):
+        model.predict(X[:, :3])
+    with pytest.raises(ValueError, match="4-D"):
+        TELL(3, encoder="conv").fit(X)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="tests the message without a GPU")
+def test_cuda_request_without_gpu_is_a_clear_error():
+    X, _ = directional_blobs(n=40)
+    with pytest.raises(ValueError, match="CUDA"):
+        TELL(3, device="cuda").fit(X)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_matches_cpu():
+    X, _ = directional_blobs()
+    cpu = TELL(4, random_state=0, **FAST).fit(X)
+    gpu = TELL(4, random_state=0, device="cuda", **FAST).fit(X)
+    assert adjusted_rand_score(cpu.labels_, gpu.labels_) > 0.99
+    np.testing.assert_array_equal(gpu.predict(X), gpu.labels_)
+    net = wc.neuralize(gpu)
+    assert net.device.type == "cuda"
+    np.testing.assert_array_equal(net.predict(X), gpu.labels_)
+    images, _ = small_images(64)
+    conv = TELL(3, encoder="conv", device="cuda", random_state=0, **ENC_FAST).fit(images)
+    np.testing.assert_array_equal(conv.predict(images), conv.labels_)
