@@ -1,0 +1,90 @@
+"""Cluster-level summaries and contrastive explanations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.cluster import KMeans
+
+import whyclust as wc
+from whyclust.explain.summary import cluster_relevance, cluster_summary, contrastive
+
+
+@pytest.fixture(scope="module")
+def setup():
+    X, _, informative = wc.datasets.make_blobs_with_relevant_features(
+        400, n_clusters=3, n_features=12, n_informative=3, random_state=0
+    )
+    cols = [f"f{i}" for i in range(12)]
+    df = pd.DataFrame(X, columns=cols)
+    km = KMeans(3, n_init=3, random_state=0).fit(X)
+    return df, km, informative
+
+
+def test_mean_relevance_per_cluster_matches_groupby(setup):
+    df, km, _ = setup
+    e = wc.explain(km, df)
+    mean = cluster_relevance(e)
+    assert list(mean.columns) == list(df.columns)
+    ref = e.to_frame().groupby(e.cluster).mean()
+    np.testing.assert_allclose(mean.to_numpy(), ref.to_numpy(), rtol=1e-12)
+    # NEON conserves: the row sums are the mean logits of each cluster
+    logit_mean = pd.Series(e.logit).groupby(e.cluster).mean().to_numpy()
+    np.testing.assert_allclose(mean.sum(axis=1).to_numpy(), logit_mean, rtol=1e-9)
+
+
+def test_top_features_are_the_informative_ones_with_names(setup):
+    df, km, informative = setup
+    e = wc.explain(km, df)
+    s = cluster_summary(e, top=3)
+    assert list(s.columns) == [
+        "cluster", "rank", "feature", "feature_index", "mean_relevance", "share", "size",
+        "mean_logit",
+    ]
+    assert len(s) == 9 and set(s["cluster"]) == {0, 1, 2}
+    names = set(np.asarray(df.columns)[informative])
+    assert set(s["feature"]) <= names
+    assert np.all(np.diff(s["mean_relevance"].to_numpy().reshape(3, 3), axis=1) <= 0)
+    assert s.groupby("cluster")["size"].first().sum() == len(df)
+    # share of relevance carried by the informative features is large
+    assert s.groupby("cluster")["share"].sum().min() > 0.8
+
+
+def test_summary_without_names_and_by_target(setup):
+    df, km, _ = setup
+    X = df.to_numpy()
+    e = wc.explain(km, X, target=1)
+    s = cluster_summary(e, top=2, by="target")
+    assert set(s["cluster"]) == {1} and s["feature"].iloc[0].startswith("x")
+    assert s["size"].iloc[0] == len(X)
+    with pytest.raises(ValueError, match="top"):
+        cluster_summary(e, top=0)
+    with pytest.raises(ValueError, match="by"):
+        cluster_summary(e, by="label")
+    with pytest.raises(TypeError, match="Explanation"):
+        cluster_summary(X)
+
+
+def test_contrastive_for_kmeans_kernel_and_deep(setup):
+    df, km, _ = setup
+    X = df.to_numpy().copy()[:60]
+    cl = km.predict(X)
+    other = (cl + 1) % 3
+    e = contrastive(km, X, k=other)
+    d = ((X[:, None, :] - km.cluster_centers_[None]) ** 2).sum(-1)
+    h = d[np.arange(60), other] - d[np.arange(60), cl]
+    np.testing.assert_allclose(e.relevance_sum(), h, rtol=1e-8)
+    kk = wc.KernelKMeans(3, n_init=1, random_state=0, max_support=100).fit(X)
+    ek = contrastive(kk, X, c=0, k=2)
+    assert np.all(ek.target == 0) and np.all(ek.contrast == 2)
+    np.testing.assert_allclose(ek.relevance_sum(), ek.logit, atol=1e-8 * np.abs(ek.logit).max())
+    torch.manual_seed(0)
+    enc = torch.nn.Sequential(torch.nn.Linear(12, 4, bias=False).double())
+    with torch.no_grad():
+        centers = enc(torch.from_numpy(X[:3])).numpy()
+    ed = contrastive((enc, centers), X, c=0, k=1)
+    np.testing.assert_allclose(ed.extras["head_conservation"], 1.0, atol=1e-9)
+    with pytest.raises(ValueError, match="competitor"):
+        contrastive(km, X)
