@@ -315,3 +315,15 @@ def test_failed_save_leaves_no_file_and_keeps_the_old_one(tmp_path, kmeans, monk
 def test_save_into_missing_folder(tmp_path, kmeans):
     with pytest.raises(FileNotFoundError, match="folder does not exist"):
         wc.save(kmeans, tmp_path / "no" / "m.whyclust")
+
+
+def test_header_length_is_never_mistaken_for_a_pickle(tmp_path):
+    """The 8-byte safetensors length (a multiple of 8) may start with 0x80 or '(' too."""
+    path = wc.save(KMeansNetwork(RNG.normal(size=(3, 4))), tmp_path / "n.whyclust")
+    for wanted in (0x80, ord("("), ord("P")):
+        for pad in range(260):  # config padding shifts the header length byte by byte
+            resign(path, lambda h, t, pad=pad: h.update(config={"note": "x" * pad}))
+            if path.read_bytes()[0] == wanted:
+                break
+        assert path.read_bytes()[0] == wanted
+        assert wc.load(path).n_features == 4

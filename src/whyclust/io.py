@@ -177,14 +177,16 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     size = path.stat().st_size
     if size == 0:
         raise ValueError(f"{path} is empty")
-    if head[:1] == b"\x80" or head[:2] == b"PK" or head[:1] in (b"(", b"c", b"]", b"}"):
-        raise ValueError(
-            f"{path} looks like a pickle or archive; whyclust only reads its own safetensors "
-            "model files and never unpickles"
-        )
-    if len(head) < 9 or head[8:9] != b"{":
+    header_len = int.from_bytes(head[:8], "little") if len(head) >= 8 else -1
+    framed = len(head) >= 9 and head[8:9] == b"{"
+    if not framed:
+        # The safetensors frame comes first: its 8-byte length may start with any byte.
+        if head[:1] == b"\x80" or head[:2] == b"PK" or head[:1] in (b"(", b"c", b"]", b"}"):
+            raise ValueError(
+                f"{path} looks like a pickle or archive; whyclust only reads its own "
+                "safetensors model files and never unpickles"
+            )
         raise ValueError(f"{path} is not a whyclust model file (no safetensors header)")
-    header_len = int.from_bytes(head[:8], "little")
     if header_len > _MAX_HEADER_BYTES or 8 + header_len > size:
         raise ValueError(f"{path} is truncated or corrupt (header length {header_len})")
     try:
