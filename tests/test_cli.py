@@ -100,6 +100,23 @@ def test_report_with_labels_from_file_and_column(work, tmp_path, capsys):
         out_path.unlink()
 
 
+@pytest.mark.parametrize("model", ["tell", "kernel-kmeans"])
+def test_other_models_fit_and_explain(work, tmp_path, capsys, model):
+    module = {"tell": "whyclust.models.tell", "kernel-kmeans": "whyclust.models.kernel_kmeans"}
+    if not _model_available(module[model]):
+        pytest.skip(f"{model} is not part of this build")
+    out = run_ok(["fit", work / "data.csv", "-k", "3", "--model", model, "--label-column",
+                  "label", "-q", "-o", tmp_path / "m.whyclust"], capsys)  # fmt: skip
+    assert out == ""
+    run_ok(["explain", tmp_path / "m.whyclust", work / "features.csv", "-q",
+            "-o", tmp_path / "r.csv"], capsys)  # fmt: skip
+    frame = pd.read_csv(tmp_path / "r.csv")
+    rel = frame[[f"f{i}" for i in range(6)]].to_numpy()
+    # NEON conserves the logit through both networks' heads
+    np.testing.assert_allclose(rel.sum(1), frame["logit"], rtol=1e-3, atol=1e-3)
+    assert frame["cluster"].nunique() == 3
+
+
 def test_image_folder_end_to_end(tmp_path, capsys):
     from PIL import Image
 
