@@ -491,6 +491,8 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
     def _data(self, X: Any, *, reset: bool) -> _Data:
         if not _is_stream(X):
             X = self._validate_in_memory(X, reset=reset)
+        elif reset and hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_  # streams carry no column names
         n_features = None if reset else self.n_features_in_
         data = _Data(X, ndim=self._input_ndim(), n_features=n_features)
         if reset:
@@ -601,12 +603,12 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         in_memory = None
         if data.array is not None:  # normalise once, then index batches on the device
             in_memory = torch.cat(list(self._feature_batches(data, 65536)))
-        self._once_labels: list[torch.Tensor] = []
+        seen_labels: list[torch.Tensor] = []
         self._train_centers(
             trainer, data, in_memory, rng, epochs=self.max_iter, tol=self.tol,
-            labels_out=self._once_labels if data.once else None,
+            labels_out=seen_labels if data.once else None,
         )
-        self._finish_raw(trainer, data, in_memory)
+        self._finish_raw(trainer, data, in_memory, seen_labels)
 
     def _train_centers(
         self,
@@ -669,7 +671,13 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         return labels, ((z * z).sum(1) - best).clamp_min(0.0)
 
     @torch.no_grad()
-    def _finish_raw(self, trainer: _CenterTrainer, data: _Data, Z: torch.Tensor | None) -> None:
+    def _finish_raw(
+        self,
+        trainer: _CenterTrainer,
+        data: _Data,
+        Z: torch.Tensor | None,
+        seen_labels: list[torch.Tensor],
+    ) -> None:
         centers = trainer.centers.detach()
         if data.once:  # cannot re-read: pick by the loss of the single pass
             best = int(np.argmin(self._epoch_loss))
@@ -689,11 +697,9 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         self._trainer = trainer
         self.cluster_centers_ = trainer.centers.detach().cpu().numpy()[0]
         if labels is None:
-            labels = torch.cat(self._once_labels, 1)[best].numpy()
+            labels = torch.cat(seen_labels, 1)[best].numpy()
             self.loss_ = float(self._epoch_loss[best])
-            del self._once_labels
         self.labels_ = labels.astype(np.int64)
-        self._partial_steps = 0
 
     # ---- encoder mode ---------------------------------------------------------------
 
@@ -796,7 +802,6 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         self._trainer = trainer
         self.n_iter_ = self.pretrain_epochs + self.max_iter
         self.cluster_centers_ = trainer.centers.detach().cpu().numpy()[0]
-        self._partial_steps = 0
         self._finish_encoded(data)
 
     @torch.no_grad()
@@ -846,7 +851,6 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
             self._dtype_ = torch.float64 if data.dtype == np.float64 else torch.float32
             self.encoder_ = self.decoder_ = None
             rng = check_random_state(self.random_state)
-            self._rng = rng
             head = data.head(self._init_size(data.n))
             with torch.no_grad():
                 Zh = self._features(self._to_device(head))
@@ -965,11 +969,6 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
             kwargs.setdefault("feature_names", list(self.feature_names_in_))
         return plot_prototypes(self.prototypes_, **kwargs)
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.pop("_rng", None)
-        return state
-
 
 def _n_features(X: Any) -> int | None:
     shape = getattr(X, "shape", None)
@@ -1082,7 +1081,6 @@ def _restore_tell(tensors: dict[str, np.ndarray], config: dict[str, Any]) -> TEL
         model.feature_names_in_ = np.asarray(config["feature_names"], dtype=object)
     model._device_ = torch.device("cpu")
     model._dtype_ = torch.float64 if centers.dtype == np.float64 else torch.float32
-    model._partial_steps = 0
     if mode == "raw":
         model.encoder_ = model.decoder_ = None
         if centers.shape[1] != model.n_features_in_:
