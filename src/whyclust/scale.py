@@ -349,7 +349,8 @@ def explain_to(
         sliced with the batches. ``beta="auto"`` costs one extra pass over ``X`` (the mean
         assigned-cluster logit) before the relevance pass.
     batch_size : int, optional
-        Rows per batch; default: about 8M input values (32 MB of float32) per batch.
+        Rows per batch; default: about 8M input values (32 MB of float32) per batch,
+        rounded to whole row chunks of a chunked ``out`` (zarr, HDF5).
     release_pages : bool, default=True
         For ``np.memmap`` input and output (modes ``"r"``, ``"r+"``, ``"w+"``), hand each
         processed batch's pages back to the kernel (``madvise(MADV_DONTNEED)``). The data
@@ -374,7 +375,7 @@ def explain_to(
         )
     if np.dtype(out.dtype).kind != "f":
         raise TypeError(f"out must have a floating dtype, got {out.dtype}")
-    bs = _stream_batch_size(batch_size, d)
+    bs = _stream_batch_size(batch_size, d, out if batch_size is None else None)
     device = options.get("device")
     contrast = options.pop("contrast", None)
     target = _check_column(target, n, "target")
@@ -468,9 +469,15 @@ def _check_rows_input(X: Any, net: ClusterNetwork) -> tuple[int, tuple[int, ...]
     return shape[0], shape[1:]
 
 
-def _stream_batch_size(batch_size: int | None, d: int) -> int:
+def _stream_batch_size(batch_size: int | None, d: int, out: Any = None) -> int:
     if batch_size is None:
-        return max(1, _STREAM_VALUES // max(1, d))
+        bs = max(1, _STREAM_VALUES // max(1, d))
+        chunks = getattr(out, "chunks", None)
+        if isinstance(chunks, tuple) and chunks and isinstance(chunks[0], (int, np.integer)):
+            # whole chunks of a zarr / HDF5 output: no chunk is read back and rewritten
+            rows = int(chunks[0])
+            bs = max(1, round(bs / rows)) * rows
+        return bs
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
         raise TypeError(f"batch_size must be an integer, got {type(batch_size).__name__}")
     if batch_size < 1:
