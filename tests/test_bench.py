@@ -47,6 +47,7 @@ def test_quick_speed_section_writes_markdown(tmp_path, monkeypatch):
     if "integrated_gradients" in wc.explain.available_methods():
         assert "### Speed targets" in text
         assert "NEON >= 10x faster than integrated_gradients" in text
+        assert "## Targets" in text and "targets met in this run" in text
 
 
 def test_scaling_rows_in_process(monkeypatch):
