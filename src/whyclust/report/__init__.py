@@ -108,11 +108,12 @@ def build_report(
     steps.update()
     k = int(net.n_clusters)
     cluster = np.asarray(expl.cluster)
-    rel = np.asarray(expl.relevance, dtype=np.float64).reshape(n, -1)
+    rel = np.asarray(expl.relevance).reshape(n, -1)  # a view: no copy of the n x d array
     sizes = np.bincount(cluster, minlength=k)
-    onehot = np.zeros((k, n))
+    onehot = np.zeros((k, n), dtype=rel.dtype)
     onehot[cluster, np.arange(n)] = 1.0
-    mean_rel = (onehot @ rel) / np.maximum(sizes, 1)[:, None]
+    # per-cluster means as one (K x n) @ (n x d) product
+    mean_rel = (onehot @ rel).astype(np.float64) / np.maximum(sizes, 1)[:, None]
 
     sec: list[str] = []
     sec.append(_summary(model, net, expl, X, data_name, img_shape, rel, sizes))
@@ -123,7 +124,7 @@ def build_report(
     if y is not None:
         sec.append(_labels_section(np.asarray(y), cluster, k))
     steps.update()
-    protos, proto_kind = _prototypes(model, net, flat, cluster, k)
+    protos, proto_kind = _prototypes(model, net, flat, onehot, sizes)
     sec.append(_prototype_section(protos, proto_kind, flat, img_shape, names, sizes))
     steps.update()
     sec.append(_top_features_section(mean_rel, names, sizes))
@@ -186,9 +187,9 @@ def _default_names(d: int, img_shape: tuple[int, int, int] | None) -> list[str]:
     return [f"{rgb[a]} ({b},{e})" for a, b, e in zip(ch, r, col, strict=True)]
 
 
-def _prototypes(model, net, flat, cluster, k) -> tuple[np.ndarray, str]:
+def _prototypes(model, net, flat, onehot, sizes) -> tuple[np.ndarray, str]:
     """Centroids in input space when the model has them, else the cluster means."""
-    d = flat.shape[1]
+    k, d = onehot.shape[0], flat.shape[1]
     for attr in ("prototypes_", "cluster_centers_"):
         value = getattr(model, attr, None)
         if value is not None:
@@ -198,10 +199,8 @@ def _prototypes(model, net, flat, cluster, k) -> tuple[np.ndarray, str]:
     centers = getattr(net, "centers", None)
     if centers is not None and tuple(centers.shape) == (k, d):
         return centers.detach().cpu().double().numpy(), "network centroids"
-    sums = np.zeros((k, d))
-    np.add.at(sums, cluster, flat)
-    counts = np.bincount(cluster, minlength=k)[:, None]
-    return sums / np.maximum(counts, 1), "mean of the points in each cluster"
+    means = (onehot.astype(flat.dtype) @ flat).astype(np.float64)
+    return means / np.maximum(sizes, 1)[:, None], "mean of the points in each cluster"
 
 
 # --- sections ---------------------------------------------------------------------------
@@ -247,7 +246,7 @@ def _summary(model, net, expl, X, data_name, img_shape, rel, sizes) -> str:
         ("mean logit f_c", f"{logit.mean():.4g}"),
     ]
     scale = float(np.abs(logit).max()) or 1.0
-    gap = float(np.abs(rel.sum(1) - logit).max()) / scale
+    gap = float(np.abs(rel.sum(1, dtype=np.float64) - logit).max()) / scale
     rows.append(
         (
             "conservation",
