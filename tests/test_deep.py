@@ -179,3 +179,18 @@ def test_head_relevance_rejects_unknown_heads():
     t = torch.zeros(2, dtype=torch.long)
     with pytest.raises(TypeError, match="NEON"):
         head_relevance(Odd(), z, t, 1.0, torch.ones(2))
+
+
+def test_kernel_head_behind_an_encoder():
+    from whyclust.neuralize.kernel import KernelKMeansNetwork
+
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(20, 5))
+    enc = _mlp(5, 3, bias=False)
+    with torch.no_grad():
+        z = enc(torch.from_numpy(X)).numpy()
+    head = KernelKMeansNetwork(z[:9], np.arange(9) % 3, gamma=0.5)
+    net = EncodedClusterNetwork(enc, head, 5)
+    e = wc.explain(net, X)
+    np.testing.assert_allclose(e.extras["head_conservation"], 1.0, atol=1e-8)
+    np.testing.assert_allclose(e.logit, head(torch.from_numpy(z)).numpy().max(1), rtol=1e-9)

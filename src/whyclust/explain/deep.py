@@ -101,8 +101,11 @@ class NeonHead(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z, head, target, beta, contrast, eps, sink):  # type: ignore[override]
         with torch.no_grad():
-            zero = torch.zeros(z.shape[0], dtype=z.dtype, device=z.device)
-            _, f = head_relevance(head, z, target, beta, zero, contrast, eps)
+            if contrast is None:
+                f = head(z).gather(1, target[:, None])[:, 0]
+            else:
+                s = head.scores(z)
+                f = s.gather(1, target[:, None])[:, 0] - s.gather(1, contrast[:, None])[:, 0]
         ctx.save_for_backward(z)
         ctx.args = (head, target, beta, contrast, eps, sink)
         return f
