@@ -88,6 +88,19 @@ def test_explain_other_target_and_beta(work, tmp_path, capsys):
     assert others.any() and (frame.loc[others, "logit"] < 0).all()
 
 
+def test_explain_with_a_baseline_method(work, tmp_path, capsys):
+    from whyclust.explain import available_methods
+
+    if "gradient_x_input" not in available_methods():
+        pytest.skip("baseline explainers are not part of this build")
+    out = run_ok(["explain", work / "model.whyclust", work / "features.csv", "--method",
+                  "gradient_x_input", "-o", tmp_path / "g.parquet"], capsys)  # fmt: skip
+    assert "with gradient_x_input" in out
+    frame = pd.read_parquet(tmp_path / "g.parquet")
+    assert frame.shape == (120, 2 + 6)
+    assert np.isfinite(frame.to_numpy()).all()
+
+
 def test_report_with_labels_from_file_and_column(work, tmp_path, capsys):
     for labels in (work / "labels.txt", "label"):
         out_path = tmp_path / "report.html"
