@@ -211,6 +211,21 @@ def run(
     return rows
 
 
+def limit_threads(n: int) -> None:
+    """Give torch, BLAS / OpenMP (scikit-learn) and faiss the same number of threads."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(n)
+    threadpool_limits(n)
+    try:
+        import faiss
+
+        faiss.omp_set_num_threads(n)
+    except ImportError:  # pragma: no cover
+        pass
+
+
 def to_markdown(rows: Sequence[dict[str, Any]]) -> str:
     """Median over seeds of every (dataset, protocol, method), as a markdown table."""
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
@@ -241,8 +256,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--conv-epochs", type=int, default=20)
     parser.add_argument("--conv-seeds", type=int, default=None)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--threads", type=int, default=1,
+        help="threads for every method (torch, BLAS/OpenMP, faiss); 1 = fair on a shared box",
+    )
     parser.add_argument("--out", type=Path, default=None, help="also write the table here")
     args = parser.parse_args(argv)
+    limit_threads(args.threads)
     rows = run(
         args.datasets,
         args.seeds,

@@ -257,25 +257,42 @@ def _unit_rows(c: torch.Tensor) -> torch.Tensor:
     return torch.where(norm > 0, c / norm.clamp_min(1e-30), c)
 
 
-def _kmeans_pp(Z: np.ndarray, k: int, n_init: int, rng: np.random.RandomState) -> np.ndarray:
-    """(n_init, K, d) unit-norm k-means++ seeds on the unit-norm features ``Z``."""
-    from sklearn.cluster import kmeans_plusplus
+@torch.no_grad()
+def _kmeans_pp(Z: torch.Tensor, k: int, n_init: int, rng: np.random.RandomState) -> torch.Tensor:
+    """(n_init, K, d) unit-norm greedy k-means++ seeds on the features ``Z`` (n, d).
 
-    dtype = Z.dtype
-    Z = np.asarray(Z, dtype=np.float64)  # sklearn's float32 path upcasts chunk by chunk: slow
-    sq = np.einsum("ij,ij->i", Z, Z)
-    seeds = []
-    for _ in range(n_init):
-        centers, _ = kmeans_plusplus(
-            Z, k, x_squared_norms=sq, random_state=rng.randint(np.iinfo(np.int32).max)
-        )
-        norm = np.linalg.norm(centers, axis=1, keepdims=True)
-        dead = norm[:, 0] == 0  # an all-zero input row: replace by a random direction
-        if dead.any():
-            centers[dead] = rng.standard_normal((int(dead.sum()), Z.shape[1]))
-            norm = np.linalg.norm(centers, axis=1, keepdims=True)
-        seeds.append(centers / norm)
-    return np.stack(seeds).astype(dtype, copy=False)
+    The n_init seedings run side by side on Z's device (one matmul per step); candidates
+    are drawn on the CPU from ``rng`` so that a seed gives the same centers everywhere.
+    scikit-learn's ``kmeans_plusplus`` does the same on one seeding at a time in numpy,
+    several times slower here and never on a GPU.
+    """
+    n = Z.shape[0]
+    trials = 2 + int(math.log(k))  # as scikit-learn's greedy k-means++
+    gen = torch.Generator().manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
+    sq = (Z * Z).sum(1)
+    rows = torch.arange(n_init, device=Z.device)
+
+    def dist(idx: torch.Tensor) -> torch.Tensor:  # squared distances of Z to Z[idx], (..., n)
+        c = Z[idx]
+        return (sq[idx][..., None] + sq - 2.0 * c @ Z.T).clamp_min(0.0)
+
+    chosen = [torch.randint(n, (n_init,), generator=gen).to(Z.device)]
+    closest = dist(chosen[0])  # (R, n)
+    for _ in range(1, k):
+        weights = closest.double().cpu()
+        empty = weights.sum(1) <= 0  # every point is already a center: sample uniformly
+        weights[empty] = 1.0
+        cand = torch.multinomial(weights, trials, replacement=True, generator=gen).to(Z.device)
+        new = torch.minimum(closest[:, None, :], dist(cand))  # (R, trials, n)
+        best = new.sum(-1).argmin(1)
+        chosen.append(cand[rows, best])
+        closest = new[rows, best]
+    centers = Z[torch.stack(chosen, 1)]  # (R, K, d)
+    norm = centers.norm(dim=-1, keepdim=True)
+    if bool((norm == 0).any()):  # an all-zero input row: use a random direction instead
+        noise = torch.randn(centers.shape, generator=gen, dtype=centers.dtype).to(Z.device)
+        centers = torch.where(norm == 0, noise, centers)
+    return _unit_rows(centers)
 
 
 # --------------------------------------------------------------------------------------
@@ -583,7 +600,15 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         limit = 20_000 if self.init_size is None else int(self.init_size)
         return limit if n is None else min(n, limit)
 
-    def _seed_centers(self, Z: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
+    def _init_sample(self, Z: torch.Tensor, rng: np.random.RandomState) -> torch.Tensor:
+        """A random subset of ``init_size`` rows of in-memory features, for seeding."""
+        size = self._init_size(Z.shape[0])
+        if size >= Z.shape[0]:
+            return Z
+        idx = np.sort(rng.choice(Z.shape[0], size, replace=False))
+        return Z[torch.from_numpy(idx).to(Z.device)]
+
+    def _seed_centers(self, Z: torch.Tensor, rng: np.random.RandomState) -> torch.Tensor:
         if Z.shape[0] < self.n_clusters:
             raise ValueError(
                 f"n_samples={Z.shape[0]} should be >= n_clusters={self.n_clusters}."
@@ -591,18 +616,16 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         return _kmeans_pp(Z, self.n_clusters, self.n_init, rng)
 
     def _fit_raw(self, data: _Data, rng: np.random.RandomState) -> None:
-        head = data.head(self._init_size(data.n))
-        with torch.no_grad():
-            Zh = self._features(self._to_device(head)).cpu().numpy()
-        trainer = _CenterTrainer(
-            torch.from_numpy(self._seed_centers(Zh, rng)).to(self._device_, self._dtype_),
-            self.optimizer,
-            self._lr(),
-            self.center_step,
-        )
         in_memory = None
         if data.array is not None:  # normalise once, then index batches on the device
             in_memory = torch.cat(list(self._feature_batches(data, 65536)))
+            Zh = self._init_sample(in_memory, rng)
+        else:  # a stream: seed on its leading rows
+            with torch.no_grad():
+                Zh = self._features(self._to_device(data.head(self._init_size(data.n))))
+        trainer = _CenterTrainer(
+            self._seed_centers(Zh, rng), self.optimizer, self._lr(), self.center_step
+        )
         seen_labels: list[torch.Tensor] = []
         self._train_centers(
             trainer, data, in_memory, rng, epochs=self.max_iter, tol=self.tol,
@@ -765,9 +788,9 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
 
             # centers: k-means++ restarts on the pretrained features, refined, best kept
             Z = torch.cat(list(self._feature_batches(data, 4096)))
-            Zh = Z[: self._init_size(Z.shape[0])].cpu().numpy()
+            Zh = self._init_sample(Z, rng)
             trainer = _CenterTrainer(
-                torch.from_numpy(self._seed_centers(Zh, rng)).to(self._device_, torch.float32),
+                self._seed_centers(Zh, rng),
                 self.optimizer,
                 self._lr(),
                 self.center_step,
@@ -855,9 +878,7 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
             with torch.no_grad():
                 Zh = self._features(self._to_device(head))
             trainer = _CenterTrainer(
-                torch.from_numpy(self._seed_centers(Zh.cpu().numpy(), rng)).to(
-                    self._device_, self._dtype_
-                ),
+                self._seed_centers(Zh, rng),
                 self.optimizer,
                 self._partial_lr(),
                 self.center_step,
