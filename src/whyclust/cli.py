@@ -214,7 +214,7 @@ def _cluster_line(labels, n_clusters: int) -> str:
 # --- commands ---------------------------------------------------------------------------
 
 
-@cli.command()
+@cli.command(short_help="Fit, explain and report on real data.")
 @click.option(
     "--dataset",
     type=click.Choice(DATASETS),
@@ -295,7 +295,7 @@ def demo(dataset: str, model: str, out_dir: str, seed: int, quiet: bool) -> None
     )
 
 
-@cli.command()
+@cli.command(short_help="Fit a clustering model and save it.")
 @click.argument("data", type=click.Path())
 @click.option(
     "-k", "--n-clusters", "n_clusters", type=int, required=True, help="Number of clusters."
@@ -340,14 +340,15 @@ def fit(
     click.echo(f"saved {output}")
 
 
-@cli.command()
+@cli.command(short_help="Explain every point's cluster assignment.")
 @click.argument("model_path", metavar="MODEL", type=click.Path())
 @click.argument("data", type=click.Path())
 @click.option(
     "--method",
     default="neon",
     show_default=True,
-    help="neon, or a baseline (see the error message for the list).",
+    help="neon (exact), or a baseline: gradient, gradient_x_input, "
+    "integrated_gradients, occlusion, shap.",
 )
 @click.option(
     "--target",
@@ -437,7 +438,7 @@ def _explanation_frame(expl, names: list[str] | None):
     return frame
 
 
-@cli.command()
+@cli.command(short_help="Write a self-contained HTML report.")
 @click.argument("model_path", metavar="MODEL", type=click.Path())
 @click.argument("data", type=click.Path())
 @click.option(
@@ -502,6 +503,7 @@ def report(
 @cli.command(
     context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
     add_help_option=False,
+    short_help="Run the benchmarks (options go to whyclust.bench).",
 )
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
