@@ -91,6 +91,29 @@ def test_vectorised_equals_naive_loop(seed, n, d, k, n_steps, batch_size):
     np.testing.assert_allclose(curves.auc, expected)
 
 
+def test_deep_network_on_images_matches_naive():
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    encoder = nn.Sequential(nn.Flatten(), nn.Linear(16, 6), nn.ReLU(), nn.Linear(6, 3))
+    centers = np.random.default_rng(0).normal(size=(4, 3))
+    net = wc.neuralize((encoder, centers))
+    rng = np.random.default_rng(1)
+    X = rng.random((7, 1, 4, 4)).astype(np.float32)
+    rel = rng.normal(size=X.shape)
+    curves = deletion_curve(net, X, rel, baseline="zero", n_steps=4, batch_size=3)
+    with torch.no_grad():
+        c = net(torch.from_numpy(X)).argmax(1).numpy()
+        for i in range(len(X)):
+            order = np.argsort(-rel[i].ravel(), kind="stable")
+            for s, k in enumerate([0, 4, 8, 12, 16]):
+                x = X[i].ravel().copy()
+                x[order[:k]] = 0.0
+                f = net(torch.from_numpy(x.reshape(1, 1, 4, 4)))[0, c[i]].item()
+                assert curves.curves[i, s] == pytest.approx(f, rel=1e-5, abs=1e-6)
+
+
 @pytest.fixture(scope="module")
 def blobs():
     from sklearn.cluster import KMeans
@@ -200,7 +223,7 @@ def test_compare_methods_table(blobs):
         methods.append("gradient")
     table = compare_methods(model, X[:80], methods, n_steps=5)
     assert list(table.index) == methods
-    assert {"deletion_auc", "insertion_auc", "deletion_gap", "explain_seconds"} <= set(table)
+    assert {"deletion_auc", "deletion_median", "insertion_auc", "deletion_gap"} <= set(table)
     assert table.loc["neon", "deletion_auc"] < table.loc["random", "deletion_auc"]
     assert table["deletion_gap"].min() == 0.0
 
