@@ -194,3 +194,18 @@ def test_kernel_head_behind_an_encoder():
     e = wc.explain(net, X)
     np.testing.assert_allclose(e.extras["head_conservation"], 1.0, atol=1e-8)
     np.testing.assert_allclose(e.logit, head(torch.from_numpy(z)).numpy().max(1), rtol=1e-9)
+
+
+def test_float64_head_behind_float32_encoder():
+    """TELL stores float64 centers next to a float32 encoder."""
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(16, 5)).astype(np.float32)
+    enc = nn.Sequential(_mlp(5, 3, bias=False, dtype=torch.float32), L2Normalize())
+    with torch.no_grad():
+        z = enc(torch.from_numpy(X)).double().numpy()
+    net = EncodedClusterNetwork(enc, KMeansNetwork(z[:3]), 5)
+    e = wc.explain(net, X)
+    assert e.relevance.dtype == np.float32
+    np.testing.assert_allclose(e.extras["head_conservation"], 1.0, atol=1e-3)
+    d = ((z[:, None, :] - z[None, :3]) ** 2).sum(-1)
+    assert np.array_equal(e.cluster, d.argmin(1))

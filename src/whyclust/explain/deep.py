@@ -250,11 +250,16 @@ def explain_encoded(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     net = net.to(dev).eval()
 
+    head = net.head
+    if head.dtype != dtype:  # e.g. float64 centers behind a float32 encoder
+        head = copy.deepcopy(head).to(dtype=dtype)
+
     # pass 1: logits of every point give assignments, targets and beta="auto"
     logits = torch.empty((n, net.n_clusters), dtype=dtype)
     with torch.no_grad():
         for rows in row_batches(n, bs):
-            logits[rows] = net(_tensor(X[rows], dev, dtype)).cpu()
+            z = net.encoder(_tensor(X[rows], dev, dtype))
+            logits[rows] = head(z.reshape(z.shape[0], -1)).cpu()
     if not bool(torch.isfinite(logits).all()):
         raise ValueError("the network gives NaN or infinite logits for X")
     assigned = logits.argmax(1)
@@ -289,7 +294,7 @@ def explain_encoded(
                 sink: list[torch.Tensor] = []
                 t = tgt[rows].to(dev)
                 o = None if other is None else other[rows].to(dev)
-                f = NeonHead.apply(z, net.head, t, beta_value, o, eps, sink)
+                f = NeonHead.apply(z, head, t, beta_value, o, eps, sink)
                 (r,) = torch.autograd.grad(f, x, grad_outputs=f.detach())
             out[rows] = r.detach().cpu().numpy().astype(X.dtype, copy=False)
             logit[rows] = f.detach().cpu().numpy()
