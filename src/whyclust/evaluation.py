@@ -207,7 +207,7 @@ def flipping_curve(
                 curves[rows, s] = out.double().cpu().numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         norm = curves / logit[:, None]
-    auc = np.trapezoid(norm, fractions, axis=1)
+    auc = _trapezoid(norm, fractions, axis=1)
     return FlippingCurves(
         kind=kind,
         fractions=fractions,
@@ -217,6 +217,10 @@ def flipping_curve(
         auc=auc,
         method=name,
     )
+
+
+#: numpy >= 2 renamed trapz to trapezoid
+_trapezoid = getattr(np, "trapezoid", None) or np.trapz  # noqa: NPY201
 
 
 def _check_relevance(rel: np.ndarray, n: int, d: int) -> np.ndarray:
