@@ -50,7 +50,12 @@ def _say(quiet: bool, message: str) -> None:
 def _read(path: str, label_column: str | None, quiet: bool):
     from whyclust.datasets import read_data
 
-    return read_data(path, label_column=label_column, progress=not quiet)
+    try:
+        return read_data(path, label_column=label_column, progress=not quiet)
+    except TypeError as exc:
+        if "non-numeric columns" in str(exc) and label_column is None:
+            raise TypeError(f"{exc} (name a label column with --label-column NAME)") from None
+        raise
 
 
 def _make_model(name: str, n_clusters: int, seed: int, n_samples: int) -> Any:
