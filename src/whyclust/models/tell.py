@@ -310,7 +310,8 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
     Parameters
     ----------
     n_clusters : int, default=8
-        Number of clusters K (any K >= 2).
+        Number of clusters K, any K >= 1 (:func:`whyclust.neuralize` and
+        :func:`whyclust.explain` need K >= 2).
     encoder : None, "mlp", "conv" or (encoder, decoder) pair of torch modules, default=None
         ``None`` clusters the L2-normalised inputs. ``"mlp"`` is the paper's autoencoder
         d-500-500-2000-``n_latent``; ``"conv"`` its convolutional autoencoder for images of
@@ -382,6 +383,17 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         The trained networks (encoder mode).
     feature_scale_ : ndarray of shape (K,)
         Encoder mode: mean norm of f(x) over each cluster, used to decode prototypes.
+
+    Notes
+    -----
+    ``whyclust.save`` / ``whyclust.load`` write one safetensors file with a JSON header.
+    Built-in encoders are rebuilt from their name and sizes. User-supplied modules are saved
+    only when both are ``nn.Sequential`` of standard layers that the file format can
+    describe (Linear, Conv2d, BatchNorm, activations, Flatten, ...); anything else raises
+    ``TypeError`` on save, because a file never names code to run.
+
+    Training and inference run on the device chosen at ``fit`` time; a loaded model runs
+    on the CPU.
     """
 
     def __init__(
