@@ -115,7 +115,8 @@ def image_grid_figure(images: np.ndarray, titles: Sequence[str], *, ncols: int =
     k, _, h, w = images.shape
     ncols = min(ncols, k)
     nrows = int(np.ceil(k / ncols))
-    pad, head = max(1, h // 8), max(3, h // 3)
+    scale = max(1.0 / h, 0.02)  # inches per image pixel: small images are enlarged
+    pad, head = max(1, h // 8), int(np.ceil(0.2 / scale))  # head: room for a title line
     width = ncols * (w + pad) + pad
     height = nrows * (h + pad + head) + pad
     mosaic = np.ones((height, width, 3))
@@ -126,7 +127,6 @@ def image_grid_figure(images: np.ndarray, titles: Sequence[str], *, ncols: int =
         top, left = r * (h + pad + head) + head + pad, c * (w + pad) + pad
         mosaic[top : top + h, left : left + w] = _to_rgb(images[i], lo, hi)
         spots.append((left + w / 2, top - pad / 2, titles[i]))
-    scale = max(1.0 / h, 0.02)
     fig = _figure(width * scale, height * scale, layout=None)
     ax = fig.add_axes((0, 0, 1, 1))
     ax.imshow(mosaic, interpolation="nearest")
