@@ -283,3 +283,27 @@ def test_explain_to_bad_input(data) -> None:
         predict_stream(km, X[:, :4])
     with pytest.raises(ValueError, match="target"):
         explain_to(km, X, np.empty(X.shape, np.float32), target=np.zeros(3, int))
+
+
+def test_deep_encoder_dask_and_streaming_use_global_bounds(data) -> None:
+    X, _ = data
+    X = X[:600]
+    torch.manual_seed(0)
+    encoder = torch.nn.Sequential(torch.nn.Linear(9, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    with torch.no_grad():
+        Z = encoder(torch.from_numpy(X)).numpy()
+    net = wc.neuralize((encoder, KMeans(4, n_init=1, random_state=0).fit(Z).cluster_centers_))
+    ref = wc.explain(net, X)  # ZBox bounds default to the range of all of X
+    # chunks and batches see narrower ranges; the global range must be used everywhere
+    e = wc.explain(net, da.from_array(X, chunks=100))
+    rel, logit = dask.compute(e.relevance, e.logit)
+    assert e.beta == pytest.approx(ref.beta, rel=1e-5)
+    _close(rel, ref.relevance, np.float32)
+    _close(logit, ref.logit, np.float32)
+    out = np.empty_like(X)
+    explain_to(net, X, out, batch_size=100)
+    _close(out, ref.relevance, np.float32)
+    # given bounds pass through unchanged
+    ref_b = wc.explain(net, X, bounds=(-20.0, 20.0))
+    _close(wc.explain(net, da.from_array(X, chunks=100), bounds=(-20.0, 20.0))
+           .relevance.compute(), ref_b.relevance, np.float32)

@@ -29,7 +29,13 @@ from whyclust._validation import resolve_dtype
 from whyclust.explain import explain
 from whyclust.explain.explanation import Explanation
 from whyclust.explain.neon import KMeansRelevance, assigned_logits, resolve_beta
-from whyclust.neuralize import ClusterNetwork, KMeansNetwork, neuralize
+from whyclust.neuralize import (
+    ClusterNetwork,
+    EncodedClusterNetwork,
+    KMeansNetwork,
+    L2Normalize,
+    neuralize,
+)
 
 __all__ = ["explain_dask", "explain_to", "predict_dask", "predict_stream"]
 
@@ -90,12 +96,19 @@ def explain_dask(
     n = X.shape[0]
     net_key = _delayed_network(net)
 
-    if isinstance(beta, str):
-        if beta != "auto":
-            raise ValueError(f"beta must be 'auto' or a number >= 0, got {beta!r}")
-        if options.get("contrast") is None:
-            beta = _auto_beta_dask(net_key, X, options.get("device"))
-    else:
+    if isinstance(beta, str) and beta != "auto":
+        raise ValueError(f"beta must be 'auto' or a number >= 0, got {beta!r}")
+    want_beta = beta == "auto" and options.get("contrast") is None
+    want_bounds = _needs_global_bounds(net, method, options)
+    if want_beta or want_bounds:
+        mean_logit, low, high = _first_pass_dask(
+            net_key, X, options.get("device"), want_beta, want_bounds
+        )
+        if want_beta:
+            beta = _beta_from_mean(mean_logit)
+        if want_bounds:
+            options["bounds"] = _bounds(low, high)
+    if not isinstance(beta, str):
         beta = resolve_beta(beta)
 
     arrays: dict[str, Any] = {}
@@ -225,20 +238,48 @@ def _delayed_network(net: ClusterNetwork) -> Any:
     return dask.delayed(net, name="whyclust-network-" + _network_token(net), pure=True)
 
 
-def _auto_beta_dask(net_key: Any, X: Any, device: Any) -> float:
+def _needs_global_bounds(net: ClusterNetwork, method: str, options: dict[str, Any]) -> bool:
+    """NEON through an encoder defaults its ZBox bounds to the data's range: that must be
+    the range of all of X, not of one chunk or batch, for the results to match."""
+    return (
+        method == "neon"
+        and isinstance(net, EncodedClusterNetwork)
+        and not (isinstance(net.encoder, L2Normalize) and isinstance(net.head, KMeansNetwork))
+        and options.get("bounds") is None
+        and options.get("composite") is None
+    )
+
+
+def _bounds(low: float, high: float) -> tuple[float, float]:
+    return (low, high if high > low else low + 1.0)  # as whyclust.explain.deep does
+
+
+def _first_pass_dask(
+    net_key: Any, X: Any, device: Any, want_beta: bool, want_bounds: bool
+) -> tuple[float, float, float]:
+    """Mean assigned-cluster logit and the min / max of X, in one eager pass."""
+    import dask
     import dask.array as da
 
-    parts = da.map_blocks(
-        _logit_sum_block,
-        X,
-        net_key,
-        dtype=np.float64,
-        meta=np.empty((0,), dtype=np.float64),
-        drop_axis=list(range(1, X.ndim)),
-        chunks=(tuple(1 for _ in X.chunks[0]),),
-        device=device,
-    )
-    return _beta_from_mean(float(parts.sum().compute()) / X.shape[0])
+    todo = []
+    if want_beta:
+        parts = da.map_blocks(
+            _logit_sum_block,
+            X,
+            net_key,
+            dtype=np.float64,
+            meta=np.empty((0,), dtype=np.float64),
+            drop_axis=list(range(1, X.ndim)),
+            chunks=(tuple(1 for _ in X.chunks[0]),),
+            device=device,
+        )
+        todo.append(parts.sum())
+    if want_bounds:
+        todo += [X.min(), X.max()]
+    got = [float(v) for v in dask.compute(*todo)]
+    mean = got.pop(0) / X.shape[0] if want_beta else math.nan
+    low, high = (got[0], got[1]) if want_bounds else (math.nan, math.nan)
+    return mean, low, high
 
 
 def _beta_from_mean(mean: float) -> float:
@@ -381,16 +422,25 @@ def explain_to(
     target = _check_column(target, n, "target")
     contrast = _check_column(contrast, n, "contrast")
 
-    if isinstance(beta, str) and contrast is None:
-        if beta != "auto":
-            raise ValueError(f"beta must be 'auto' or a number >= 0, got {beta!r}")
-        total = 0.0
+    if isinstance(beta, str) and beta != "auto":
+        raise ValueError(f"beta must be 'auto' or a number >= 0, got {beta!r}")
+    want_beta = beta == "auto" and contrast is None
+    want_bounds = _needs_global_bounds(net, method, options)
+    if want_beta or want_bounds:
+        total, low, high = 0.0, math.inf, -math.inf
         for start in _read_only_ok(range(0, n, bs)):
-            block = _read_rows(X, start, start + bs)
-            total += float(_assigned_logits(net, _as_batch(block), device).sum())
-            _release(block, release_pages)
-        beta = _beta_from_mean(total / n)
-    elif not isinstance(beta, str):
+            raw = _read_rows(X, start, start + bs)
+            block = _as_batch(raw)
+            if want_beta:
+                total += float(_assigned_logits(net, block, device).sum())
+            if want_bounds:
+                low, high = min(low, float(block.min())), max(high, float(block.max()))
+            _release(raw, release_pages)
+        if want_beta:
+            beta = _beta_from_mean(total / n)
+        if want_bounds:
+            options["bounds"] = _bounds(low, high)
+    if not isinstance(beta, str):
         beta = resolve_beta(beta)
 
     dtype = resolve_dtype(X.dtype)
