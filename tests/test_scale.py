@@ -275,6 +275,8 @@ def test_explain_to_bad_input(data) -> None:
         explain_to(km, X, np.empty(X.shape, np.int32))
     with pytest.raises(TypeError, match="writable"):
         explain_to(km, X, [[0.0] * 9])
+    with pytest.raises(TypeError, match="to_zarr"):
+        explain_to(km, X, da.zeros(X.shape, dtype=np.float32))
     with pytest.raises(TypeError, match="sliceable"):
         explain_to(km, X.tolist(), np.empty(X.shape, np.float32))
     with pytest.raises(ValueError, match="batch_size"):
@@ -307,3 +309,18 @@ def test_deep_encoder_dask_and_streaming_use_global_bounds(data) -> None:
     ref_b = wc.explain(net, X, bounds=(-20.0, 20.0))
     _close(wc.explain(net, da.from_array(X, chunks=100), bounds=(-20.0, 20.0))
            .relevance.compute(), ref_b.relevance, np.float32)
+
+
+def test_tell_through_dask(data) -> None:
+    if not hasattr(wc, "TELL"):
+        pytest.skip("TELL is not part of this build")
+    X, _ = data
+    model = wc.TELL(n_clusters=5, n_init=1, max_iter=3, random_state=0).fit(X)
+    ref = wc.explain(model, X)
+    e = wc.explain(model, da.from_array(X, chunks=400))
+    rel, cluster = dask.compute(e.relevance, e.cluster)
+    np.testing.assert_array_equal(cluster, model.predict(X))
+    assert e.beta == pytest.approx(ref.beta, rel=1e-5)
+    _close(rel, ref.relevance)
+    np.testing.assert_array_equal(predict_dask(model, da.from_array(X, chunks=400)).compute(),
+                                  model.predict(X))

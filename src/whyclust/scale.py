@@ -407,8 +407,12 @@ def explain_to(
     net = neuralize(model)
     n, feature_shape = _check_rows_input(X, net)
     d = math.prod(feature_shape)
-    if not (hasattr(out, "shape") and hasattr(out, "__setitem__")):
-        raise TypeError(f"out must be a writable array-like, got {type(out).__name__}")
+    if not (hasattr(out, "shape") and hasattr(out, "__setitem__")) or _is_dask(out):
+        raise TypeError(
+            f"out must be a writable array-like (numpy, np.memmap, zarr), got "
+            f"{type(out).__name__}" + ("; with dask, explain X lazily and use "
+                                       "e.relevance.to_zarr(...)" if _is_dask(out) else "")
+        )
     out_shape = tuple(out.shape)
     if out_shape not in ((n, *feature_shape), (n, d)):
         raise ValueError(
