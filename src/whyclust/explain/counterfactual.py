@@ -142,6 +142,10 @@ def counterfactual(
         others = torch.tensor([j for j in range(k) if j != c])
         A = 2.0 * (mu[c] - mu[others])  # (K-1, d)
         cvec = margin - (sq[others] - sq[c])  # A x' >= cvec
+        # unit normals: the same polytope, but a dual with unit diagonal converges fast
+        # even when two centroids are very close (tiny w_kj)
+        norm = A.norm(dim=1).clamp_min(torch.finfo(A.dtype).tiny)
+        A, cvec = A / norm[:, None], cvec / norm
         x = xs[rows]
         lam, ok = _project(A, cvec, x, max_iter, tol)
         change[rows] = lam @ A
