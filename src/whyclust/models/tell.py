@@ -216,11 +216,15 @@ class _CenterTrainer:
     def step(self, z: torch.Tensor, lr_scale: float = 1.0) -> torch.Tensor:
         """One update on unit-norm features ``z`` (B, d); returns the (R,) batch losses."""
         c = self.centers
-        best, labels = torch.matmul(z, c.transpose(1, 2)).max(-1)  # (R, B)
-        loss = 2.0 - 2.0 * best.mean(1)
-        k = c.shape[1]
-        onehot = torch.nn.functional.one_hot(labels, k).to(z.dtype)  # (R, B, K)
-        grad = torch.matmul(onehot.transpose(1, 2), z).mul_(-2.0 / z.shape[0])  # dL/dOmega
+        r, k, d = c.shape
+        # one GEMM for all restarts: scores (B, R*K) -> best center per restart
+        best, labels = torch.matmul(z, c.reshape(r * k, d).T).reshape(-1, r, k).max(-1)
+        loss = 2.0 - 2.0 * best.mean(0)  # (R,)
+        # dL/dOmega_j = -2/B * (sum of the z assigned to j), summed by index_add
+        offsets = labels + torch.arange(r, device=z.device) * k  # (B, R)
+        grad = torch.zeros(r * k, d, dtype=z.dtype, device=z.device)
+        grad.index_add_(0, offsets.T.reshape(-1), z.repeat(r, 1))
+        grad = grad.reshape(r, k, d).mul_(-2.0 / z.shape[0])
         scale = self.step_fraction * c.norm(dim=-1, keepdim=True)
         grad.mul_(scale / grad.norm(dim=-1, keepdim=True).clamp_min(1e-30))
         if self.opt is None:
@@ -320,7 +324,7 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
     n_init : int, default=4
         k-means++ restarts. In raw mode they are trained side by side (one tensor), and
         the one with the lowest clustering loss is kept.
-    max_iter : int, default=20
+    max_iter : int, default=10
         Raw mode: maximum number of epochs (passes over the data). Encoder mode: number of
         clustering epochs, alternating center (even) and network (odd) updates.
     tol : float, default=1e-4
@@ -402,7 +406,7 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         *,
         encoder: Any = None,
         n_init: int = 4,
-        max_iter: int = 20,
+        max_iter: int = 10,
         tol: float = 1e-4,
         batch_size: int = 256,
         optimizer: str = "sgd",
@@ -669,10 +673,10 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         self.n_steps_ = 0
         bar = tqdm(range(epochs), desc="TELL", disable=not self.verbose, leave=False)
         for _ in bar:
-            if Z is not None:
-                perm = torch.from_numpy(rng.permutation(Z.shape[0])).to(Z.device)
+            if Z is not None:  # shuffle once per epoch, then contiguous slices
+                Zp = Z[torch.from_numpy(rng.permutation(Z.shape[0])).to(Z.device)]
                 batches: Iterable[torch.Tensor] = (
-                    Z[perm[s : s + self.batch_size]] for s in range(0, Z.shape[0], self.batch_size)
+                    Zp[s : s + self.batch_size] for s in range(0, Z.shape[0], self.batch_size)
                 )
             else:
                 batches = self._feature_batches(data, self.batch_size)
