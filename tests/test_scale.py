@@ -154,10 +154,14 @@ def test_distributed_local_cluster(data) -> None:
     ):
         Xd = da.from_array(X, chunks=300)
         e = wc.explain(km, Xd)
-        rel, logit, cluster_ = client.compute([e.relevance, e.logit, e.cluster], sync=True)
+        with distributed.get_task_stream(client) as stream:
+            rel, logit, cluster_ = client.compute([e.relevance, e.logit, e.cluster], sync=True)
         labels = predict_dask(km, Xd).compute()
-        # every worker ran tasks: the work is spread over processes
-        assert len(client.run(lambda: 1)) == 2
+        addresses = set(client.scheduler_info()["workers"])
+    assert len(addresses) == 2  # two worker processes
+    # the explain tasks ran in those worker processes
+    workers = {t["worker"] for t in stream.data if "whyclust-explain" in str(t["key"])}
+    assert workers and workers <= addresses
     assert e.beta == pytest.approx(ref.beta, rel=1e-6)
     _close(rel, ref.relevance)
     _close(logit, ref.logit)
