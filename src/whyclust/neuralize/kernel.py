@@ -218,14 +218,22 @@ class KernelKMeansNetwork(ClusterNetwork):
                 h_ij = d_oth[sl][:, None, :] - d_own[sl][:, :, None]  # (b, |C_c|, m')
                 # exact ties (h_ij = 0, common on integer data) carry no evidence and would
                 # turn R_ij / h_ij into 0 / 0: the LME+ pool passes their share to the other
-                # own points instead, which keeps the total
-                live = h_ij.abs() > tie
-                qn = q[sl][:, :, None] * live
-                qn = qn / qn.sum(1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
-                a = qn * top[sl][:, None, :] / stabilize(torch.where(live, h_ij, 1.0), stab)
+                # own points instead, which keeps the total. With live_ij the non-ties,
+                # a_ij = q_i live_ij R_jk / (Z_j h_ij), Z_j = sum_i q_i live_ij, and the
+                # sums over i and j are two batched matrix-vector products.
+                mask = h_ij.abs() > tie
+                live = mask.to(x.dtype)
+                qb = q[sl]
+                z = torch.bmm(qb[:, None, :], live)[:, 0, :]  # Z_j
+                t = top[sl] / z.clamp_min(torch.finfo(x.dtype).tiny)
+                if stab > tie:  # a user-set stabiliser larger than the tie level
+                    h_ij = stabilize(h_ij, stab)
+                inv = h_ij.reciprocal_().masked_fill_(~mask, 0.0)  # live_ij / h_ij
+                a_own = qb * torch.bmm(inv, t[:, :, None])[:, :, 0]
+                a_oth = t * torch.bmm(qb[:, None, :], inv)[:, 0, :]
                 block = alpha[rows[sl]]
-                block[:, ci] = a.sum(2)
-                block[:, other] = -a.sum(1)
+                block[:, ci] = a_own
+                block[:, other] = -a_oth
                 alpha[rows[sl]] = block
         xs = x - self.offset
         rel = 2.0 * xs * (alpha @ self.shifted) - alpha @ (self.shifted * self.shifted)
