@@ -209,3 +209,13 @@ def test_float64_head_behind_float32_encoder():
     np.testing.assert_allclose(e.extras["head_conservation"], 1.0, atol=1e-3)
     d = ((z[:, None, :] - z[None, :3]) ** 2).sum(-1)
     assert np.array_equal(e.cluster, d.argmin(1))
+
+
+def test_deep_network_round_trips_through_a_file(tmp_path):
+    rng = np.random.default_rng(10)
+    X = rng.normal(size=(12, 6))
+    enc = _mlp(6, 3, bias=True)
+    net = wc.neuralize((enc, _centers_from(enc, X, 3)))
+    back = wc.load(wc.save(net, tmp_path / "deep.whyclust"))
+    a, b = wc.explain(net, X, bounds=(-3, 3)), wc.explain(back, X, bounds=(-3, 3))
+    np.testing.assert_allclose(a.relevance, b.relevance, rtol=1e-10, atol=1e-12)
