@@ -271,3 +271,16 @@ def test_dataframe_input_keeps_feature_names():
     assert e.feature_names == ["a", "b", "c", "d"]
     assert list(e.to_frame().columns) == ["a", "b", "c", "d"]
     assert "Explanation(method='neon'" in repr(e)
+
+
+def test_float64_head_behind_float32_encoder_predicts():
+    from whyclust.neuralize import EncodedClusterNetwork
+
+    encoder = torch.nn.Sequential(torch.nn.Linear(5, 3), torch.nn.ReLU())
+    _, centers = make_problem(11, 1, 4, 3, np.float64)
+    net = EncodedClusterNetwork(encoder, KMeansNetwork(centers), n_features=5)
+    X = np.random.default_rng(1).normal(size=(30, 5)).astype(np.float32)
+    assert net.dtype == torch.float32
+    with torch.no_grad():
+        z = encoder(torch.from_numpy(X)).double().numpy()
+    np.testing.assert_array_equal(net.predict(X), direct_logits(z, centers).argmax(1))

@@ -77,6 +77,13 @@ class EncodedClusterNetwork(ClusterNetwork):
         self.n_clusters = head.n_clusters
         self.n_features = int(n_features)
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype inputs are cast to: the encoder's (its head may keep float64 centers)."""
+        for p in self.encoder.parameters():
+            return p.dtype
+        return self.head.dtype
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.encoder(x)
-        return self.head(z.reshape(z.shape[0], -1))
+        return self.head(z.reshape(z.shape[0], -1).to(self.head.dtype))
