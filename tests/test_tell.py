@@ -331,3 +331,11 @@ def test_cuda_matches_cpu():
     images, _ = small_images(64)
     conv = TELL(3, encoder="conv", device="cuda", random_state=0, **ENC_FAST).fit(images)
     np.testing.assert_array_equal(conv.predict(images), conv.labels_)
+
+
+def test_verbose_shows_progress_and_zero_is_silent(capsys):
+    X, _ = directional_blobs(n=64)
+    TELL(3, verbose=0, random_state=0, **FAST).fit(X)
+    assert "TELL" not in capsys.readouterr().err
+    TELL(3, verbose=1, random_state=0, **FAST).fit(X)
+    assert "TELL" in capsys.readouterr().err
