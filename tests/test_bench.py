@@ -88,3 +88,28 @@ def test_neon_loop_matches_vectorised():
     for beta in (0.0, 0.7, np.inf):
         expected = wc.explain(centers, X, beta=beta).relevance
         np.testing.assert_allclose(neon_loop(centers, X, beta), expected, atol=1e-9)
+
+
+def test_faithfulness_section_structure(monkeypatch):
+    # k-means only, NEON against gradient and random: cheap, same code path as the full table
+    full = bench._faithfulness_models
+
+    def models(name, cfg):
+        for label, model, note in full(name, cfg):
+            yield label, model, note
+            return
+
+    monkeypatch.setattr(bench, "_faithfulness_models", models)
+    monkeypatch.setattr(bench, "BASELINES", ("gradient",))
+    monkeypatch.setattr(bench, "_ground_truth", lambda cfg, methods: "(ground truth)")
+    cfg = bench.Config.make(True)
+    text = bench.section_faithfulness(cfg)
+    assert "## b. Faithfulness: deletion AUC (lower is better)" in text
+    assert "### Insertion AUC (higher is better)" in text
+    header = next(line for line in text.splitlines() if line.startswith("| dataset | model"))
+    assert header.split(" | ")[2:6] == ["ACC", "neon", "gradient", "random"]
+    row = next(line for line in text.splitlines() if line.startswith("| digits | k-means (raw)"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    neon, grad, rand = (float(c) for c in cells[3:6])
+    assert neon < grad and neon < rand
+    assert [t[5] for t in cfg.targets] == [True, True]
