@@ -716,8 +716,10 @@ def section_clustering(cfg: Config) -> str:
         else "(no rows)"
     )
     out += [
-        "From `benchmarks/bench_clustering.py` (medians over seeds: "
-        f"{cfg.cluster_seeds} on small sets, 1 on Fashion-MNIST-70k). K = 10.",
+        "From `benchmarks/bench_clustering.py` (medians over "
+        f"{cfg.cluster_seeds} seed(s)"
+        + ("; 1 seed on Fashion-MNIST-70k" if "fashion" in names else "")
+        + f"). K = 10.{' Quick mode: batch protocol only.' if cfg.quick else ''}",
         "",
         table,
         "",
