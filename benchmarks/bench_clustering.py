@@ -160,6 +160,7 @@ def run_conv(
     epochs: int = 20,
     device: str = "cpu",
     n_samples: int | None = None,
+    batch_size: int = 256,
 ) -> list[dict[str, Any]]:
     from whyclust.models.tell import TELL
 
@@ -169,9 +170,9 @@ def run_conv(
     rows = []
     for seed in seeds:
         model = TELL(k, encoder="conv", pretrain_epochs=pretrain_epochs, max_iter=epochs,
-                     batch_size=256, device=device, random_state=seed)  # fmt: skip
+                     batch_size=batch_size, device=device, random_state=seed)  # fmt: skip
         pred, seconds = _timed(lambda model=model: model.fit(X).labels_)
-        method = f"TELL conv ({pretrain_epochs}+{epochs} epochs, {device})"
+        method = f"TELL conv ({pretrain_epochs}+{epochs} epochs, batch {batch_size}, {device})"
         rows.append({"dataset": name, "protocol": "conv", "method": method, "seed": seed,
                      "time_s": seconds, "loss": model.loss_, **_scores(y, pred)})  # fmt: skip
     return rows
@@ -188,6 +189,7 @@ def run(
     conv_pretrain: int = 20,
     conv_epochs: int = 20,
     conv_seeds: int | Sequence[int] | None = None,
+    conv_batch_size: int = 256,
     device: str = "cpu",
     progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
@@ -210,7 +212,8 @@ def run(
         for name in conv_datasets:
             say(f"conv {name}")
             rows += run_conv(name, conv_list, pretrain_epochs=conv_pretrain,
-                             epochs=conv_epochs, device=device)  # fmt: skip
+                             epochs=conv_epochs, device=device,
+                             batch_size=conv_batch_size)  # fmt: skip
     return rows
 
 
@@ -258,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--conv-pretrain", type=int, default=20)
     parser.add_argument("--conv-epochs", type=int, default=20)
     parser.add_argument("--conv-seeds", type=int, default=None)
+    parser.add_argument("--conv-batch-size", type=int, default=256)
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
         "--threads", type=int, default=1,
@@ -276,6 +280,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         conv_pretrain=args.conv_pretrain,
         conv_epochs=args.conv_epochs,
         conv_seeds=args.conv_seeds,
+        conv_batch_size=args.conv_batch_size,
         device=args.device,
         progress=lambda msg: print(f"... {msg}", flush=True),
     )
