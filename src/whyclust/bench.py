@@ -56,8 +56,8 @@ class Config:
     # section a: points timed per method (None = all points)
     speed_points: dict[str, int | None] | None = None
     # section b
-    eval_points: int = 60
-    shap_points: int = 2
+    eval_points: int = 150
+    shap_points: int = 4
     n_steps: int = 20
     ae_points: int = 5000
     ae_epochs: int = 10
@@ -103,8 +103,8 @@ class Config:
                 "gradient": 2_000,
                 "gradient_x_input": 2_000,
                 "integrated_gradients": 200,
-                "occlusion": 40,
-                "shap": 2,
+                "occlusion": 100,
+                "shap": 4,
                 "neon_loop": 500,
             },
         )
@@ -166,6 +166,16 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     start = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - start
+
+
+def _best_time(fn: Callable[[], Any], first: float, budget: float = 2.0, repeats: int = 3) -> float:
+    """Best of up to ``repeats`` runs (``first`` is the time of one already done), while cheap."""
+    best = first
+    for _ in range(repeats - 1):
+        if best > budget:
+            break
+        best = min(best, _timed(fn)[1])
+    return best
 
 
 def _benchmarks_dir() -> Path | None:
@@ -326,7 +336,8 @@ def section_speed(cfg: Config) -> str:
         "explains the assigned cluster's logit f_c. Points/s is measured on the number of "
         "points shown; where that is fewer than the dataset, the time for all points is "
         "extrapolated linearly (marked *extrapolated*). 'x slower than NEON' = NEON's "
-        "points/s divided by the method's. Each method is warmed up on 2 points first.",
+        "points/s divided by the method's. Each method is warmed up on 2 points first; runs "
+        "under 2 s are repeated (best of 3; not SHAP and occlusion).",
         "",
     ]
     target_rows = []
@@ -357,6 +368,13 @@ def section_speed(cfg: Config) -> str:
                 t0 = time.perf_counter()
                 expl = wc.explain(model, sub, method=key, **opts)
                 seconds = time.perf_counter() - t0
+                if key not in ("shap", "occlusion"):
+                    seconds = _best_time(
+                        lambda model=model, sub=sub, key=key, opts=opts: wc.explain(
+                            model, sub, method=key, **opts
+                        ),
+                        seconds,
+                    )
             rate = m / seconds
             rates[key] = rate
             if key == "neon":
@@ -773,6 +791,7 @@ def _scale_rows(jobs: Sequence[tuple[int, int]], d: int, seed: int) -> list[list
             expl = wc.explain(centers, X)
             seconds = time.perf_counter() - start
         del expl
+        seconds = _best_time(lambda X=X, centers=centers: wc.explain(centers, X), seconds)
         net = wc.neuralize(centers)
         _, t_pred = _timed(lambda net=net, X=X: net.predict(X))
         out.append([seconds, t_pred, float(mem.delta), float(fixed)])
