@@ -11,9 +11,9 @@ $(VENV)/.stamp-venv:
 	$(PIP) install -U pip
 	touch $@
 
-# What the demo needs: the package, figures for the report, offline datasets.
+# What the demo needs: the package, figures, offline datasets, zennit / captum explainers.
 $(VENV)/.stamp-base: $(VENV)/.stamp-venv pyproject.toml
-	$(PIP) install -e ".[data,report]"
+	$(PIP) install -e ".[data,report,explain]"
 	touch $@
 
 # Everything the tests need (optional extras included).
