@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -21,8 +20,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import whyclust as wc  # noqa: E402
-from neon_loop import neon_loop  # noqa: E402
+from neon_loop import neon_loop
+
+import whyclust as wc
+from whyclust.bench import PeakRSS
 
 
 def load(name: str) -> np.ndarray:
@@ -32,37 +33,6 @@ def load(name: str) -> np.ndarray:
         "digits": wc.datasets.load_digits,
     }
     return loaders[name]()[0]
-
-
-class PeakRSS:
-    """Samples this process's resident set size in a thread; peak minus the starting value."""
-
-    def __init__(self, interval: float = 0.001) -> None:
-        import psutil
-
-        self.proc = psutil.Process()
-        self.interval = interval
-
-    def __enter__(self) -> PeakRSS:
-        self.start = self.peak = self.proc.memory_info().rss
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-        return self
-
-    def _watch(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-            time.sleep(self.interval)
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.proc.memory_info().rss)
-
-    @property
-    def growth(self) -> int:
-        return self.peak - self.start
 
 
 def interleaved_medians(fns: dict, repeats: int) -> dict[str, float]:
@@ -103,9 +73,9 @@ def run(dataset: str = "fashion-mnist", repeats: int = 9, loop_points: int = 300
         "ratio_predict": med["neon"] / med["predict"],
         "loop_s_extrapolated": loop_per_point * n,
         "speedup_vs_loop": loop_per_point * n / med["neon"],
-        "peak_rss_growth_mb": mem.growth / 2**20,
+        "peak_rss_growth_mb": mem.delta / 2**20,
         "input_mb": X.nbytes / 2**20,
-        "memory_ratio": mem.growth / X.nbytes,
+        "memory_ratio": mem.delta / X.nbytes,
         "conservation_error": err,
         "loop_points": loop_points,
         "repeats": repeats,

@@ -16,7 +16,7 @@ d. scaling: NEON explain time and peak memory against n (1k to 70k) and K (2 to 
 
 Usage::
 
-    whyclust bench [--quick] [--out BENCHMARKS.md] [--sections a,b,c,d]
+    whyclust bench [--quick] [--out BENCHMARKS.md] [--sections a,b,c,d,e,f]
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ import numpy as np
 
 __all__ = ["main"]
 
-SECTIONS = ("a", "b", "c", "d")
+SECTIONS = ("a", "b", "c", "d", "e", "f")
+#: sections run when --sections is not given (f writes 2 GB to disk and takes minutes)
+DEFAULT_SECTIONS = ("a", "b", "c", "d", "e")
 BASELINES = ("gradient", "gradient_x_input", "integrated_gradients", "occlusion", "shap")
 #: methods NEON must beat in deletion AUC (the target of issue 5)
 MUST_BEAT = ("gradient", "gradient_x_input", "occlusion", "random")
@@ -846,11 +848,79 @@ def section_scaling(cfg: Config) -> str:
 # --- entry point -----------------------------------------------------------------------------
 
 
+# --- sections e and f: NEON against KMeans.predict; a 2 GB array on disk -----------------
+
+
+def section_predict_ratio(cfg: Config) -> str:
+    out = ["## e. NEON against KMeans.predict (cost, loop speed-up, memory)", ""]
+    module = _import_benchmark("bench_neon")
+    name = "fashion" if _available("fashion") is None else "mnist5k"
+    if module is None:
+        return "\n".join([*out, "Skipped: benchmarks/bench_neon.py not found.", ""])
+    _say(f"NEON vs predict: {name}")
+    row = module.run(
+        {"fashion": "fashion-mnist"}.get(name, name),
+        repeats=3 if cfg.quick else 9,
+        loop_points=50 if cfg.quick else 300,
+    )
+    label = _LABELS.get(name, name)
+    cfg.targets += [
+        (
+            "e",
+            name,
+            "k-means",
+            "explain <= 3x KMeans.predict",
+            f"{row['ratio_predict']:.2f}x",
+            row["ratio_predict"] <= 3,
+        ),
+        (
+            "e",
+            name,
+            "k-means",
+            ">= 50x faster than a per-sample loop",
+            f"{row['speedup_vs_loop']:,.0f}x",
+            row["speedup_vs_loop"] >= 50,
+        ),
+        (
+            "e",
+            name,
+            "k-means",
+            "peak memory < 2x input",
+            f"{row['memory_ratio']:.2f}x",
+            row["memory_ratio"] < 2,
+        ),
+    ]
+    return "\n".join(
+        [*out, f"From `benchmarks/bench_neon.py` on {label}.", "", module.markdown(row), ""]
+    )
+
+
+def section_disk_memory(cfg: Config) -> str:
+    out = ["## f. Predict and explain a 2 GB array on disk (peak memory)", ""]
+    module = _import_benchmark("bench_memory")
+    if module is None:
+        return "\n".join([*out, "Skipped: benchmarks/bench_memory.py not found.", ""])
+    size = 0.25 if cfg.quick else 2.0
+    _say(f"on-disk memory: {size} GB")
+    rows = module.run(size_gb=size, small_mb=64.0 if cfg.quick else 256.0)
+    return "\n".join(
+        [
+            *out,
+            f"From `benchmarks/bench_memory.py` ({size} GB, each input in a fresh process).",
+            "",
+            module.markdown(rows),
+            "",
+        ]
+    )
+
+
 RUNNERS: dict[str, Callable[[Config], str]] = {
     "a": section_speed,
     "b": section_faithfulness,
     "c": section_clustering,
     "d": section_scaling,
+    "e": section_predict_ratio,
+    "f": section_disk_memory,
 }
 
 
@@ -897,8 +967,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--sections",
         type=_parse_sections,
-        default=list(SECTIONS),
-        help="comma-separated subset of a,b,c,d (default: all)",
+        default=list(DEFAULT_SECTIONS),
+        help="comma-separated subset of a,b,c,d,e,f (default: a-e; f writes 2 GB to disk)",
     )
     parser.add_argument(
         "--datasets", default=None, help="comma-separated subset of digits,mnist5k,fashion"
