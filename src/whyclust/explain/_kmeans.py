@@ -9,10 +9,11 @@ from whyclust.explain.explanation import Explanation
 from whyclust.explain.neon import (
     KMeansRelevance,
     assigned_logits,
+    check_finite_rows,
     default_batch_size,
-    resolve_beta,
-    resolve_targets,
+    resolve_request,
     row_batches,
+    to_tensor,
 )
 from whyclust.neuralize.kmeans import KMeansNetwork
 
@@ -57,18 +58,17 @@ def explain_kmeans(
         score_rows = bs if rel.shift_inputs else max(bs, _SCORE_VALUES // max(1, d))
         scores = torch.empty((n, k), dtype=dtype, device=dev)
         for rows in row_batches(n, score_rows):
-            rel.scores(rel.prepare(_to_device(flat[rows], dev), work), out=scores[rows])
-        _check_finite_rows(scores)
+            rel.scores(rel.prepare(to_tensor(flat[rows], dev, dtype), work), out=scores[rows])
+        check_finite_rows(scores)
         assigned = scores.argmax(1)
-        tgt = resolve_targets(target, assigned, k)
-        other = None
-        if contrast is not None:
-            other = resolve_targets(contrast, assigned, k)
-            if bool((other == tgt).any()):
-                raise ValueError("contrast cluster must differ from the target cluster")
-            beta_value = None
-        else:
-            beta_value = resolve_beta(beta, assigned_logits(scores) if beta == "auto" else None)
+        tgt, other, beta_value = resolve_request(
+            assigned,
+            k,
+            target=target,
+            beta=beta,
+            contrast=contrast,
+            assigned_logit=lambda: assigned_logits(scores),
+        )
 
         # mixing coefficients, written over the scores (no longer needed) chunk by chunk
         logit = torch.empty(n, dtype=dtype, device=dev)
@@ -87,7 +87,7 @@ def explain_kmeans(
         on_cpu = dev.type == "cpu"
         out_t = torch.from_numpy(out) if on_cpu else None
         for rows in row_batches(n, bs):
-            xp = rel.prepare(_to_device(flat[rows], dev), work)
+            xp = rel.prepare(to_tensor(flat[rows], dev, dtype), work)
             if on_cpu:
                 rel.relevance(xp, alpha_all[rows], out=out_t[rows], work=mixed)
             else:
@@ -104,14 +104,6 @@ def explain_kmeans(
     )
 
 
-def _check_finite_rows(scores: torch.Tensor) -> None:
-    """NaN / inf anywhere in a row makes its scores non-finite: a check at O(n K) cost."""
-    finite = torch.isfinite(scores).all(1)
-    if not bool(finite.all()):
-        row = int(torch.nonzero(~finite)[0, 0])
-        raise ValueError(f"X contains NaN or infinite values (first at row {row})")
-
-
 def _output_array(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """``np.empty`` with its pages touched once, sequentially.
 
@@ -121,8 +113,3 @@ def _output_array(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     out = np.empty(shape, dtype=dtype)
     out.reshape(-1)[:: max(1, 4096 // out.itemsize)] = 0
     return out
-
-
-def _to_device(block: np.ndarray, device: torch.device) -> torch.Tensor:
-    t = torch.from_numpy(np.ascontiguousarray(block))
-    return t if device.type == "cpu" else t.to(device, non_blocking=True)

@@ -27,7 +27,7 @@ import torch
 
 from whyclust.explain import register_method
 from whyclust.explain.explanation import Explanation
-from whyclust.explain.neon import resolve_targets, row_batches
+from whyclust.explain.neon import batched_logits, resolve_targets, row_batches, to_tensor
 from whyclust.neuralize.base import ClusterNetwork
 
 __all__ = ["BASELINE_METHODS"]
@@ -46,21 +46,11 @@ def _prepare(net: ClusterNetwork, X: np.ndarray, target: Any, device: Any):
     dev = torch.device(device) if device is not None else net.device
     dtype = _compute_dtype(net, X)
     net = net.to(dev).eval()
-    n = X.shape[0]
-    logits = torch.empty((n, net.n_clusters), dtype=dtype)
-    with torch.no_grad():
-        for rows in row_batches(n, 4 * _ROWS):
-            logits[rows] = net(_tensor(X[rows], dev, dtype)).cpu()
-    if not bool(torch.isfinite(logits).all()):
-        raise ValueError("the network gives NaN or infinite logits for X")
+    logits = batched_logits(net, X, 4 * _ROWS, dev, dtype)
     assigned = logits.argmax(1)
     tgt = resolve_targets(target, assigned, net.n_clusters)
     logit = logits.gather(1, tgt[:, None])[:, 0]
     return net, dev, dtype, assigned, tgt, logit
-
-
-def _tensor(block: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(block)).to(device=device, dtype=dtype)
 
 
 def _reject_neon_options(name: str, contrast: Any, beta: Any) -> None:
@@ -95,7 +85,7 @@ def _captum_method(name: str, build: Callable[..., Any]):
         attribute = build(net, X.shape[1:], dtype, dev, **options)
         out = np.empty(X.shape, dtype=X.dtype)
         for rows in row_batches(X.shape[0], bs):
-            x = _tensor(X[rows], dev, dtype).requires_grad_(True)
+            x = to_tensor(X[rows], dev, dtype).requires_grad_(True)
             attr = attribute(x, tgt[rows].to(dev))
             out[rows] = attr.detach().cpu().numpy()
         return Explanation(
@@ -145,8 +135,7 @@ def _baseline_tensor(baseline: Any, shape, dtype, dev) -> torch.Tensor | float:
         arr = np.broadcast_to(arr, tuple(shape))
     except ValueError:
         raise ValueError(
-            f"baseline of shape {arr.shape} does not broadcast to one point of shape "
-            f"{tuple(shape)}"
+            f"baseline of shape {arr.shape} does not broadcast to one point of shape {tuple(shape)}"
         ) from None
     if not np.isfinite(arr).all():
         raise ValueError("baseline must be finite")
@@ -231,7 +220,7 @@ def _explain_shap(
             out = np.empty(z.shape[0], dtype=np.float64)
             with torch.no_grad():
                 for rows in row_batches(z.shape[0], bs):
-                    out[rows] = net(_tensor(z[rows], dev, dtype))[:, c].double().cpu().numpy()
+                    out[rows] = net(to_tensor(z[rows], dev, dtype))[:, c].double().cpu().numpy()
             return out
 
         return f
@@ -271,9 +260,7 @@ def _background(background: Any, flat: np.ndarray, random_state: Any) -> np.ndar
     bg = np.asarray(background, dtype=flat.dtype)
     bg = bg.reshape(bg.shape[0], -1) if bg.ndim > 1 else bg.reshape(1, -1)
     if bg.shape[1] != flat.shape[1]:
-        raise ValueError(
-            f"background has {bg.shape[1]} features, X has {flat.shape[1]}"
-        )
+        raise ValueError(f"background has {bg.shape[1]} features, X has {flat.shape[1]}")
     if not np.isfinite(bg).all():
         raise ValueError("background contains NaN or infinite values")
     return bg

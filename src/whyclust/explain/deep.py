@@ -30,12 +30,11 @@ from whyclust.explain import register_method
 from whyclust.explain.explanation import Explanation
 from whyclust.explain.neon import (
     KMeansRelevance,
-    margins_for_target,
-    min_take_most,
-    resolve_beta,
-    resolve_targets,
+    batched_logits,
+    resolve_request,
     row_batches,
     stabilize,
+    to_tensor,
 )
 from whyclust.neuralize.base import ClusterNetwork, EncodedClusterNetwork, L2Normalize
 from whyclust.neuralize.kernel import KernelKMeansNetwork
@@ -75,10 +74,7 @@ def head_relevance(
         xp = rel.prepare(z)
         scores = rel.scores(xp)
         if contrast is None:
-            h = margins_for_target(scores, target)
-            f = h.amin(1)
-            a = min_take_most(h, beta) * g[:, None] / stabilize(h, rel.eps)
-            alpha = (-a).scatter_(1, target[:, None], a.sum(1, keepdim=True))
+            alpha, f = rel.neon_alpha(scores, target, beta, g)
         else:
             f = scores.gather(1, target[:, None])[:, 0] - scores.gather(1, contrast[:, None])[:, 0]
             scale = (g / stabilize(f, rel.eps))[:, None]
@@ -182,9 +178,7 @@ def resolve_composite(composite: Any, bounds: tuple[float, float] | None, **kwar
         )
     key = name.lower().replace("-", "_")
     if key not in COMPOSITES:
-        raise ValueError(
-            f"unknown composite {name!r}; available: {', '.join(sorted(COMPOSITES))}"
-        )
+        raise ValueError(f"unknown composite {name!r}; available: {', '.join(sorted(COMPOSITES))}")
     if key == "epsilon_gamma_box":
         if bounds is None:
             raise ValueError("the epsilon_gamma_box composite needs bounds=(low, high)")
@@ -241,8 +235,10 @@ def explain_encoded(
     """
     dev = torch.device(device) if device is not None else net.device
     param = next(iter(net.encoder.parameters()), None)
-    dtype = param.dtype if param is not None else (
-        torch.float64 if X.dtype == np.float64 else torch.float32
+    dtype = (
+        param.dtype
+        if param is not None
+        else (torch.float64 if X.dtype == np.float64 else torch.float32)
     )
     n = X.shape[0]
     bs = _DEFAULT_ROWS if batch_size is None else int(batch_size)
@@ -255,23 +251,20 @@ def explain_encoded(
         head = copy.deepcopy(head).to(dtype=dtype)
 
     # pass 1: logits of every point give assignments, targets and beta="auto"
-    logits = torch.empty((n, net.n_clusters), dtype=dtype)
-    with torch.no_grad():
-        for rows in row_batches(n, bs):
-            z = net.encoder(_tensor(X[rows], dev, dtype))
-            logits[rows] = head(z.reshape(z.shape[0], -1)).cpu()
-    if not bool(torch.isfinite(logits).all()):
-        raise ValueError("the network gives NaN or infinite logits for X")
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        z = net.encoder(x)
+        return head(z.reshape(z.shape[0], -1))
+
+    logits = batched_logits(forward, X, bs, dev, dtype)
     assigned = logits.argmax(1)
-    tgt = resolve_targets(target, assigned, net.n_clusters)
-    other = None
-    beta_value: float | None = None
-    if contrast is not None:
-        other = resolve_targets(contrast, assigned, net.n_clusters)
-        if bool((other == tgt).any()):
-            raise ValueError("contrast cluster must differ from the target cluster")
-    else:
-        beta_value = resolve_beta(beta, logits.gather(1, assigned[:, None])[:, 0])
+    tgt, other, beta_value = resolve_request(
+        assigned,
+        net.n_clusters,
+        target=target,
+        beta=beta,
+        contrast=contrast,
+        assigned_logit=lambda: logits.gather(1, assigned[:, None])[:, 0],
+    )
 
     if bounds is not None:
         bounds = _check_bounds(bounds)
@@ -287,7 +280,7 @@ def explain_encoded(
     head_sum = np.empty(n, dtype=X.dtype)
     with comp.context(encoder) as hooked:
         for rows in row_batches(n, bs):
-            x = _tensor(X[rows], dev, dtype).requires_grad_(True)
+            x = to_tensor(X[rows], dev, dtype).requires_grad_(True)
             with torch.enable_grad():
                 z = hooked(x)
                 z = z.reshape(z.shape[0], -1)
@@ -320,10 +313,6 @@ def explain_encoded(
     )
 
 
-def _tensor(block: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(block)).to(device=device, dtype=dtype)
-
-
 # --- networks that are their own head (kernel k-means) --------------------------------------
 
 
@@ -350,27 +339,21 @@ def explain_head_network(
     bs = _DEFAULT_ROWS * 4 if batch_size is None else int(batch_size)
     if bs < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    logits = torch.empty((n, net.n_clusters), dtype=dtype)
-    with torch.no_grad():
-        for rows in row_batches(n, bs):
-            logits[rows] = net(_tensor(X[rows], dev, dtype)).cpu()
-    if not bool(torch.isfinite(logits).all()):
-        raise ValueError("the network gives NaN or infinite logits for X")
+    logits = batched_logits(net, X, bs, dev, dtype)
     assigned = logits.argmax(1)
-    tgt = resolve_targets(target, assigned, net.n_clusters)
-    other = None
-    beta_value: float | None = None
-    if contrast is not None:
-        other = resolve_targets(contrast, assigned, net.n_clusters)
-        if bool((other == tgt).any()):
-            raise ValueError("contrast cluster must differ from the target cluster")
-    else:
-        beta_value = resolve_beta(beta, logits.gather(1, assigned[:, None])[:, 0])
+    tgt, other, beta_value = resolve_request(
+        assigned,
+        net.n_clusters,
+        target=target,
+        beta=beta,
+        contrast=contrast,
+        assigned_logit=lambda: logits.gather(1, assigned[:, None])[:, 0],
+    )
     out = np.empty(X.shape, dtype=X.dtype)
     logit = np.empty(n, dtype=X.dtype)
     with torch.no_grad():
         for rows in row_batches(n, bs):
-            x = _tensor(X[rows], dev, dtype)
+            x = to_tensor(X[rows], dev, dtype)
             o = None if other is None else other[rows].to(dev)
             r, f = net.neon_relevance(x, tgt[rows].to(dev), beta_value, None, o, eps)
             out[rows] = r.cpu().numpy().reshape(out[rows].shape)

@@ -169,8 +169,10 @@ class KMeansRelevance:
         """The input as the products expect it: x - o when shifting, else x itself."""
         if not self.shift_inputs:
             return x
-        return torch.sub(x, self.offset, out=work[: x.shape[0]]) if work is not None else (
-            x - self.offset
+        return (
+            torch.sub(x, self.offset, out=work[: x.shape[0]])
+            if work is not None
+            else (x - self.offset)
         )
 
     def scores(self, xp: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -190,12 +192,21 @@ class KMeansRelevance:
         return torch.addcmul(vq[:, d:], xp, vq[:, :d], out=out)
 
     def neon_alpha(
-        self, scores: torch.Tensor, target: torch.Tensor, beta: float
+        self,
+        scores: torch.Tensor,
+        target: torch.Tensor,
+        beta: float,
+        amount: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mixing coefficients alpha (n, K) and the target logits f (n,) of NEON."""
+        """Mixing coefficients alpha (n, K) and the target logits f (n,) of NEON.
+
+        ``amount`` (n,) is the relevance to distribute; NEON proper uses f itself (the
+        default), a backward pass uses the relevance arriving from above.
+        """
         h = margins_for_target(scores, target)
         f = h.amin(1)
-        share = min_take_most(h, beta) * f[:, None]  # R_k; 0 in the target column
+        g = f if amount is None else amount
+        share = min_take_most(h, beta) * g[:, None]  # R_k; 0 in the target column
         a = share / stabilize(h, self.eps)  # h = inf there, so a_c = 0
         alpha = (-a).scatter_(1, target[:, None], a.sum(1, keepdim=True))
         return alpha, f
@@ -218,3 +229,62 @@ def assigned_logits(scores: torch.Tensor) -> torch.Tensor:
 
 
 __all__ += ["assigned_logits", "default_batch_size", "logits_from_scores", "row_batches"]
+
+
+# --- the first pass shared by every explainer ------------------------------------------------
+
+
+def to_tensor(block: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """A numpy row block as a tensor on ``device`` with ``dtype`` (no copy when possible)."""
+    return torch.from_numpy(np.ascontiguousarray(block)).to(device=device, dtype=dtype)
+
+
+def check_finite_rows(logits: torch.Tensor) -> None:
+    """NaN / inf in an input row makes its logits non-finite: an O(n K) check of X."""
+    finite = torch.isfinite(logits).all(1)
+    if not bool(finite.all()):
+        row = int(torch.nonzero(~finite)[0, 0])
+        raise ValueError(
+            f"X contains NaN or infinite values, or the network gives NaN or infinite logits "
+            f"for it (first at row {row})"
+        )
+
+
+def batched_logits(
+    forward, X: np.ndarray, batch_size: int, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """(n, K) outputs of ``forward`` over row batches of ``X``, on the CPU, checked finite."""
+    chunks = []
+    with torch.no_grad():
+        for rows in row_batches(X.shape[0], batch_size):
+            chunks.append(forward(to_tensor(X[rows], device, dtype)).cpu())
+    logits = torch.cat(chunks)
+    check_finite_rows(logits)
+    return logits
+
+
+def resolve_request(
+    assigned: torch.Tensor,
+    n_clusters: int,
+    *,
+    target,
+    beta,
+    contrast,
+    assigned_logit,
+) -> tuple[torch.Tensor, torch.Tensor | None, float | None]:
+    """Targets, contrast clusters and beta of one explanation call.
+
+    ``assigned_logit()`` gives f of each point's assigned cluster; it is only called for
+    ``beta="auto"``. Returns ``(target, contrast or None, beta or None)``.
+    """
+    tgt = resolve_targets(target, assigned, n_clusters)
+    if contrast is None:
+        auto = isinstance(beta, str) and beta == "auto"
+        return tgt, None, resolve_beta(beta, assigned_logit() if auto else None)
+    other = resolve_targets(contrast, assigned, n_clusters)
+    if bool((other == tgt).any()):
+        raise ValueError("contrast cluster must differ from the target cluster")
+    return tgt, other, None
+
+
+__all__ += ["batched_logits", "check_finite_rows", "resolve_request", "to_tensor"]
