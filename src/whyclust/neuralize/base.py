@@ -37,6 +37,15 @@ class ClusterNetwork(nn.Module):
             return p.dtype
         return torch.get_default_dtype()
 
+    def _flat(self, x: torch.Tensor) -> torch.Tensor:
+        """Rows flattened to (n, n_features), with a clear error for a wrong feature count."""
+        x = x.reshape(x.shape[0], -1)
+        if x.shape[1] != self.n_features:
+            raise ValueError(
+                f"input has {x.shape[1]} features, the network expects {self.n_features}"
+            )
+        return x
+
     @torch.no_grad()
     def predict(self, X, batch_size: int = 8192) -> np.ndarray:
         """Cluster index for each row of ``X`` (numpy in, numpy out), in row batches."""

@@ -104,14 +104,6 @@ class KernelKMeansNetwork(ClusterNetwork):
 
     # --- forward ---------------------------------------------------------------------------
 
-    def _flat(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.reshape(x.shape[0], -1)
-        if x.shape[1] != self.n_features:
-            raise ValueError(
-                f"input has {x.shape[1]} features, the network expects {self.n_features}"
-            )
-        return x
-
     def sq_distances(self, x: torch.Tensor) -> torch.Tensor:
         """D (n, m): squared distances to the support points (shifted for accuracy)."""
         xs = self._flat(x) - self.offset

@@ -111,14 +111,6 @@ class KMeansNetwork(ClusterNetwork):
     def bias(self) -> torch.Tensor:
         return self.margin.bias
 
-    def _flat(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.reshape(x.shape[0], -1)
-        if x.shape[1] != self.n_features:
-            raise ValueError(
-                f"input has {x.shape[1]} features, the network expects {self.n_features}"
-            )
-        return x
-
     def scores(self, x: torch.Tensor) -> torch.Tensor:
         return self.margin.scores(self._flat(x))
 
