@@ -19,7 +19,7 @@ from whyclust.neuralize.kmeans import KMeansNetwork
 
 __all__ = ["explain_kmeans"]
 
-_SCORE_VALUES = 1 << 23  # input values per block in the scores pass (no temporaries)
+_SCORE_VALUES = 1 << 26  # input values per block in the scores pass (views: no copies)
 _ALPHA_VALUES = 1 << 20  # (rows x K) values per block of mixing coefficients
 
 
