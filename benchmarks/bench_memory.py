@@ -277,12 +277,16 @@ def markdown(rows: list[dict]) -> str:
     streamed = [r for r in rows if r["kind"] != "in-memory"]
     if streamed:
         worst = max(r["rss_growth_mb"] for r in streamed)
+        peak = max(r["baseline_rss_mb"] + r["rss_growth_mb"] for r in streamed)
+        base = min(r["baseline_rss_mb"] for r in streamed)
         lines += [
             "",
-            f"Streaming: peak RSS growth over the post-import baseline {worst:.0f} MB "
-            f"(target < 500 MB: {'met' if worst < 500 else '**not met**'}). Growth is "
-            "measured from the RSS after importing torch and whyclust; ru_maxrss includes "
-            "that baseline (shared libraries of torch).",
+            f"Streaming: peak RSS (baseline + growth) {peak:.0f} MB against the issue's target "
+            f"of 500 MB: {'met' if peak < 500 else '**missed**'}; the process holds "
+            f"{base:.0f} MB before touching the data (torch alone, CUDA build, is about "
+            f"550 MB), and the work itself adds at most {worst:.0f} MB. ru_maxrss is the "
+            "high-water mark of the process and can carry its parent's peak (vfork), so the "
+            "sampled columns are the ones to read.",
         ]
     return "\n".join(lines)
 
