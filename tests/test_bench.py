@@ -59,7 +59,7 @@ def test_scaling_rows_in_process(monkeypatch):
         assert seconds > 0 and t_pred > 0 and delta >= 0
 
 
-@pytest.mark.parametrize("bad", ["e", "", "a,z"])
+@pytest.mark.parametrize("bad", ["g", "", "a,z"])
 def test_bad_sections(bad, tmp_path):
     with pytest.raises(SystemExit):
         bench.main(["--sections", bad, "--out", str(tmp_path / "x.md")])
@@ -113,3 +113,8 @@ def test_faithfulness_section_structure(monkeypatch):
     neon, grad, rand = (float(c) for c in cells[3:6])
     assert neon < grad and neon < rand
     assert [t[5] for t in cfg.targets] == [True, True]
+
+
+def test_sections_e_and_f_are_known_and_f_is_opt_in():
+    assert bench._parse_sections("f,e") == ["e", "f"]
+    assert "f" not in bench.DEFAULT_SECTIONS and "e" in bench.DEFAULT_SECTIONS
