@@ -60,10 +60,8 @@ def explain_kmeans(
         for rows in row_batches(n, score_rows):
             rel.scores(rel.prepare(to_tensor(flat[rows], dev, dtype), work), out=scores[rows])
         check_finite_rows(scores)
-        assigned = scores.argmax(1)
-        tgt, other, beta_value = resolve_request(
-            assigned,
-            k,
+        assigned, tgt, other, beta_value = resolve_request(
+            scores,
             target=target,
             beta=beta,
             contrast=contrast,

@@ -256,14 +256,8 @@ def explain_encoded(
         return head(z.reshape(z.shape[0], -1))
 
     logits = batched_logits(forward, X, bs, dev, dtype)
-    assigned = logits.argmax(1)
-    tgt, other, beta_value = resolve_request(
-        assigned,
-        net.n_clusters,
-        target=target,
-        beta=beta,
-        contrast=contrast,
-        assigned_logit=lambda: logits.gather(1, assigned[:, None])[:, 0],
+    assigned, tgt, other, beta_value = resolve_request(
+        logits, target=target, beta=beta, contrast=contrast
     )
 
     if bounds is not None:
@@ -340,14 +334,8 @@ def explain_head_network(
     if bs < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     logits = batched_logits(net, X, bs, dev, dtype)
-    assigned = logits.argmax(1)
-    tgt, other, beta_value = resolve_request(
-        assigned,
-        net.n_clusters,
-        target=target,
-        beta=beta,
-        contrast=contrast,
-        assigned_logit=lambda: logits.gather(1, assigned[:, None])[:, 0],
+    assigned, tgt, other, beta_value = resolve_request(
+        logits, target=target, beta=beta, contrast=contrast
     )
     out = np.empty(X.shape, dtype=X.dtype)
     logit = np.empty(n, dtype=X.dtype)

@@ -264,27 +264,32 @@ def batched_logits(
 
 
 def resolve_request(
-    assigned: torch.Tensor,
-    n_clusters: int,
+    logits: torch.Tensor,
     *,
     target,
     beta,
     contrast,
-    assigned_logit,
-) -> tuple[torch.Tensor, torch.Tensor | None, float | None]:
-    """Targets, contrast clusters and beta of one explanation call.
+    assigned_logit=None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, float | None]:
+    """Assignments, targets, contrast clusters and beta of one explanation call.
 
-    ``assigned_logit()`` gives f of each point's assigned cluster; it is only called for
-    ``beta="auto"``. Returns ``(target, contrast or None, beta or None)``.
+    ``logits`` (n, K) are the cluster logits, or any scores with the same argmax; then
+    ``assigned_logit()`` must give f of each point's assigned cluster (default: the row
+    maximum of the logits). It is only called for ``beta="auto"``. Returns
+    ``(assigned, target, contrast or None, beta or None)``.
     """
+    assigned = logits.argmax(1)
+    n_clusters = logits.shape[1]
     tgt = resolve_targets(target, assigned, n_clusters)
     if contrast is None:
-        auto = isinstance(beta, str) and beta == "auto"
-        return tgt, None, resolve_beta(beta, assigned_logit() if auto else None)
+        if isinstance(beta, str) and beta == "auto":
+            f = logits.amax(1) if assigned_logit is None else assigned_logit()
+            return assigned, tgt, None, resolve_beta(beta, f)
+        return assigned, tgt, None, resolve_beta(beta)
     other = resolve_targets(contrast, assigned, n_clusters)
     if bool((other == tgt).any()):
         raise ValueError("contrast cluster must differ from the target cluster")
-    return tgt, other, None
+    return assigned, tgt, other, None
 
 
 __all__ += ["batched_logits", "check_finite_rows", "resolve_request", "to_tensor"]
