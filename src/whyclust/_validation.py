@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 __all__ = [
     "as_float_array",
+    "beta_from_mean",
+    "check_beta",
+    "check_centers",
     "check_n_clusters",
+    "check_targets",
     "feature_names_of",
     "resolve_dtype",
 ]
@@ -70,9 +75,7 @@ def as_float_array(
         hint = " (reshape a single sample with X.reshape(1, -1))" if arr.ndim == 1 else ""
         raise ValueError(f"{name} must be a {want} array, got shape {arr.shape}{hint}")
     if arr.shape[0] < min_samples:
-        raise ValueError(
-            f"{name} has {arr.shape[0]} sample(s), at least {min_samples} required"
-        )
+        raise ValueError(f"{name} has {arr.shape[0]} sample(s), at least {min_samples} required")
     if arr.ndim >= 2 and int(np.prod(arr.shape[1:])) == 0:
         raise ValueError(f"{name} has no features (shape {arr.shape})")
     if n_features is not None:
@@ -82,8 +85,10 @@ def as_float_array(
                 f"{name} has {got} features, but the model was fitted with {n_features}"
             )
     dtype = resolve_dtype(arr.dtype)
-    arr = np.array(arr, dtype=dtype, order="C", copy=True) if copy else np.ascontiguousarray(
-        arr, dtype=dtype
+    arr = (
+        np.array(arr, dtype=dtype, order="C", copy=True)
+        if copy
+        else np.ascontiguousarray(arr, dtype=dtype)
     )
     if not allow_nan:
         check_finite(arr, name=name)
@@ -116,6 +121,59 @@ def check_n_clusters(n_clusters: Any, n_samples: int | None = None) -> int:
             f"n_clusters={n_clusters} is larger than the number of samples ({n_samples})"
         )
     return int(n_clusters)
+
+
+def check_centers(centers: Any) -> np.ndarray:
+    """(K, d) finite centroids with K >= 2, as a float32 / float64 array (a copy)."""
+    arr = as_float_array(centers, name="centers", copy=True)
+    if arr.shape[0] < 2:
+        raise ValueError("a clustering needs at least 2 clusters to be explained (got 1 center)")
+    return arr
+
+
+def check_targets(target: Any, n: int, n_clusters: int) -> np.ndarray | None:
+    """An int / (n,) array of cluster indices as an (n,) int64 array; None for "assigned"."""
+    if isinstance(target, str):
+        if target != "assigned":
+            raise ValueError(f"target must be 'assigned', an int or an array, got {target!r}")
+        return None
+    if hasattr(target, "detach") and hasattr(target, "cpu"):  # torch tensor
+        target = target.detach().cpu().numpy()
+    arr = np.asarray(target)
+    if arr.dtype.kind not in "iu":
+        if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+            arr = arr.astype(np.int64)
+        else:
+            raise TypeError(f"target must hold cluster indices (integers), got dtype {arr.dtype}")
+    if arr.ndim == 0:
+        arr = np.full(n, int(arr))
+    if arr.shape != (n,):
+        raise ValueError(f"target must be a scalar or have shape ({n},), got {arr.shape}")
+    if n and (arr.min() < 0 or arr.max() >= n_clusters):
+        raise ValueError(
+            f"target clusters must lie in [0, {n_clusters - 1}], got values in "
+            f"[{arr.min()}, {arr.max()}]"
+        )
+    return arr.astype(np.int64, copy=False)
+
+
+def check_beta(beta: Any) -> float | str:
+    """``"auto"`` or a float >= 0 (inf allowed)."""
+    if isinstance(beta, str):
+        if beta != "auto":
+            raise ValueError(f"beta must be 'auto' or a number >= 0, got {beta!r}")
+        return beta
+    if isinstance(beta, bool) or not isinstance(beta, (int, float, np.integer, np.floating)):
+        raise TypeError(f"beta must be 'auto' or a number, got {type(beta).__name__}")
+    beta = float(beta)
+    if math.isnan(beta) or beta < 0:
+        raise ValueError(f"beta must be >= 0, got {beta}")
+    return beta
+
+
+def beta_from_mean(mean: float) -> float:
+    """beta="auto": 1 / mean assigned-cluster logit, or 1 when that mean is not positive."""
+    return 1.0 / mean if mean > 0 and math.isfinite(mean) else 1.0
 
 
 def _is_numeric_dtype(dtype: Any) -> bool:

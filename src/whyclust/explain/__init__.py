@@ -3,25 +3,22 @@
 Each method is a function ``fn(net, X, **options) -> Explanation`` registered for a network
 type with :func:`register_method`; lookup follows the network's class hierarchy, so a
 method registered for :class:`~whyclust.neuralize.ClusterNetwork` serves every model.
+
+Importing this package does not import torch: the methods live in submodules that are
+loaded on first use, so that :class:`Explanation` and the torch-free streaming path of
+:mod:`whyclust.scale` stay light.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from whyclust._validation import as_float_array, feature_names_of
-from whyclust.explain._kmeans import explain_kmeans
 from whyclust.explain.explanation import Explanation
-from whyclust.neuralize import (
-    ClusterNetwork,
-    EncodedClusterNetwork,
-    KMeansNetwork,
-    L2Normalize,
-    neuralize,
-)
+
+if TYPE_CHECKING:
+    from whyclust.neuralize import ClusterNetwork
 
 __all__ = ["Explanation", "available_methods", "explain", "register_method"]
 
@@ -29,11 +26,19 @@ _Method = Callable[..., Explanation]
 _METHODS: dict[str, dict[type, _Method]] = {}
 
 
-def register_method(name: str, network_type: type = ClusterNetwork):
-    """Register ``fn(net, X, **options) -> Explanation`` as ``method=name`` for a net type."""
+def register_method(name: str, network_type: type | None = None):
+    """Register ``fn(net, X, **options) -> Explanation`` as ``method=name`` for a net type.
+
+    ``network_type`` defaults to :class:`~whyclust.neuralize.ClusterNetwork` (every model).
+    """
 
     def decorator(fn: _Method) -> _Method:
-        _METHODS.setdefault(name, {})[network_type] = fn
+        key = network_type
+        if key is None:
+            from whyclust.neuralize import ClusterNetwork
+
+            key = ClusterNetwork
+        _METHODS.setdefault(name, {})[key] = fn
         return fn
 
     return decorator
@@ -83,6 +88,8 @@ def explain(
     -------
     Explanation
     """
+    from whyclust.neuralize import neuralize
+
     net = neuralize(model)
     n_features = getattr(net, "n_features", None)
     names = feature_names_of(X)
@@ -105,9 +112,7 @@ def _lookup(method: str, net: ClusterNetwork) -> _Method:
     _load_method_modules()
     table = _METHODS.get(method)
     if table is None:
-        raise ValueError(
-            f"unknown method {method!r}; available: {', '.join(sorted(_METHODS))}"
-        )
+        raise ValueError(f"unknown method {method!r}; available: {', '.join(sorted(_METHODS))}")
     for klass in type(net).__mro__:
         if klass in table:
             return table[klass]
@@ -118,6 +123,7 @@ def _load_method_modules() -> None:
     """Import optional method modules so that they register themselves."""
     import importlib
 
+    importlib.import_module("whyclust.explain._kmeans")
     for module in ("whyclust.explain.deep", "whyclust.explain.baselines"):
         try:
             importlib.import_module(module)
@@ -128,38 +134,6 @@ def _load_method_modules() -> None:
 
 def _is_dask_array(X: Any) -> bool:
     return type(X).__module__.startswith("dask.")
-
-
-@register_method("neon", KMeansNetwork)
-def _neon_kmeans(net: KMeansNetwork, X: np.ndarray, **options: Any) -> Explanation:
-    return explain_kmeans(net, X, **options)
-
-
-_neon_kmeans.checks_finite = True  # non-finite rows surface in the scores pass
-
-
-@register_method("neon", EncodedClusterNetwork)
-def _neon_encoded(net: EncodedClusterNetwork, X: np.ndarray, **options: Any) -> Explanation:
-    """NEON through the encoder (:mod:`whyclust.explain.deep`, zennit composites).
-
-    Encoders that only rescale each point (L2 normalisation) pass relevance unchanged: the
-    exact k-means path runs on the normalised points.
-    """
-    if isinstance(net.encoder, L2Normalize) and isinstance(net.head, KMeansNetwork):
-        import torch
-
-        for key in ("composite", "bounds", "epsilon"):
-            options.pop(key, None)
-        with torch.no_grad():
-            x = torch.from_numpy(X.reshape(X.shape[0], -1))
-            z = net.encoder(x).numpy()
-        expl = explain_kmeans(net.head, z, **options)
-        expl.relevance = expl.relevance.reshape(X.shape)
-        expl.extras["conservation"] = expl.conservation
-        return expl
-    from whyclust.explain.deep import explain_encoded
-
-    return explain_encoded(net, X, **options)
 
 
 from whyclust._callable import make_module_callable  # noqa: E402

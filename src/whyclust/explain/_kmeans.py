@@ -1,10 +1,14 @@
-"""Batched driver of NEON for k-means networks (numpy in, numpy out)."""
+"""Batched driver of NEON for k-means networks (numpy in, numpy out), registered as
+``method="neon"`` for k-means networks and for networks with an encoder."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
 
+from whyclust.explain import register_method
 from whyclust.explain.explanation import Explanation
 from whyclust.explain.neon import (
     KMeansRelevance,
@@ -15,7 +19,7 @@ from whyclust.explain.neon import (
     row_batches,
     to_tensor,
 )
-from whyclust.neuralize.kmeans import KMeansNetwork
+from whyclust.neuralize import EncodedClusterNetwork, KMeansNetwork, L2Normalize
 
 __all__ = ["explain_kmeans"]
 
@@ -111,3 +115,33 @@ def _output_array(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     out = np.empty(shape, dtype=dtype)
     out.reshape(-1)[:: max(1, 4096 // out.itemsize)] = 0
     return out
+
+
+@register_method("neon", KMeansNetwork)
+def _neon_kmeans(net: KMeansNetwork, X: np.ndarray, **options: Any) -> Explanation:
+    return explain_kmeans(net, X, **options)
+
+
+_neon_kmeans.checks_finite = True  # non-finite rows surface in the scores pass
+
+
+@register_method("neon", EncodedClusterNetwork)
+def _neon_encoded(net: EncodedClusterNetwork, X: np.ndarray, **options: Any) -> Explanation:
+    """NEON through the encoder (:mod:`whyclust.explain.deep`, zennit composites).
+
+    Encoders that only rescale each point (L2 normalisation) pass relevance unchanged: the
+    exact k-means path runs on the normalised points.
+    """
+    if isinstance(net.encoder, L2Normalize) and isinstance(net.head, KMeansNetwork):
+        for key in ("composite", "bounds", "epsilon"):
+            options.pop(key, None)
+        with torch.no_grad():
+            x = torch.from_numpy(X.reshape(X.shape[0], -1))
+            z = net.encoder(x).numpy()
+        expl = explain_kmeans(net.head, z, **options)
+        expl.relevance = expl.relevance.reshape(X.shape)
+        expl.extras["conservation"] = expl.conservation
+        return expl
+    from whyclust.explain.deep import explain_encoded
+
+    return explain_encoded(net, X, **options)

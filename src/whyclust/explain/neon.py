@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from whyclust._validation import beta_from_mean, check_beta, check_targets
 from whyclust.neuralize.kmeans import KMeansNetwork, logits_from_scores
 
 __all__ = [
@@ -45,45 +46,19 @@ def row_batches(n: int, batch_size: int) -> Iterator[slice]:
 
 def resolve_targets(target, assigned: torch.Tensor, n_clusters: int) -> torch.Tensor:
     """Turn ``"assigned"`` / an int / an (n,) array into an (n,) long tensor of clusters."""
-    n = assigned.shape[0]
-    if isinstance(target, str):
-        if target != "assigned":
-            raise ValueError(f"target must be 'assigned', an int or an array, got {target!r}")
+    arr = check_targets(target, assigned.shape[0], n_clusters)
+    if arr is None:
         return assigned
-    if isinstance(target, torch.Tensor):
-        target = target.detach().cpu().numpy()
-    arr = np.asarray(target)
-    if arr.dtype.kind not in "iu":
-        if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-            arr = arr.astype(np.int64)
-        else:
-            raise TypeError(f"target must hold cluster indices (integers), got dtype {arr.dtype}")
-    if arr.ndim == 0:
-        arr = np.full(n, int(arr))
-    if arr.shape != (n,):
-        raise ValueError(f"target must be a scalar or have shape ({n},), got {arr.shape}")
-    if n and (arr.min() < 0 or arr.max() >= n_clusters):
-        raise ValueError(
-            f"target clusters must lie in [0, {n_clusters - 1}], got values in "
-            f"[{arr.min()}, {arr.max()}]"
-        )
     return torch.as_tensor(arr, dtype=torch.long, device=assigned.device)
 
 
 def resolve_beta(beta, assigned_logits: torch.Tensor | None = None) -> float:
     """``"auto"``: 1 / mean of the assigned-cluster logits; else a float >= 0 (inf allowed)."""
+    beta = check_beta(beta)
     if isinstance(beta, str):
-        if beta != "auto":
-            raise ValueError(f"beta must be 'auto' or a number >= 0, got {beta!r}")
         if assigned_logits is None or assigned_logits.numel() == 0:
             raise ValueError("beta='auto' needs at least one point to explain")
-        mean = float(assigned_logits.double().mean())
-        return 1.0 / mean if mean > 0 and math.isfinite(mean) else 1.0
-    if isinstance(beta, bool) or not isinstance(beta, (int, float, np.integer, np.floating)):
-        raise TypeError(f"beta must be 'auto' or a number, got {type(beta).__name__}")
-    beta = float(beta)
-    if math.isnan(beta) or beta < 0:
-        raise ValueError(f"beta must be >= 0, got {beta}")
+        return beta_from_mean(float(assigned_logits.double().mean()))
     return beta
 
 
@@ -152,9 +127,9 @@ class KMeansRelevance:
         else:
             score_bias = -(sq_norm + 2.0 * (shifted @ offset))
             quadratic = -(shifted * (shifted + 2.0 * offset))
-        diff = shifted[:, None, :] - shifted[None, :, :]
         k = shifted.shape[0]
-        scale = float((diff * diff).sum(-1).sum()) / (k * (k - 1))
+        total = shifted.sum(0)  # mean squared distance of two centroids in O(K d) memory
+        scale = (2.0 * k * float(sq_norm.sum()) - 2.0 * float(total @ total)) / (k * (k - 1))
         rel_eps = torch.finfo(dtype).eps if eps is None else float(eps)
         return cls(
             offset=offset,
