@@ -235,8 +235,12 @@ def test_explain_to_memmap_files(data, tmp_path) -> None:
     e = explain_to(km, Xm, out, batch_size=257, target=tgt)
     out.flush()
     del out
-    # pages handed back to the kernel after each batch are written to and re-read from disk
-    _close(np.load(tmp_path / "r.npy"), wc.explain(km, X, target=tgt).relevance)
+    # pages handed back to the kernel after each batch are written to and re-read from disk;
+    # the reference is the same (numpy) engine in memory, because relevance for
+    # non-assigned targets is ill-conditioned near boundaries: engines with different BLAS
+    # differ there by more than rounding (tests/test_neon_numpy.py bounds that difference)
+    ref = explain_to(km, X, np.empty_like(X), target=tgt)
+    _close(np.load(tmp_path / "r.npy"), ref.relevance)
     np.testing.assert_array_equal(e.target, tgt)
     np.testing.assert_array_equal(predict_stream(km, Xm, batch_size=300), km.predict(X))
     np.testing.assert_array_equal(Xm, X)  # the input is untouched

@@ -397,33 +397,74 @@ def explain(
 
     out = _check_output(output, OUTPUT_SUFFIXES)
     tgt, beta_value = _parse_target(target), _parse_beta(beta)
-    _check_method(method)
+    if method != "neon":  # listing the other methods imports torch
+        _check_method(method)
     est = wc.load(model_path)
-    net = _network(est)
-    X, _, names = _read(data, label_column, quiet)
-    _check_features(net, X, data, model_path)
-    start = time.perf_counter()
-    expl = wc.explain(net, X, method, target=tgt, beta=beta_value, batch_size=batch_size)
-    elapsed = time.perf_counter() - start
-    n = expl.n_samples
     suffix = out.suffix.lower()
-    with atomic_path(out) as tmp:
-        if suffix == ".npy":
-            with open(tmp, "wb") as fh:
-                np.save(fh, np.asarray(expl.relevance), allow_pickle=False)
-        else:
-            frame = _explanation_frame(expl, names)
-            if suffix == ".csv":
-                frame.to_csv(tmp, index=False)
+    if suffix == ".npy" and Path(data).suffix.lower() == ".npy" and label_column is None:
+        # .npy to .npy streams from disk to disk: memory stays bounded by the batch
+        expl, elapsed = _explain_npy_stream(est, data, out, method, tgt, beta_value, batch_size)
+        n_clusters = _n_clusters(est)
+    else:
+        net = _network(est)
+        X, _, names = _read(data, label_column, quiet)
+        _check_features(net, X, data, model_path)
+        start = time.perf_counter()
+        expl = wc.explain(net, X, method, target=tgt, beta=beta_value, batch_size=batch_size)
+        elapsed = time.perf_counter() - start
+        n_clusters = net.n_clusters
+        with atomic_path(out) as tmp:
+            if suffix == ".npy":
+                with open(tmp, "wb") as fh:
+                    np.save(fh, np.asarray(expl.relevance), allow_pickle=False)
             else:
-                frame.to_parquet(tmp, index=False)
+                frame = _explanation_frame(expl, names)
+                if suffix == ".csv":
+                    frame.to_csv(tmp, index=False)
+                else:
+                    frame.to_parquet(tmp, index=False)
     if not quiet:
         click.echo(
-            f"explained {n:,} points with {expl.method} in {elapsed:.2f} s"
+            f"explained {expl.n_samples:,} points with {expl.method} in {elapsed:.2f} s"
             + (f" (beta={expl.beta:.3g})" if expl.beta is not None else "")
         )
-        click.echo(_cluster_line(expl.cluster, net.n_clusters))
+        click.echo(_cluster_line(expl.cluster, n_clusters))
         click.echo(f"wrote {out}")
+
+
+def _explain_npy_stream(est, data: str, out: Path, method: str, target, beta, batch_size):
+    """Relevance of a memory-mapped .npy written batch by batch into the output .npy.
+
+    A k-means model runs on numpy alone (torch is not imported); an error half-way leaves
+    no output file.
+    """
+    import numpy as np
+
+    from whyclust._validation import resolve_dtype
+    from whyclust.datasets import open_npy
+    from whyclust.io import atomic_path
+    from whyclust.scale import explain_to
+
+    X = open_npy(data)
+    with atomic_path(out) as tmp:
+        relevance = np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=resolve_dtype(X.dtype), shape=X.shape
+        )
+        start = time.perf_counter()
+        expl = explain_to(
+            est, X, relevance, method, target=target, beta=beta, batch_size=batch_size
+        )
+        elapsed = time.perf_counter() - start
+        relevance.flush()
+        del relevance
+    return expl, elapsed
+
+
+def _n_clusters(model: Any) -> int:
+    from whyclust._neon_numpy import kmeans_centers
+
+    centers = kmeans_centers(model)
+    return int(centers.shape[0]) if centers is not None else _network(model).n_clusters
 
 
 def _explanation_frame(expl, names: list[str] | None):

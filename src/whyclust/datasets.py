@@ -7,6 +7,7 @@ as (n, 1, H, W) with ``as_images=True``.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 from pathlib import Path
@@ -20,6 +21,7 @@ __all__ = [
     "load_fashion_mnist",
     "load_mnist5k",
     "make_blobs_with_relevant_features",
+    "open_npy",
     "read_data",
     "read_idx",
 ]
@@ -174,6 +176,32 @@ def make_blobs_with_relevant_features(
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def open_npy(path: str | os.PathLike) -> np.memmap:
+    """Memory-map a numeric ``.npy`` file of shape (n, d), (n, H, W) or (n, C, H, W).
+
+    Nothing is read beyond the header: the array stays on disk and is paged in as it is
+    sliced, which is how :func:`whyclust.scale.explain_to` streams files larger than memory.
+    NaN / inf are not scanned for here; the streaming functions report them per batch.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty")
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, EOFError, OSError, UnicodeError, SyntaxError) as exc:
+        detail = " ".join(str(exc).split())
+        raise ValueError(f"{path} is not a plain numeric .npy file: {detail}") from None
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{path.name} must be numeric, got dtype {arr.dtype}")
+    if arr.ndim not in (2, 3, 4):
+        raise ValueError(f"{path.name} must be a 2-D, 3-D or 4-D array, got shape {arr.shape}")
+    if arr.shape[0] < 1 or math.prod(arr.shape[1:]) == 0:
+        raise ValueError(f"{path.name} has no samples or no features (shape {arr.shape})")
+    return arr
 
 
 def read_data(

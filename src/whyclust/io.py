@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,7 +65,8 @@ def register_format(kind: str, matches: type | Callable[[Any], bool], dump: Dump
 
 
 def _format_for(model: Any) -> _Format:
-    _load_model_modules()
+    if type(model).__module__.startswith("whyclust."):  # others need no model module (torch)
+        _load_model_modules()
     for fmt in reversed(list(_FORMATS.values())):
         if fmt.matches(model):
             return fmt
@@ -114,7 +116,8 @@ def dump_model(model: Any) -> tuple[str, dict[str, np.ndarray], dict[str, Any]]:
 
 def restore_model(kind: Any, tensors: dict[str, np.ndarray], config: Any) -> Any:
     """Rebuild a model of a registered ``kind`` (the inverse of :func:`dump_model`)."""
-    _load_model_modules()
+    if not (isinstance(kind, str) and kind in _FORMATS):  # built-ins need no model module
+        _load_model_modules()
     fmt = _FORMATS.get(kind) if isinstance(kind, str) else None
     if fmt is None:
         raise ValueError(f"unknown model kind {kind!r} (known: {', '.join(sorted(_FORMATS))})")
@@ -334,6 +337,8 @@ def _restore_sklearn_kmeans(tensors: dict[str, np.ndarray], config: dict[str, An
 
 
 def _is_kmeans_network(model: Any) -> bool:
+    if "whyclust.neuralize" not in sys.modules:  # no network can exist yet: keep torch out
+        return False
     from whyclust.neuralize.kmeans import KMeansNetwork
 
     return isinstance(model, KMeansNetwork)
@@ -350,6 +355,8 @@ def _restore_kmeans_network(tensors: dict[str, np.ndarray], config: dict[str, An
 
 
 def _is_encoded_network(model: Any) -> bool:
+    if "whyclust.neuralize" not in sys.modules:
+        return False
     from whyclust.neuralize.base import EncodedClusterNetwork
 
     return isinstance(model, EncodedClusterNetwork)

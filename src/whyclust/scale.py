@@ -9,6 +9,10 @@
 Both give the same numbers as the in-memory :func:`whyclust.explain`: with
 ``beta="auto"`` a first pass computes the mean assigned-cluster logit over all of ``X``
 and every batch is then explained with that one beta.
+
+For plain k-means models (centroid arrays, scikit-learn / dask-ml ``KMeans``) on the CPU,
+the streaming functions run on numpy alone (:mod:`whyclust._neon_numpy`) and never import
+torch, so that a process working through an on-disk array stays small.
 """
 
 from __future__ import annotations
@@ -20,27 +24,23 @@ import mmap
 import sys
 import warnings
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from whyclust._validation import resolve_dtype
-from whyclust.explain import explain
+from whyclust._neon_numpy import NumpyKMeans, kmeans_centers
+from whyclust._validation import beta_from_mean, check_beta, check_targets, resolve_dtype
 from whyclust.explain.explanation import Explanation
-from whyclust.explain.neon import KMeansRelevance, assigned_logits, resolve_beta
-from whyclust.neuralize import (
-    ClusterNetwork,
-    EncodedClusterNetwork,
-    KMeansNetwork,
-    L2Normalize,
-    neuralize,
-)
+
+if TYPE_CHECKING:
+    import torch
+
+    from whyclust.neuralize import ClusterNetwork
 
 __all__ = ["explain_dask", "explain_to", "predict_dask", "predict_stream"]
 
-#: input values per batch of the streaming functions (32 MB of float32)
-_STREAM_VALUES = 1 << 23
+#: input values per batch of the streaming functions (16 MB of float32)
+_STREAM_VALUES = 1 << 22
 
 
 # --------------------------------------------------------------------------------------
@@ -90,6 +90,8 @@ def explain_dask(
     import dask
     import dask.array as da
 
+    from whyclust.neuralize import neuralize
+
     net = neuralize(model)
     X = _as_dask_float_array(X, net)
     rows = X.chunks[0]
@@ -105,11 +107,10 @@ def explain_dask(
             net_key, X, options.get("device"), want_beta, want_bounds
         )
         if want_beta:
-            beta = _beta_from_mean(mean_logit)
+            beta = beta_from_mean(mean_logit)
         if want_bounds:
             options["bounds"] = _bounds(low, high)
-    if not isinstance(beta, str):
-        beta = resolve_beta(beta)
+    beta = check_beta(beta)
 
     arrays: dict[str, Any] = {}
     scalars: dict[str, Any] = {}
@@ -142,8 +143,15 @@ def explain_dask(
         beta=beta,
         batch_size=batch_size,
         options=options,
-        name="whyclust-explain-" + dask.base.tokenize(
-            X.name, net_key.key, method, beta, batch_size, sorted(options), str(scalars),
+        name="whyclust-explain-"
+        + dask.base.tokenize(
+            X.name,
+            net_key.key,
+            method,
+            beta,
+            batch_size,
+            sorted(options),
+            str(scalars),
             [a.name for a in extra if a is not None],
         ),
     )
@@ -164,6 +172,8 @@ def predict_dask(model: Any, X: Any, *, batch_size: int = 8192) -> Any:
     """Cluster index of every row of a dask array, as a lazy int64 dask array (n,)."""
     import dask
     import dask.array as da
+
+    from whyclust.neuralize import neuralize
 
     net = neuralize(model)
     X = _as_dask_float_array(X, net)
@@ -190,9 +200,7 @@ def _as_dask_float_array(X: Any, net: ClusterNetwork) -> Any:
     if X.ndim not in (2, 3, 4):
         raise ValueError(f"X must be a 2-D, 3-D or 4-D array, got shape {X.shape}")
     if any(math.isnan(c) for c in X.chunks[0]):
-        raise ValueError(
-            "X has unknown row chunk sizes; call X.compute_chunk_sizes() first"
-        )
+        raise ValueError("X has unknown row chunk sizes; call X.compute_chunk_sizes() first")
     if X.shape[0] < 1:
         raise ValueError("X has 0 sample(s), at least 1 required")
     kind = np.dtype(X.dtype).kind
@@ -222,6 +230,8 @@ def _record_dtype(X: Any, *, contrast: bool) -> np.dtype:
 
 def _network_token(net: ClusterNetwork) -> str:
     """Content hash of a network: equal networks share one graph key."""
+    import torch
+
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{type(net).__module__}.{type(net).__qualname__}\n{net!r}".encode())
     for name, tensor in net.state_dict().items():
@@ -241,6 +251,8 @@ def _delayed_network(net: ClusterNetwork) -> Any:
 def _needs_global_bounds(net: ClusterNetwork, method: str, options: dict[str, Any]) -> bool:
     """NEON through an encoder defaults its ZBox bounds to the data's range: that must be
     the range of all of X, not of one chunk or batch, for the results to match."""
+    from whyclust.neuralize import EncodedClusterNetwork, KMeansNetwork, L2Normalize
+
     return (
         method == "neon"
         and isinstance(net, EncodedClusterNetwork)
@@ -282,11 +294,6 @@ def _first_pass_dask(
     return mean, low, high
 
 
-def _beta_from_mean(mean: float) -> float:
-    return resolve_beta("auto", torch.tensor([mean], dtype=torch.float64))
-
-
-@torch.no_grad()
 def _assigned_logits(net: ClusterNetwork, block: np.ndarray, device: Any) -> torch.Tensor:
     """f of the assigned cluster (the largest logit) for every row of ``block``.
 
@@ -294,14 +301,20 @@ def _assigned_logits(net: ClusterNetwork, block: np.ndarray, device: Any) -> tor
     ``beta="auto"`` agrees to the last bits) on ``device``; other networks run where they
     live.
     """
+    import torch
+
+    from whyclust.explain.neon import KMeansRelevance, assigned_logits
+    from whyclust.neuralize import KMeansNetwork
+
     x = torch.from_numpy(np.ascontiguousarray(block))
-    if isinstance(net, KMeansNetwork):
-        dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-        dev = torch.device(device) if device is not None else net.device
-        rel = KMeansRelevance.from_network(net, dtype, dev, None)
-        xp = rel.prepare(x.reshape(x.shape[0], -1).to(device=dev, dtype=dtype))
-        return assigned_logits(rel.scores(xp)).to(torch.float64)
-    return net(x.to(net.device)).amax(1).to(torch.float64)
+    with torch.no_grad():
+        if isinstance(net, KMeansNetwork):
+            dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+            dev = torch.device(device) if device is not None else net.device
+            rel = KMeansRelevance.from_network(net, dtype, dev, None)
+            xp = rel.prepare(x.reshape(x.shape[0], -1).to(device=dev, dtype=dtype))
+            return assigned_logits(rel.scores(xp)).to(torch.float64)
+        return net(x.to(net.device)).amax(1).to(torch.float64)
 
 
 def _logit_sum_block(block: np.ndarray, net: ClusterNetwork, device: Any = None) -> np.ndarray:
@@ -323,6 +336,8 @@ def _explain_block(
     options: dict[str, Any],
 ) -> np.ndarray:
     """Explain one row chunk; returns the record array of relevance / logit / cluster."""
+    from whyclust.explain import explain
+
     *columns, net = args
     given = dict(scalars)
     given.update((k, c.reshape(-1)) for k, c in zip(layout, columns, strict=True))
@@ -390,7 +405,7 @@ def explain_to(
         sliced with the batches. ``beta="auto"`` costs one extra pass over ``X`` (the mean
         assigned-cluster logit) before the relevance pass.
     batch_size : int, optional
-        Rows per batch; default: about 8M input values (32 MB of float32) per batch,
+        Rows per batch; default: about 4M input values (16 MB of float32) per batch,
         rounded to whole row chunks of a chunked ``out`` (zarr, HDF5).
     release_pages : bool, default=True
         For ``np.memmap`` input and output (modes ``"r"``, ``"r+"``, ``"w+"``), hand each
@@ -404,20 +419,23 @@ def explain_to(
         ``relevance`` is ``out``; ``logit``, ``cluster`` and ``target`` are (n,) numpy
         arrays.
     """
-    net = neuralize(model)
-    n, feature_shape = _check_rows_input(X, net)
+    engine = _numpy_engine(model, X, method, options)
+    net = _network(model) if engine is None else None
+    n, feature_shape = _check_rows_input(X, engine or net)
     d = math.prod(feature_shape)
     if not (hasattr(out, "shape") and hasattr(out, "__setitem__")) or _is_dask(out):
         raise TypeError(
             f"out must be a writable array-like (numpy, np.memmap, zarr), got "
-            f"{type(out).__name__}" + ("; with dask, explain X lazily and use "
-                                       "e.relevance.to_zarr(...)" if _is_dask(out) else "")
+            f"{type(out).__name__}"
+            + (
+                "; with dask, explain X lazily and use e.relevance.to_zarr(...)"
+                if _is_dask(out)
+                else ""
+            )
         )
     out_shape = tuple(out.shape)
     if out_shape not in ((n, *feature_shape), (n, d)):
-        raise ValueError(
-            f"out must have shape {(n, *feature_shape)} or {(n, d)}, got {out_shape}"
-        )
+        raise ValueError(f"out must have shape {(n, *feature_shape)} or {(n, d)}, got {out_shape}")
     if np.dtype(out.dtype).kind != "f":
         raise TypeError(f"out must have a floating dtype, got {out.dtype}")
     bs = _stream_batch_size(batch_size, d, out if batch_size is None else None)
@@ -426,45 +444,63 @@ def explain_to(
     target = _check_column(target, n, "target")
     contrast = _check_column(contrast, n, "contrast")
 
-    if isinstance(beta, str) and beta != "auto":
-        raise ValueError(f"beta must be 'auto' or a number >= 0, got {beta!r}")
+    beta = check_beta(beta)
     want_beta = beta == "auto" and contrast is None
-    want_bounds = _needs_global_bounds(net, method, options)
+    want_bounds = engine is None and _needs_global_bounds(net, method, options)
     if want_beta or want_bounds:
         total, low, high = 0.0, math.inf, -math.inf
         for start in _read_only_ok(range(0, n, bs)):
             raw = _read_rows(X, start, start + bs)
             block = _as_batch(raw)
             if want_beta:
-                total += float(_assigned_logits(net, block, device).sum())
+                if engine is not None:
+                    scores = engine.scores(engine.prepare(block))
+                    engine.check_finite(scores, start)
+                    total += float(engine.assigned_logits(scores).sum(dtype=np.float64))
+                else:
+                    total += float(_assigned_logits(net, block, device).sum())
             if want_bounds:
                 low, high = min(low, float(block.min())), max(high, float(block.max()))
             _release(raw, release_pages)
         if want_beta:
-            beta = _beta_from_mean(total / n)
+            beta = beta_from_mean(total / n)
         if want_bounds:
             options["bounds"] = _bounds(low, high)
-    if not isinstance(beta, str):
-        beta = resolve_beta(beta)
 
     dtype = resolve_dtype(X.dtype)
     logit = np.empty(n, dtype=dtype)
     cluster = np.empty(n, dtype=np.int64)
     tgt = np.empty(n, dtype=np.int64)
+    direct = (
+        engine is not None
+        and isinstance(out, np.ndarray)
+        and out.flags.c_contiguous
+        and out.dtype == engine.dtype
+    )
     first: Explanation | None = None
     for start in _read_only_ok(range(0, n, bs)):
         stop = min(n, start + bs)
         block = _read_rows(X, start, stop)
-        e = explain(
-            net,
-            _as_batch(block),
-            method=method,
-            target=_slice(target, start, stop),
-            beta=beta,
-            **({"contrast": _slice(contrast, start, stop)} if contrast is not None else {}),
-            **options,
-        )
-        out[start:stop] = e.relevance.reshape((stop - start, *out_shape[1:]))
+        rows_target = _slice(target, start, stop)
+        rows_contrast = _slice(contrast, start, stop)
+        if engine is not None:
+            into = out[start:stop].reshape(stop - start, d) if direct else None
+            e = _explain_numpy(engine, _as_batch(block), rows_target, rows_contrast, beta,
+                               into, first_row=start)  # fmt: skip
+        else:
+            from whyclust.explain import explain
+
+            e = explain(
+                net,
+                _as_batch(block),
+                method=method,
+                target=rows_target,
+                beta=beta,
+                **({"contrast": rows_contrast} if contrast is not None else {}),
+                **options,
+            )
+        if not direct:
+            out[start:stop] = e.relevance.reshape((stop - start, *out_shape[1:]))
         logit[start:stop] = e.logit
         cluster[start:stop] = e.cluster
         tgt[start:stop] = e.target
@@ -492,18 +528,83 @@ def predict_stream(
     Unlike ``net.predict``, which validates (and so reads) the whole array at once, memory
     stays bounded by the batch size; see :func:`explain_to` for ``release_pages``.
     """
-    net = neuralize(model)
-    n, feature_shape = _check_rows_input(X, net)
+    engine = _numpy_engine(model, X, "neon", {})
+    net = _network(model) if engine is None else None
+    n, feature_shape = _check_rows_input(X, engine or net)
     bs = _stream_batch_size(batch_size, math.prod(feature_shape))
     labels = np.empty(n, dtype=np.int64)
     for start in _read_only_ok(range(0, n, bs)):
         block = _read_rows(X, start, start + bs)
-        labels[start : start + block.shape[0]] = net.predict(_as_batch(block), batch_size=bs)
+        rows = slice(start, start + block.shape[0])
+        if engine is not None:
+            scores = engine.scores(engine.prepare(_as_batch(block)))
+            engine.check_finite(scores, start)
+            labels[rows] = scores.argmax(1)
+        else:
+            labels[rows] = net.predict(_as_batch(block), batch_size=bs)
         _release(block, release_pages)
     return labels
 
 
-def _check_rows_input(X: Any, net: ClusterNetwork) -> tuple[int, tuple[int, ...]]:
+def _network(model: Any) -> ClusterNetwork:
+    from whyclust.neuralize import neuralize
+
+    return neuralize(model)
+
+
+def _numpy_engine(model: Any, X: Any, method: str, options: dict[str, Any]) -> NumpyKMeans | None:
+    """The torch-free k-means engine when it computes exactly what was asked, else None."""
+    if method != "neon" or set(options) - {"device", "eps", "contrast"}:
+        return None
+    device = options.get("device")
+    if device is not None and str(device) != "cpu":
+        return None
+    centers = kmeans_centers(model)
+    if centers is None or not hasattr(X, "dtype"):
+        return None
+    return NumpyKMeans(centers, resolve_dtype(X.dtype), options.get("eps"))
+
+
+def _explain_numpy(
+    engine: NumpyKMeans,
+    block: np.ndarray,
+    target: Any,
+    contrast: Any,
+    beta: float | str,
+    out: np.ndarray | None,
+    *,
+    first_row: int = 0,
+) -> Explanation:
+    """NEON of one batch with the numpy engine; relevance written into ``out`` if given."""
+    xp = engine.prepare(block)
+    scores = engine.scores(xp)
+    engine.check_finite(scores, first_row)
+    n, k = scores.shape
+    assigned = scores.argmax(1)
+    tgt = check_targets(target, n, k)
+    tgt = assigned if tgt is None else tgt
+    if contrast is None:
+        alpha, f = engine.neon_alpha(scores, tgt, float(beta))
+        other = None
+    else:
+        other = check_targets(contrast, n, k)
+        other = assigned if other is None else other
+        if bool((other == tgt).any()):
+            raise ValueError("contrast cluster must differ from the target cluster")
+        alpha, f = engine.contrast_alpha(scores, tgt, other)
+    relevance = engine.relevance(xp, alpha, out=out)
+    return Explanation(
+        relevance=relevance,
+        logit=f,
+        cluster=assigned,
+        target=tgt,
+        beta=None if other is not None else float(beta),
+        method="neon" if other is None else "neon-contrast",
+        contrast=other,
+    )
+
+
+def _check_rows_input(X: Any, net: Any) -> tuple[int, tuple[int, ...]]:
     if not (hasattr(X, "shape") and hasattr(X, "dtype") and hasattr(X, "__getitem__")):
         raise TypeError(
             f"X must be an array-like sliceable by rows (numpy, memmap, zarr, dask), "
