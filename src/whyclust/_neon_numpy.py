@@ -28,6 +28,9 @@ __all__ = ["NumpyKMeans", "kmeans_centers"]
 #: centroid spread (same threshold as the torch engine)
 _SHIFT_RATIO = 8.0
 
+#: values of the (rows, 2d) temporary of the relevance product (4 MB of float32)
+_MIXING_VALUES = 1 << 20
+
 _SKLEARN_KMEANS = {"KMeans", "MiniBatchKMeans"}
 
 
@@ -172,11 +175,18 @@ class NumpyKMeans:
     def relevance(
         self, xp: np.ndarray, alpha: np.ndarray, out: np.ndarray | None = None
     ) -> np.ndarray:
-        """R = xp * (alpha @ 2M') + alpha @ Q, written into ``out`` (n, d) if given."""
+        """R = xp * (alpha @ 2M') + alpha @ Q, written into ``out`` (n, d) if given.
+
+        The (rows, 2d) product is formed for a few rows at a time, so that the only
+        temporary stays small beside the batch.
+        """
         d = self.n_features
-        vq = alpha @ self.mixing
         if out is None:
             out = np.empty_like(xp, dtype=self.dtype)
-        np.multiply(xp, vq[:, :d], out=out)
-        out += vq[:, d:]
+        step = max(1, _MIXING_VALUES // (2 * d))
+        for start in range(0, xp.shape[0], step):
+            rows = slice(start, start + step)
+            vq = alpha[rows] @ self.mixing
+            np.multiply(xp[rows], vq[:, :d], out=out[rows])
+            out[rows] += vq[:, d:]
         return out

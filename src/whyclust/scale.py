@@ -690,6 +690,7 @@ def _as_batch(block: Any) -> np.ndarray:
 
 _PAGE = mmap.PAGESIZE
 _madvise = None
+_libc = None
 if sys.platform.startswith("linux") and hasattr(mmap, "MADV_DONTNEED"):
     try:
         _libc = ctypes.CDLL(None, use_errno=True)
@@ -698,6 +699,22 @@ if sys.platform.startswith("linux") and hasattr(mmap, "MADV_DONTNEED"):
         _madvise.restype = ctypes.c_int
     except (OSError, AttributeError):  # pragma: no cover - non-glibc platforms
         _madvise = None
+_malloc_trim = getattr(_libc, "malloc_trim", None) if _libc is not None else None
+if _malloc_trim is not None:
+    _malloc_trim.argtypes = [ctypes.c_size_t]
+    _malloc_trim.restype = ctypes.c_int
+
+
+def _trim_heap() -> None:
+    """Give freed heap memory back to the kernel (glibc's ``malloc_trim``).
+
+    Batch-sized buffers freed by numpy, zarr or torch stay in glibc's arenas once its
+    dynamic mmap threshold has grown past their size; over a long stream that retention
+    reached twice the working set (measured with zarr input). One call per batch costs
+    microseconds against the batch's milliseconds.
+    """
+    if _malloc_trim is not None:
+        _malloc_trim(0)
 
 
 def _shared_memmap(arr: Any) -> bool:
@@ -726,8 +743,12 @@ def _drop_pages(arr: np.memmap) -> None:
 
 
 def _release(block: Any, enabled: bool) -> None:
-    if enabled and _shared_memmap(block) and block.flags.c_contiguous:
+    """After a batch: drop its memmap pages and trim the heap (``release_pages``)."""
+    if not enabled:
+        return
+    if _shared_memmap(block) and block.flags.c_contiguous:
         _drop_pages(block)
+    _trim_heap()
 
 
 def _release_written(out: Any, start: int, stop: int, enabled: bool) -> None:
