@@ -173,6 +173,51 @@ def test_conv_mode_trains_predicts_and_neuralizes():
         model.predict(X.reshape(len(X), -1))
 
 
+def test_affine_augmentation_trains_deterministically_and_is_saved(tmp_path):
+    X, _ = small_images()
+    model = TELL(3, encoder="conv", augment="affine", random_state=0, **ENC_FAST).fit(X)
+    again = TELL(3, encoder="conv", augment="affine", random_state=0, **ENC_FAST).fit(X)
+    np.testing.assert_array_equal(again.cluster_centers_, model.cluster_centers_)
+    plain = TELL(3, encoder="conv", random_state=0, **ENC_FAST).fit(X)
+    assert not np.array_equal(plain.cluster_centers_, model.cluster_centers_)
+    np.testing.assert_array_equal(model.predict(X), model.labels_)
+    wc.save(model, tmp_path / "m.safetensors")
+    loaded = wc.load(tmp_path / "m.safetensors")
+    assert loaded.augment == "affine"
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+def test_augment_callable_sees_every_training_batch_and_is_checked():
+    X, _ = small_images()
+    calls = []
+
+    def jitter(xb):
+        calls.append(xb.shape)
+        return xb + 0.01 * torch.randn_like(xb)
+
+    params = {**ENC_FAST, "pretrain_epochs": 1, "max_iter": 2}
+    TELL(3, encoder="conv", augment=jitter, random_state=0, **params).fit(X)
+    # one pretraining epoch and one network epoch (the other clustering epoch moves centers)
+    assert len(calls) == 2 * (len(X) // params["batch_size"])
+    assert all(shape[1:] == (1, 8, 8) for shape in calls)
+    with pytest.raises(ValueError, match="batch's shape"):
+        TELL(3, encoder="conv", augment=lambda xb: xb[:1], random_state=0, **params).fit(X)
+
+
+def test_random_affine_moves_images_and_zero_range_is_identity():
+    from whyclust.models.autoencoders import random_affine
+
+    torch.manual_seed(0)
+    x = torch.rand(16, 1, 12, 12)
+    np.testing.assert_allclose(random_affine(x, max_shift=0.0, max_rotation=0.0), x, atol=1e-6)
+    moved = random_affine(x)
+    assert moved.shape == x.shape and not torch.allclose(moved, x)
+    # a 10% shift of a 12-pixel image moves content by at most 1.2 pixels (plus rotation)
+    assert float((moved - x).abs().mean()) < float((x - x.roll(3, -1)).abs().mean())
+    with pytest.raises(ValueError, match="images"):
+        random_affine(x.reshape(16, -1))
+
+
 def test_mlp_mode_builds_the_paper_autoencoder():
     X, _ = directional_blobs(n=64, k=3, d=6)
     mlp = TELL(3, encoder="mlp", random_state=0, **{**ENC_FAST, "pretrain_epochs": 1}).fit(X)
@@ -286,6 +331,8 @@ def test_plot_prototypes_images_and_bars():
         ({"batch_size": 0}, ValueError, "batch_size"),
         ({"lr": -1.0}, ValueError, "lr"),
         ({"device": "nonsense"}, ValueError, "device"),
+        ({"augment": "mixup"}, ValueError, "augment"),
+        ({"encoder": "mlp", "augment": "affine", "pretrain_epochs": 1}, ValueError, "images"),
     ],
 )
 def test_bad_parameters(params, error, match):

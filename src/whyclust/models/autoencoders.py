@@ -7,16 +7,21 @@
 
 Both return ``(encoder, decoder)``. The encoders use only standard layers, so a neuralized
 TELL model built on them can be written by :func:`whyclust.save`.
+
+:func:`random_affine` is the image augmentation TELL's ``augment="affine"`` trains with.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from itertools import pairwise
 
+import torch
 from torch import nn
+from torch.nn import functional as F
 
-__all__ = ["conv_autoencoder", "mlp_autoencoder"]
+__all__ = ["conv_autoencoder", "mlp_autoencoder", "random_affine"]
 
 
 def mlp_autoencoder(
@@ -102,3 +107,27 @@ def conv_autoencoder(
         nn.Sigmoid(),
     )
     return encoder, decoder
+
+
+def random_affine(
+    x: torch.Tensor, *, max_shift: float = 0.1, max_rotation: float = 10.0
+) -> torch.Tensor:
+    """Each image of a batch (n, C, H, W) shifted and rotated by its own random amount.
+
+    Shifts are uniform in +-``max_shift`` of the width / height, rotations uniform in
+    +-``max_rotation`` degrees about the centre; uncovered pixels become 0 (bilinear
+    resampling, one batched ``grid_sample``). Random numbers come from torch's global
+    generator, so a seeded fit stays deterministic.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"random_affine expects images (n, C, H, W), got shape {tuple(x.shape)}")
+    n = x.shape[0]
+    u = torch.rand(n, 3, device=x.device, dtype=x.dtype) * 2.0 - 1.0
+    angle = u[:, 0] * math.radians(max_rotation)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    shift = u[:, 1:] * (2.0 * max_shift)  # grid coordinates span [-1, 1]: 2 units per width
+    theta = torch.stack(
+        [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
+    )
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

@@ -355,6 +355,14 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         Encoder mode: Adam learning rate of the encoder and decoder.
     n_latent : int, default=10
         Feature size of the built-in encoders.
+    augment : None, "affine" or callable, default=None
+        Encoder mode: train on randomly transformed copies of each batch. Pretraining
+        reconstructs the transformed images; in the network epochs of clustering, the
+        features of a transformed image are pulled to the center its original is assigned
+        to, so that the clusters become invariant to the transformation (as in DEC-DA,
+        Guo et al. 2018). ``"affine"`` shifts images by up to 10% and rotates them by up to
+        10 degrees (:func:`whyclust.models.autoencoders.random_affine`; inputs (n, C, H, W));
+        a callable maps a batch tensor to a transformed batch of the same shape.
     device : str or torch.device, default="cpu"
         Where training and inference run ("cpu", "cuda", "cuda:1", ...).
     verbose : int, default=0
@@ -418,6 +426,7 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         cluster_weight: float = 0.01,
         encoder_lr: float = 1e-3,
         n_latent: int = 10,
+        augment: Any = None,
         device: str | torch.device = "cpu",
         verbose: int = 0,
         random_state: Any = None,
@@ -437,6 +446,7 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         self.cluster_weight = cluster_weight
         self.encoder_lr = encoder_lr
         self.n_latent = n_latent
+        self.augment = augment
         self.device = device
         self.verbose = verbose
         self.random_state = random_state
@@ -474,6 +484,8 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
                 math.isfinite(value) and value >= 0
             ):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not (self.augment is None or self.augment == "affine" or callable(self.augment)):
+            raise ValueError(f"augment must be None, 'affine' or a callable, got {self.augment!r}")
         if isinstance(self.encoder, str) and self.encoder not in _ENCODERS:
             raise ValueError(
                 f"encoder must be None, 'mlp', 'conv' or an (encoder, decoder) pair of torch "
@@ -787,6 +799,8 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
             out = decoder(h)
             return torch.nn.functional.mse_loss(out.reshape(xb.shape), xb)
 
+        augment = self._augmenter()
+
         total = self.pretrain_epochs + self.max_iter
         bar = tqdm(total=total, desc="TELL", disable=not self.verbose, leave=False)
         with torch.random.fork_rng(devices=[]):
@@ -795,6 +809,8 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
                 encoder.train()
                 decoder.train()
                 for xb in batches():
+                    if augment is not None:
+                        xb = augment(xb)
                     loss = rec_loss(xb, encoder(xb))
                     net_opt.zero_grad(set_to_none=True)
                     loss.backward()
@@ -827,9 +843,20 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
                     decoder.train()
                     centers = trainer.centers.detach()[0]
                     for xb in batches():
-                        h = encoder(xb)
-                        z = _normalize(h)
-                        clu = (2.0 - 2.0 * (z @ centers.T).max(1).values).mean()
+                        if augment is None:
+                            h = encoder(xb)
+                            z = _normalize(h)
+                            similarity = (z @ centers.T).max(1).values
+                        else:  # the transformed copy joins the original's cluster
+                            with torch.no_grad():
+                                encoder.eval()
+                                own = (self._features(xb) @ centers.T).argmax(1)
+                                encoder.train()
+                            xb = augment(xb)
+                            h = encoder(xb)
+                            z = _normalize(h)
+                            similarity = (z * centers[own]).sum(1)
+                        clu = (2.0 - 2.0 * similarity).mean()
                         loss = rec_loss(xb, h) + self.cluster_weight * clu
                         net_opt.zero_grad(set_to_none=True)
                         loss.backward()
@@ -842,6 +869,31 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         self.n_iter_ = self.pretrain_epochs + self.max_iter
         self.cluster_centers_ = trainer.centers.detach().cpu().numpy()[0]
         self._finish_encoded(data)
+
+    def _augmenter(self) -> Any:
+        if self.augment is None:
+            return None
+        if self.augment == "affine":
+            from whyclust.models.autoencoders import random_affine
+
+            if len(self.input_shape_) != 3:
+                raise ValueError(
+                    "augment='affine' needs images of shape (n, C, H, W), got rows of shape "
+                    f"{self.input_shape_}"
+                )
+            return random_affine
+        fn = self.augment
+
+        def checked(xb: torch.Tensor) -> torch.Tensor:
+            out = fn(xb)
+            if not isinstance(out, torch.Tensor) or out.shape != xb.shape:
+                raise ValueError(
+                    "augment must return a tensor of the batch's shape "
+                    f"{tuple(xb.shape)}, got {getattr(out, 'shape', type(out).__name__)}"
+                )
+            return out
+
+        return checked
 
     @torch.no_grad()
     def _finish_encoded(self, data: _Data) -> None:
@@ -1055,6 +1107,7 @@ def _dump_tell(model: TELL) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     for k, v in params.items():
         if isinstance(v, np.generic):
             params[k] = v.item()
+    params["augment"] = model.augment if isinstance(model.augment, str) else None
     rs = model.random_state
     params["random_state"] = int(rs) if isinstance(rs, numbers.Integral) else None
     tensors = {"cluster_centers": model.cluster_centers_, "labels": model.labels_}
@@ -1088,7 +1141,7 @@ def _restore_tell(tensors: dict[str, np.ndarray], config: dict[str, Any]) -> TEL
     from whyclust.models.autoencoders import conv_autoencoder, mlp_autoencoder
 
     params = config["params"]
-    if not isinstance(params, dict) or set(params) - {*_JSON_PARAMS, "random_state"}:
+    if not isinstance(params, dict) or set(params) - {*_JSON_PARAMS, "augment", "random_state"}:
         raise ValueError("bad TELL parameters")
     mode = config.get("mode")
     if mode not in ("raw", "mlp", "conv", "user"):
