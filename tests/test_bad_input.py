@@ -115,3 +115,14 @@ def test_check_n_clusters():
         check_n_clusters(2.5)
     with pytest.raises(TypeError, match="integer"):
         check_n_clusters(True)
+
+
+def test_bisecting_kmeans_is_refused_because_its_predict_is_a_tree():
+    from sklearn.cluster import BisectingKMeans
+
+    X = np.random.default_rng(0).normal(size=(200, 4))
+    model = BisectingKMeans(4, random_state=0).fit(X)
+    with pytest.raises(TypeError, match="bisection tree"):
+        wc.neuralize(model)
+    # the centroids themselves are accepted: they explain nearest-centroid assignment
+    assert wc.neuralize(model.cluster_centers_).n_clusters == 4

@@ -67,6 +67,13 @@ def neuralize(
         return neuralize(model, **kwargs).to(device)
     if isinstance(model, ClusterNetwork):
         return model
+    if type(model).__name__ == "BisectingKMeans":
+        # its predict descends the bisection tree: two-way choices, not the nearest centroid
+        raise TypeError(
+            "cannot neuralize a BisectingKMeans: its predict follows the bisection tree, "
+            "which is not the nearest centroid (on digits the two disagree on 8% of points); "
+            "pass model.cluster_centers_ to explain nearest-centroid assignments instead"
+        )
     _load_model_modules()
     for test, fn in _REGISTRY:
         if test(model):
@@ -83,7 +90,7 @@ def neuralize(
 
 def _is_fitted_kmeans_like(model: Any) -> bool:
     name = type(model).__name__
-    if name in {"KMeans", "MiniBatchKMeans", "BisectingKMeans"}:
+    if name in {"KMeans", "MiniBatchKMeans"}:
         centers_of(model)  # raises NotFittedError with sklearn's message
     return False
 
