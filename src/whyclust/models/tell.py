@@ -362,7 +362,9 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         to, so that the clusters become invariant to the transformation (as in DEC-DA,
         Guo et al. 2018). ``"affine"`` shifts images by up to 10% and rotates them by up to
         10 degrees (:func:`whyclust.models.autoencoders.random_affine`; inputs (n, C, H, W));
-        a callable maps a batch tensor to a transformed batch of the same shape.
+        a callable maps a batch tensor to a transformed batch of the same shape. Measured
+        (BENCHMARKS.md): it lifts MNIST-5k from about 0.70 to a median of 0.79 ACC; on
+        Fashion-MNIST one run with it did worse than without, so check it on your images.
     device : str or torch.device, default="cpu"
         Where training and inference run ("cpu", "cuda", "cuda:1", ...).
     verbose : int, default=0
