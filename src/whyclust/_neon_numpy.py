@@ -121,6 +121,14 @@ class NumpyKMeans:
         s += self.score_bias
         return s
 
+    def checked_scores(self, x: np.ndarray, first_row: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(prepared rows, scores) of raw rows ``x``; non-finite rows raise ``ValueError``
+        naming their index, counted from ``first_row``."""
+        xp = self.prepare(x)
+        scores = self.scores(xp)
+        self.check_finite(scores, first_row)
+        return xp, scores
+
     @staticmethod
     def assigned_logits(scores: np.ndarray) -> np.ndarray:
         """f of the assigned cluster: best minus second-best score."""

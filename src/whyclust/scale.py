@@ -454,8 +454,7 @@ def explain_to(
             block = _as_batch(raw)
             if want_beta:
                 if engine is not None:
-                    scores = engine.scores(engine.prepare(block))
-                    engine.check_finite(scores, start)
+                    _, scores = engine.checked_scores(block, start)
                     total += float(engine.assigned_logits(scores).sum(dtype=np.float64))
                 else:
                     total += float(_assigned_logits(net, block, device).sum())
@@ -537,9 +536,7 @@ def predict_stream(
         block = _read_rows(X, start, start + bs)
         rows = slice(start, start + block.shape[0])
         if engine is not None:
-            scores = engine.scores(engine.prepare(_as_batch(block)))
-            engine.check_finite(scores, start)
-            labels[rows] = scores.argmax(1)
+            labels[rows] = engine.checked_scores(_as_batch(block), start)[1].argmax(1)
         else:
             labels[rows] = net.predict(_as_batch(block), batch_size=bs)
         _release(block, release_pages)
@@ -576,9 +573,7 @@ def _explain_numpy(
     first_row: int = 0,
 ) -> Explanation:
     """NEON of one batch with the numpy engine; relevance written into ``out`` if given."""
-    xp = engine.prepare(block)
-    scores = engine.scores(xp)
-    engine.check_finite(scores, first_row)
+    xp, scores = engine.checked_scores(block, first_row)
     n, k = scores.shape
     assigned = scores.argmax(1)
     tgt = check_targets(target, n, k)
