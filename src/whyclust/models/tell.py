@@ -486,7 +486,7 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
                 math.isfinite(value) and value >= 0
             ):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        if not (self.augment is None or self.augment == "affine" or callable(self.augment)):
+        if not (self.augment is None or _is_affine(self.augment) or callable(self.augment)):
             raise ValueError(f"augment must be None, 'affine' or a callable, got {self.augment!r}")
         if isinstance(self.encoder, str) and self.encoder not in _ENCODERS:
             raise ValueError(
@@ -875,7 +875,7 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
     def _augmenter(self) -> Any:
         if self.augment is None:
             return None
-        if self.augment == "affine":
+        if _is_affine(self.augment):
             from whyclust.models.autoencoders import random_affine
 
             if len(self.input_shape_) != 3:
@@ -1059,6 +1059,10 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         if hasattr(self, "feature_names_in_"):
             kwargs.setdefault("feature_names", list(self.feature_names_in_))
         return plot_prototypes(self.prototypes_, **kwargs)
+
+
+def _is_affine(augment: Any) -> bool:
+    return isinstance(augment, str) and augment == "affine"
 
 
 def _n_features(X: Any) -> int | None:
