@@ -88,6 +88,18 @@ def heatmap_limits(r: np.ndarray) -> float:
     return float(np.abs(r).max()) or 1.0
 
 
+def _save_without_ticks(fig, axes, path) -> None:
+    """Hide the ticks of every panel, save the figure compactly and close it."""
+    import matplotlib.pyplot as plt
+
+    for ax in np.ravel(axes):
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout(pad=0.2)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot_heatmaps(path, X, rel, labels, proto, members, k, per_cluster):
     import matplotlib.pyplot as plt
 
@@ -109,12 +121,7 @@ def plot_heatmaps(path, X, rel, labels, proto, members, k, per_cluster):
                 if c == 0:
                     a_img.set_title("image", fontsize=7)
                     a_rel.set_title("NEON", fontsize=7)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout(pad=0.2)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save_without_ticks(fig, axes, path)
 
 
 def plot_cluster_relevance(path, mean_rel, sizes):
@@ -127,11 +134,7 @@ def plot_cluster_relevance(path, mean_rel, sizes):
         lim = heatmap_limits(img)
         ax.imshow(img, cmap="bwr", vmin=-lim, vmax=lim)
         ax.set_title(f"{c} (n={sizes[c]})", fontsize=7)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout(pad=0.2)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save_without_ticks(fig, axes, path)
 
 
 def plot_contrast(path, X, expl, idx):
@@ -143,12 +146,7 @@ def plot_contrast(path, X, expl, idx):
         axes[0, j].set_title(f"{expl.target[i]} not {expl.contrast[i]}", fontsize=7)
         lim = heatmap_limits(expl.relevance[i])
         axes[1, j].imshow(expl.relevance[i, 0], cmap="bwr", vmin=-lim, vmax=lim)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout(pad=0.2)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save_without_ticks(fig, axes, path)
 
 
 def run(name: str, out: Path, quick: bool, seed: int) -> dict:
