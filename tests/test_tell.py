@@ -204,6 +204,46 @@ def test_augment_callable_sees_every_training_batch_and_is_checked():
         TELL(3, encoder="conv", augment=lambda xb: xb[:1], random_state=0, **params).fit(X)
 
 
+def test_augmented_training_reconstructs_the_original_images(monkeypatch):
+    """With augment, the autoencoder is a denoising one: the target is the untransformed batch."""
+    X, _ = small_images()
+    targets = []
+    real_mse = torch.nn.functional.mse_loss
+
+    def recording_mse(out, target):
+        targets.append(target.detach().clone())
+        return real_mse(out, target)
+
+    monkeypatch.setattr(torch.nn.functional, "mse_loss", recording_mse)
+    params = {**ENC_FAST, "pretrain_epochs": 1, "max_iter": 2}
+    # digits images lie in [0, 1]; the transformed copies lie in [2, 3]
+    TELL(3, encoder="conv", augment=lambda xb: xb + 2.0, random_state=0, **params).fit(X)
+    assert len(targets) == 2 * (len(X) // params["batch_size"])
+    rows = {tuple(row) for row in X.reshape(len(X), -1).round(6)}
+    for target in targets:
+        assert float(target.max()) <= 1.0
+        flat = target.reshape(len(target), -1).numpy().round(6)
+        assert all(tuple(row) in rows for row in flat)
+
+
+def test_network_learning_rate_falls_linearly_over_the_clustering_epochs(monkeypatch):
+    X, _ = small_images()
+    seen = []
+
+    class RecordingAdam(torch.optim.Adam):
+        def step(self, closure=None):
+            seen.append(self.param_groups[0]["lr"])
+            return super().step(closure)
+
+    monkeypatch.setattr(torch.optim, "Adam", RecordingAdam)
+    params = {**ENC_FAST, "pretrain_epochs": 1, "max_iter": 4, "encoder_lr": 0.01}
+    TELL(3, encoder="conv", random_state=0, **params).fit(X)
+    per_epoch = len(X) // params["batch_size"]
+    # pretraining at the full rate; network epochs 1 and 3 of 4 at 3/4 and 1/4 of it
+    expected = [0.01] * per_epoch + [0.0075] * per_epoch + [0.0025] * per_epoch
+    np.testing.assert_allclose(seen, expected)
+
+
 def test_random_affine_moves_images_and_zero_range_is_identity():
     from whyclust.models.autoencoders import random_affine
 
