@@ -367,8 +367,9 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         to 10% and rotates them by up to 10 degrees
         (:func:`whyclust.models.autoencoders.random_affine`; inputs (n, C, H, W)); a
         callable maps a batch tensor to a transformed batch of the same shape. Measured
-        (BENCHMARKS.md) on MNIST-5k: median ACC 0.82 over 5 seeds with it, 0.70 in one
-        run without it; Fashion-MNIST-70k, one run each: 0.567 with it, 0.537 without.
+        (BENCHMARKS.md) on MNIST-5k: median ACC 0.82 over 5 seeds with it, 0.70 in an
+        earlier run without it (constant encoder rate); Fashion-MNIST-70k, one run each:
+        0.567 with it, 0.537 without.
     device : str or torch.device, default="cpu"
         Where training and inference run ("cpu", "cuda", "cuda:1", ...).
     verbose : int, default=0
