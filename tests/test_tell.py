@@ -11,6 +11,7 @@ from sklearn.metrics import adjusted_rand_score
 from torch import nn
 
 import whyclust as wc
+from whyclust.models.autoencoders import conv_autoencoder
 from whyclust.models.tell import TELL
 
 
@@ -242,6 +243,23 @@ def test_network_learning_rate_falls_linearly_over_the_clustering_epochs(monkeyp
     # pretraining at the full rate; network epochs 1 and 3 of 4 at 3/4 and 1/4 of it
     expected = [0.01] * per_epoch + [0.0075] * per_epoch + [0.0025] * per_epoch
     np.testing.assert_allclose(seen, expected)
+
+
+def test_conv_training_uses_channels_last_on_cpu_and_ends_in_the_standard_layout():
+    X, _ = small_images()
+    encoder, decoder = conv_autoencoder((1, 8, 8), n_latent=4)
+    layouts = []
+
+    def record(module, inputs, output):
+        layouts.append((module.training, module.weight.is_contiguous()))
+
+    encoder[3].register_forward_hook(record)  # 16 -> 32 channels: the layouts differ
+    TELL(3, encoder=(encoder, decoder), random_state=0, **ENC_FAST).fit(X)
+    assert any(training for training, _ in layouts)
+    assert all(not contiguous for training, contiguous in layouts if training)
+    model = TELL(3, encoder="conv", random_state=0, **ENC_FAST).fit(X)
+    tensors = [*model.encoder_.state_dict().values(), *model.decoder_.state_dict().values()]
+    assert all(t.is_contiguous() for t in tensors)  # safetensors needs the standard layout
 
 
 def test_random_affine_moves_images_and_zero_range_is_identity():

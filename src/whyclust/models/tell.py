@@ -785,6 +785,12 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
             encoder, decoder = self._build_networks(data)
         encoder = encoder.to(self._device_, torch.float32)
         decoder = decoder.to(self._device_, torch.float32)
+        # oneDNN trains the conv AE ~1.5x faster on one CPU thread with channels-last
+        # weights (activations follow them); the standard layout comes back after fit
+        channels_last = self._device_.type == "cpu" and len(self.input_shape_) == 3
+        if channels_last:
+            encoder.to(memory_format=torch.channels_last)
+            decoder.to(memory_format=torch.channels_last)
         self.encoder_, self.decoder_ = encoder, decoder
         params = [*encoder.parameters(), *decoder.parameters()]
         net_opt = torch.optim.Adam(params, lr=self.encoder_lr)
@@ -873,6 +879,9 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
                         net_opt.step()
                 bar.update(1)
         bar.close()
+        if channels_last:
+            encoder.to(memory_format=torch.contiguous_format)
+            decoder.to(memory_format=torch.contiguous_format)
         encoder.eval()
         decoder.eval()
         self._trainer = trainer
