@@ -262,6 +262,131 @@ def test_conv_training_uses_channels_last_on_cpu_and_ends_in_the_standard_layout
     assert all(t.is_contiguous() for t in tensors)  # safetensors needs the standard layout
 
 
+def test_kl_target_is_the_sharpened_size_normalised_soft_assignment():
+    from whyclust.models.tell import _kl_target, _soft_assign
+
+    rng = np.random.RandomState(0)
+    Z = torch.from_numpy(rng.standard_normal((50, 5)))
+    Z = Z / Z.norm(dim=1, keepdim=True)
+    C = torch.from_numpy(rng.standard_normal((3, 5)))
+    C = C / C.norm(dim=1, keepdim=True)
+    p, scale = _kl_target(Z, C)
+    # reference in numpy, straight from the formulas in the docstring
+    z, c = Z.numpy(), C.numpy()
+    sq = ((z[:, None, :] - c[None]) ** 2).sum(-1)
+    s2 = sq.min(1).mean()
+    q = 1.0 / (1.0 + sq / s2)
+    q /= q.sum(1, keepdims=True)
+    ref = q**2 / q.sum(0)
+    ref /= ref.sum(1, keepdims=True)
+    np.testing.assert_allclose(float(scale), s2, rtol=1e-10)
+    np.testing.assert_allclose(_soft_assign(Z, C, scale).numpy(), q, rtol=1e-10)
+    np.testing.assert_allclose(p.numpy(), ref, rtol=1e-10)
+    # sharper than q where a point is clearly assigned, and the argmax is kept there
+    confident = q.max(1) > 0.6
+    assert (p.numpy().max(1)[confident] > q.max(1)[confident]).all()
+
+
+def test_kl_target_moves_mass_from_a_large_cluster_to_a_small_one():
+    from whyclust.models.tell import _kl_target
+
+    C = torch.eye(3, dtype=torch.float64)[:2]
+    big = torch.tensor([[1.0, 0.0, 0.2]]).repeat(90, 1)
+    small = torch.tensor([[0.0, 1.0, 0.2]]).repeat(10, 1)
+    middle = torch.tensor([[1.0, 1.0, 0.0]])  # equidistant from both centers
+    Z = torch.cat([big, small, middle]).double()
+    p, _ = _kl_target(Z / Z.norm(dim=1, keepdim=True), C)
+    assert float(p[-1, 1]) > 0.8  # the tie goes to the small cluster
+
+
+@pytest.mark.parametrize("source", ["array", "memmap"])
+def test_kl_loss_pairs_each_batch_with_its_own_rows_of_the_target(source, tmp_path, monkeypatch):
+    """The target is indexed by row: shuffled (in memory) or in file order (streams)."""
+    import whyclust.models.tell as tell_module
+
+    n = 96
+    X, _ = directional_blobs(n=n, k=3, d=6, seed=1)
+    X[:, 0] = np.arange(n) / n  # the first feature names the row
+    if source == "memmap":
+        mm = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.float32,
+                                       shape=X.shape)  # fmt: skip
+        mm[:] = X
+        mm.flush()
+        data = np.load(tmp_path / "x.npy", mmap_mode="r")
+    else:
+        data = X
+    real_target = tell_module._kl_target
+
+    def row_target(Z, centers):  # p[i] = (i/n, 1 - i/n, 0): row i can be read back from p
+        p, scale = real_target(Z, centers)
+        col = torch.arange(Z.shape[0], dtype=p.dtype) / Z.shape[0]
+        return torch.stack([col, 1.0 - col, torch.zeros_like(col)], 1), scale
+
+    inputs, pairs = [], []
+    real_kl = tell_module.F.kl_div
+
+    def recording_kl(log_q, target, **kwargs):
+        pairs.append((inputs[-1][:, 0].clone(), target[:, 0].clone()))
+        return real_kl(log_q, target, **kwargs)
+
+    monkeypatch.setattr(tell_module, "_kl_target", row_target)
+    monkeypatch.setattr(tell_module.F, "kl_div", recording_kl)
+    enc = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    enc.register_forward_pre_hook(lambda module, args: inputs.append(args[0].detach()))
+    dec = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 6))
+    params = {**ENC_FAST, "pretrain_epochs": 1, "max_iter": 4, "batch_size": 20}
+    TELL(3, encoder=(enc, dec), cluster_loss="kl", random_state=0, **params).fit(data)
+    assert len(pairs) == 2 * (n // 20 + 1)  # two network epochs; the last batch has 16 rows
+    seen = torch.cat([rows for rows, _ in pairs])
+    for rows, target in pairs:
+        np.testing.assert_allclose(rows.numpy(), target.numpy(), atol=1e-6)
+    seen_rows = np.rint(seen.numpy() * n).astype(int)
+    np.testing.assert_array_equal(np.sort(seen_rows), np.repeat(np.arange(n), 2))  # each once
+
+
+def test_kl_loss_trains_deterministically_learns_and_is_saved(tmp_path):
+    X, y = directional_blobs(n=240, k=3, d=6, seed=3, spread=0.1)
+    enc = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 4))
+    dec = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 6))
+    params = {**ENC_FAST, "pretrain_epochs": 30, "max_iter": 6, "cluster_weight": 1.0}
+    model = TELL(3, encoder=(enc, dec), cluster_loss="kl", random_state=0, **params).fit(X)
+    again = TELL(3, encoder=(enc, dec), cluster_loss="kl", random_state=0, **params).fit(X)
+    np.testing.assert_array_equal(again.cluster_centers_, model.cluster_centers_)
+    hard = TELL(3, encoder=(enc, dec), random_state=0, **params).fit(X)
+    assert not np.array_equal(hard.cluster_centers_, model.cluster_centers_)
+    np.testing.assert_array_equal(model.predict(X), model.labels_)
+    np.testing.assert_array_equal(wc.neuralize(model).predict(X), model.labels_)
+    assert adjusted_rand_score(y, model.labels_) > 0.5
+    loaded = wc.load(wc.save(model, tmp_path / "kl.safetensors"))
+    assert loaded.cluster_loss == "kl"
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+def test_kl_loss_with_augmentation_targets_the_untransformed_images(monkeypatch):
+    """The target comes from the originals; the loss is taken on the transformed copies."""
+    import whyclust.models.tell as tell_module
+
+    X, _ = small_images()
+    checked, real_target = [], tell_module._kl_target
+    model = TELL(3, encoder="conv", cluster_loss="kl", augment=lambda xb: xb + 2.0,
+                 random_state=0, **{**ENC_FAST, "pretrain_epochs": 1, "max_iter": 2})  # fmt: skip
+
+    def spy(Z, centers):
+        encoder = model.encoder_
+        assert not encoder.training
+        with torch.no_grad():
+            originals = tell_module._normalize(encoder(torch.from_numpy(X)))
+            copies = tell_module._normalize(encoder(torch.from_numpy(X) + 2.0))
+        np.testing.assert_allclose(Z.numpy(), originals.numpy(), atol=1e-5)
+        assert not np.allclose(Z.numpy(), copies.numpy(), atol=1e-3)
+        checked.append(True)
+        return real_target(Z, centers)
+
+    monkeypatch.setattr(tell_module, "_kl_target", spy)
+    model.fit(X)
+    assert checked == [True]  # one network epoch, one target
+
+
 def test_random_affine_moves_images_and_zero_range_is_identity():
     from whyclust.models.autoencoders import random_affine
 
@@ -390,6 +515,8 @@ def test_plot_prototypes_images_and_bars():
         ({"lr": -1.0}, ValueError, "lr"),
         ({"device": "nonsense"}, ValueError, "device"),
         ({"augment": "mixup"}, ValueError, "augment"),
+        ({"cluster_loss": "soft"}, ValueError, "cluster_loss"),
+        ({"cluster_loss": None}, ValueError, "cluster_loss"),
         ({"encoder": "mlp", "augment": "affine", "pretrain_epochs": 1}, ValueError, "images"),
     ],
 )
