@@ -340,6 +340,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--out", type=Path, default=None, help="also write the table here")
     args = parser.parse_args(argv)
+    if args.conv_seeds and len(args.conv_seeds) == 1 and args.conv_seeds[0] < 1:
+        parser.error("--conv-seeds N runs seeds 0..N-1, so N must be >= 1 (for seed 0: 1)")
     limit_threads(args.threads)
     rows = run(
         args.datasets,
