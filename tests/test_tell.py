@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -237,11 +239,12 @@ def test_network_learning_rate_falls_linearly_over_the_clustering_epochs(monkeyp
             return super().step(closure)
 
     monkeypatch.setattr(torch.optim, "Adam", RecordingAdam)
-    params = {**ENC_FAST, "pretrain_epochs": 1, "max_iter": 4, "encoder_lr": 0.01}
+    params = {**ENC_FAST, "pretrain_epochs": 1, "max_iter": 4, "encoder_lr": 0.01,
+              "cluster_encoder_lr": 0.002}  # fmt: skip
     TELL(3, encoder="conv", random_state=0, **params).fit(X)
     per_epoch = len(X) // params["batch_size"]
-    # pretraining at the full rate; network epochs 1 and 3 of 4 at 3/4 and 1/4 of it
-    expected = [0.01] * per_epoch + [0.0075] * per_epoch + [0.0025] * per_epoch
+    # pretraining at encoder_lr; network epochs 1 and 3 of 4 at 3/4 and 1/4 of the other
+    expected = [0.01] * per_epoch + [0.0015] * per_epoch + [0.0005] * per_epoch
     np.testing.assert_allclose(seen, expected)
 
 
@@ -352,7 +355,7 @@ def test_kl_loss_trains_deterministically_learns_and_is_saved(tmp_path):
     model = TELL(3, encoder=(enc, dec), cluster_loss="kl", random_state=0, **params).fit(X)
     again = TELL(3, encoder=(enc, dec), cluster_loss="kl", random_state=0, **params).fit(X)
     np.testing.assert_array_equal(again.cluster_centers_, model.cluster_centers_)
-    hard = TELL(3, encoder=(enc, dec), random_state=0, **params).fit(X)
+    hard = TELL(3, encoder=(enc, dec), cluster_loss="hard", random_state=0, **params).fit(X)
     assert not np.array_equal(hard.cluster_centers_, model.cluster_centers_)
     np.testing.assert_array_equal(model.predict(X), model.labels_)
     np.testing.assert_array_equal(wc.neuralize(model).predict(X), model.labels_)
@@ -385,6 +388,36 @@ def test_kl_loss_with_augmentation_targets_the_untransformed_images(monkeypatch)
     monkeypatch.setattr(tell_module, "_kl_target", spy)
     model.fit(X)
     assert checked == [True]  # one network epoch, one target
+
+
+def test_encoder_mode_warns_when_clusters_end_empty():
+    from sklearn.exceptions import ConvergenceWarning
+
+    X = np.tile(np.linspace(0.0, 1.0, 6, dtype=np.float32), (40, 1))  # one point, 40 times
+    enc = nn.Sequential(nn.Linear(6, 3))
+    dec = nn.Sequential(nn.Linear(3, 6))
+    with pytest.warns(ConvergenceWarning, match="1 of 3 clusters"):
+        TELL(3, encoder=(enc, dec), random_state=0, **ENC_FAST).fit(X)
+    Xs, _ = directional_blobs(n=120, k=3, d=6, seed=3, spread=0.05)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        TELL(3, encoder=(enc, dec), random_state=0,
+             **{**ENC_FAST, "pretrain_epochs": 20}).fit(Xs)  # fmt: skip
+
+
+def test_mlp_on_digits_keeps_every_cluster_at_the_default_clustering_rate():
+    """At the pretraining rate Adam collapses the MLP's features into one or two clusters."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, _ = wc.datasets.load_digits()
+    X = (X / 16.0).astype(np.float32)
+    params = {"pretrain_epochs": 10, "max_iter": 4, "random_state": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = TELL(10, encoder="mlp", **params).fit(X)
+    assert np.unique(model.labels_).size == 10
+    with pytest.warns(ConvergenceWarning, match="clusters hold points"):
+        TELL(10, encoder="mlp", cluster_encoder_lr=1e-3, **params).fit(X)
 
 
 def test_random_affine_moves_images_and_zero_range_is_identity():
