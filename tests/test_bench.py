@@ -118,3 +118,33 @@ def test_faithfulness_section_structure(monkeypatch):
 def test_sections_e_and_f_are_known_and_f_is_opt_in():
     assert bench._parse_sections("f,e") == ["e", "f"]
     assert "f" not in bench.DEFAULT_SECTIONS and "e" in bench.DEFAULT_SECTIONS
+
+
+def _clustering_script(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import bench_clustering
+
+    calls: list[dict] = []
+    monkeypatch.setattr(bench_clustering, "run", lambda *a, **kw: calls.append(kw) or [])
+    monkeypatch.setattr(bench_clustering, "to_markdown", lambda rows: "")
+    monkeypatch.setattr(bench_clustering, "limit_threads", lambda n: None)
+    return bench_clustering, calls
+
+
+def test_clustering_conv_defaults_are_the_measured_recipe(monkeypatch):
+    script, calls = _clustering_script(monkeypatch)
+    script.main(["--conv", "--conv-seeds", "1", "3"])
+    (kw,) = calls
+    assert kw["conv"] and kw["conv_seeds"] == [1, 3]
+    assert (kw["conv_pretrain"], kw["conv_epochs"], kw["conv_batch_size"]) == (150, 40, 128)
+    assert (kw["conv_augment"], kw["conv_weight"], kw["conv_loss"]) == ("affine", 1.0, "kl")
+    script.main(["--conv", "--conv-seeds", "2", "--conv-augment", "none"])
+    assert calls[1]["conv_seeds"] == 2 and calls[1]["conv_augment"] is None
+
+
+def test_clustering_zero_conv_seeds_is_an_error(monkeypatch, capsys):
+    script, calls = _clustering_script(monkeypatch)
+    with pytest.raises(SystemExit) as exc:
+        script.main(["--conv", "--conv-seeds", "0"])
+    assert exc.value.code == 2 and not calls
+    assert "--conv-seeds" in capsys.readouterr().err
