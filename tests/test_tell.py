@@ -465,9 +465,10 @@ def test_partial_fit_in_encoder_mode_needs_fit_first():
 # --- save / load ---------------------------------------------------------------------------
 
 
-def test_save_load_round_trip_raw(tmp_path):
+@pytest.mark.parametrize("k", [1, 4])
+def test_save_load_round_trip_raw(tmp_path, k):
     X, _ = directional_blobs()
-    model = TELL(4, random_state=0, **FAST).fit(X.astype(np.float64))
+    model = TELL(k, random_state=0, **FAST).fit(X.astype(np.float64))
     path = wc.save(model, tmp_path / "tell.safetensors")
     again = wc.load(path)
     assert isinstance(again, TELL)

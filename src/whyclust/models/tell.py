@@ -1271,7 +1271,7 @@ def _restore_tell(tensors: dict[str, np.ndarray], config: dict[str, Any]) -> TEL
     model = TELL(**params)
     centers = finite_array(tensors, "cluster_centers", ndim=2)
     k = centers.shape[0]
-    if k != params.get("n_clusters") or k < 2:
+    if k != params.get("n_clusters") or k < 1:
         raise ValueError("cluster_centers do not match n_clusters")
     shape = config["input_shape"]
     if not isinstance(shape, list) or not all(
