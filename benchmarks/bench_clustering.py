@@ -31,6 +31,11 @@ from typing import Any
 import numpy as np
 
 DATASETS = ("digits", "mnist5k", "fashion")
+# conv defaults: the MNIST-5k recipe of BENCHMARKS.md (median ACC >= 0.85 over 5 seeds)
+CONV_RECIPE: dict[str, Any] = {
+    "pretrain": 150, "epochs": 40, "batch_size": 128, "augment": "affine", "weight": 1.0,
+    "loss": "kl",
+}  # fmt: skip
 
 
 def load(name: str, *, as_images: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -207,13 +212,13 @@ def run(
     online: bool = True,
     conv: bool = False,
     conv_datasets: Sequence[str] = ("mnist5k",),
-    conv_pretrain: int = 150,
-    conv_epochs: int = 40,
+    conv_pretrain: int = CONV_RECIPE["pretrain"],
+    conv_epochs: int = CONV_RECIPE["epochs"],
     conv_seeds: int | Sequence[int] | None = None,
-    conv_batch_size: int = 128,
-    conv_augment: str | None = "affine",
-    conv_weight: float = 1.0,
-    conv_loss: str = "kl",
+    conv_batch_size: int = CONV_RECIPE["batch_size"],
+    conv_augment: str | None = CONV_RECIPE["augment"],
+    conv_weight: float = CONV_RECIPE["weight"],
+    conv_loss: str = CONV_RECIPE["loss"],
     online_seeds: int | Sequence[int] | None = None,
     device: str = "cpu",
     progress: Callable[[str], None] | None = None,
@@ -324,16 +329,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-online", action="store_true")
     parser.add_argument("--conv", action="store_true", help="also run TELL with the conv AE")
     parser.add_argument("--conv-datasets", nargs="+", default=["mnist5k"], choices=DATASETS)
-    # conv defaults: the MNIST-5k recipe of BENCHMARKS.md (median ACC >= 0.85 over 5 seeds)
-    parser.add_argument("--conv-pretrain", type=int, default=150)
-    parser.add_argument("--conv-epochs", type=int, default=40)
+    parser.add_argument("--conv-pretrain", type=int, default=CONV_RECIPE["pretrain"])
+    parser.add_argument("--conv-epochs", type=int, default=CONV_RECIPE["epochs"])
     parser.add_argument("--conv-seeds", type=int, nargs="+", default=None,
                         help="one number: that many seeds from 0; several: those seeds")
-    parser.add_argument("--conv-augment", choices=["affine", "none"], default="affine")
-    parser.add_argument("--conv-weight", type=float, default=1.0, help="TELL cluster_weight")
-    parser.add_argument("--conv-loss", choices=["hard", "kl"], default="kl",
+    parser.add_argument("--conv-augment", choices=["affine", "none"],
+                        default=CONV_RECIPE["augment"])
+    parser.add_argument("--conv-weight", type=float, default=CONV_RECIPE["weight"],
+                        help="TELL cluster_weight")
+    parser.add_argument("--conv-loss", choices=["hard", "kl"], default=CONV_RECIPE["loss"],
                         help="TELL cluster_loss")
-    parser.add_argument("--conv-batch-size", type=int, default=128)
+    parser.add_argument("--conv-batch-size", type=int, default=CONV_RECIPE["batch_size"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
         "--threads", type=int, default=1,

@@ -9,6 +9,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import adjusted_rand_score
 from torch import nn
 
@@ -391,8 +392,6 @@ def test_kl_loss_with_augmentation_targets_the_untransformed_images(monkeypatch)
 
 
 def test_encoder_mode_warns_when_clusters_end_empty():
-    from sklearn.exceptions import ConvergenceWarning
-
     X = np.tile(np.linspace(0.0, 1.0, 6, dtype=np.float32), (40, 1))  # one point, 40 times
     enc = nn.Sequential(nn.Linear(6, 3))
     dec = nn.Sequential(nn.Linear(3, 6))
@@ -407,8 +406,6 @@ def test_encoder_mode_warns_when_clusters_end_empty():
 
 def test_mlp_on_digits_keeps_every_cluster_at_the_default_clustering_rate():
     """At the pretraining rate Adam collapses the MLP's features into one or two clusters."""
-    from sklearn.exceptions import ConvergenceWarning
-
     X, _ = wc.datasets.load_digits()
     X = (X / 16.0).astype(np.float32)
     params = {"pretrain_epochs": 10, "max_iter": 4, "random_state": 0}

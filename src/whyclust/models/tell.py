@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, check_random_state
 from torch import nn
 from torch.nn import functional as F
@@ -700,8 +701,6 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
     def _warn_if_collapsed(self) -> None:
         used, k = np.unique(self.labels_).size, self.n_clusters
         if used < min(k, self.labels_.shape[0]):
-            from sklearn.exceptions import ConvergenceWarning
-
             hint = " or cluster_loss='kl'" if self.cluster_loss == "hard" else ""
             warnings.warn(
                 f"TELL: only {used} of {k} clusters hold points after training: the encoder "
