@@ -33,7 +33,7 @@ from sklearn.cluster import KMeans
 from torch import nn
 
 import whyclust as wc
-from whyclust.explain.summary import cluster_relevance, contrastive
+from whyclust.summary import cluster_relevance, contrastive
 
 
 def conv_autoencoder(code: int = 10) -> tuple[nn.Sequential, nn.Sequential]:

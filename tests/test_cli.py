@@ -89,7 +89,7 @@ def test_explain_other_target_and_beta(work, tmp_path, capsys):
 
 
 def test_explain_with_a_baseline_method(work, tmp_path, capsys):
-    from whyclust.explain import available_methods
+    from whyclust.explainers import available_methods
 
     if "gradient_x_input" not in available_methods():
         pytest.skip("baseline explainers are not part of this build")

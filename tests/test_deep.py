@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 import whyclust as wc
-from whyclust.explain.deep import NeonHead, head_relevance
-from whyclust.neuralize import EncodedClusterNetwork, KMeansNetwork, L2Normalize
+from whyclust.explainers.deep import NeonHead, head_relevance
+from whyclust.networks import EncodedClusterNetwork, KMeansNetwork, L2Normalize
 
 
 def _mlp(d_in: int, m: int, bias: bool, dtype=torch.float64, seed: int = 0) -> nn.Module:
@@ -182,7 +182,7 @@ def test_head_relevance_rejects_unknown_heads():
 
 
 def test_kernel_head_behind_an_encoder():
-    from whyclust.neuralize.kernel import KernelKMeansNetwork
+    from whyclust.networks.kernel import KernelKMeansNetwork
 
     rng = np.random.default_rng(8)
     X = rng.normal(size=(20, 5))

@@ -15,7 +15,7 @@ from whyclust.evaluation import (
     insertion_curve,
     relevance_on_informative,
 )
-from whyclust.explain import available_methods
+from whyclust.explainers import available_methods
 
 # three centroids in R^3 and one point assigned to cluster 0 (see test_hand_computed_case)
 CENTERS = np.array([[0.0, 0.0, 0.0], [4.0, 0.0, 0.0], [0.0, 6.0, 0.0]])

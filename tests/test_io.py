@@ -16,7 +16,7 @@ from torch import nn
 
 import whyclust as wc
 from whyclust import io
-from whyclust.neuralize import EncodedClusterNetwork, KMeansNetwork, L2Normalize
+from whyclust.networks import EncodedClusterNetwork, KMeansNetwork, L2Normalize
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(60, 5))

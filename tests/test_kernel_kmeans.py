@@ -13,7 +13,7 @@ from sklearn.base import clone
 from sklearn.datasets import make_blobs
 
 import whyclust as wc
-from whyclust.neuralize.kernel import KernelKMeansNetwork
+from whyclust.networks.kernel import KernelKMeansNetwork
 
 
 def _direct_logits(X, support, labels, gamma):

@@ -11,7 +11,7 @@ from scipy.spatial.distance import cdist
 from sklearn.cluster import KMeans, MiniBatchKMeans
 
 import whyclust as wc
-from whyclust.neuralize import KMeansNetwork
+from whyclust.networks import KMeansNetwork
 
 TOL = {np.float32: 1e-4, np.float64: 1e-9}
 
@@ -274,7 +274,7 @@ def test_dataframe_input_keeps_feature_names():
 
 
 def test_float64_head_behind_float32_encoder_predicts():
-    from whyclust.neuralize import EncodedClusterNetwork
+    from whyclust.networks import EncodedClusterNetwork
 
     encoder = torch.nn.Sequential(torch.nn.Linear(5, 3), torch.nn.ReLU())
     _, centers = make_problem(11, 1, 4, 3, np.float64)

@@ -179,7 +179,7 @@ def test_dask_ml_kmeans_neuralized(data) -> None:
         pytest.skip(f"dask-ml is not importable with this dask / scikit-learn: {exc}")
     from sklearn.exceptions import NotFittedError
 
-    from whyclust.neuralize.daskml import is_dask_ml_kmeans
+    from whyclust.networks.daskml import is_dask_ml_kmeans
 
     X, _ = data
     Xd = da.from_array(X, chunks=500)

@@ -9,7 +9,7 @@ import torch
 from sklearn.cluster import KMeans
 
 import whyclust as wc
-from whyclust.explain.summary import cluster_relevance, cluster_summary, contrastive
+from whyclust.summary import cluster_relevance, cluster_summary, contrastive
 
 
 @pytest.fixture(scope="module")

@@ -135,7 +135,7 @@ def test_neuralized_argmax_equals_predict(seed, k, d, dtype):
 
 
 def test_neuralize_structure_and_explain_conserves():
-    from whyclust.neuralize import EncodedClusterNetwork, KMeansNetwork, L2Normalize
+    from whyclust.networks import EncodedClusterNetwork, KMeansNetwork, L2Normalize
 
     X, _ = directional_blobs()
     model = TELL(4, random_state=0, **FAST).fit(X)

@@ -12,13 +12,13 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    # callable subpackages: wc.neuralize(model), wc.explain(model, X)
-    "neuralize": ("whyclust.neuralize", None),
-    "explain": ("whyclust.explain", None),
-    "Explanation": ("whyclust.explain.explanation", "Explanation"),
+
+    "neuralize": ("whyclust.api", "neuralize"),
+    "explain": ("whyclust.api", "explain"),
+    "Explanation": ("whyclust.explainers.explanation", "Explanation"),
     "TELL": ("whyclust.models.tell", "TELL"),
     "KernelKMeans": ("whyclust.models.kernel_kmeans", "KernelKMeans"),
-    "counterfactual": ("whyclust.explain.counterfactual", "counterfactual"),
+    "counterfactual": ("whyclust.api", "counterfactual"),
     "save": ("whyclust.io", "save"),
     "load": ("whyclust.io", "load"),
     "metrics": ("whyclust.metrics", None),

@@ -1,6 +1,6 @@
 """k-means NEON in numpy alone: the torch-free engine of the streaming functions.
 
-:mod:`whyclust.explain.neon` holds these equations in torch, for every device and for the
+:mod:`whyclust.explainers.neon` holds these equations in torch, for every device and for the
 deep heads. This module repeats the k-means part with numpy so that
 :func:`whyclust.scale.explain_to` and :func:`whyclust.scale.predict_stream` can work through
 an on-disk array of a k-means model without importing torch, whose import alone holds
@@ -9,7 +9,7 @@ about 550 MB of resident memory (CUDA build). The tests keep both engines equal.
 With M' the centroids minus their mean o, the scores are s_k = 2 (x - o) . mu'_k -
 ||mu'_k||^2, the margins h_ck = s_c - s_k, and the relevance
 R = (x - o) * (alpha @ 2M') - alpha @ M'^2 for the mixing coefficients alpha of NEON's
-min-take-most rule (see DESIGN.md section 1 and :class:`whyclust.explain.neon.KMeansRelevance`).
+min-take-most rule (see DESIGN.md section 1 and :class:`whyclust.explainers.neon.KMeansRelevance`).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def kmeans_centers(model: Any) -> np.ndarray | None:
     """The (K, d) centroids of a plain nearest-centroid model, or None for anything else.
 
     Recognises numpy arrays, scikit-learn ``KMeans`` / ``MiniBatchKMeans``, dask-ml
-    ``KMeans`` and :class:`~whyclust.neuralize.KMeansNetwork`, without importing torch.
+    ``KMeans`` and :class:`~whyclust.networks.KMeansNetwork`, without importing torch.
     Models that transform their inputs first (TELL, kernel k-means, encoders) return None.
     """
     if isinstance(model, np.ndarray):
@@ -55,8 +55,8 @@ def kmeans_centers(model: Any) -> np.ndarray | None:
                 "arguments before using this estimator."
             )
         return check_centers(np.asarray(centers))
-    if name == "KMeansNetwork" and "whyclust.neuralize.kmeans" in sys.modules:
-        from whyclust.neuralize.kmeans import KMeansNetwork
+    if name == "KMeansNetwork" and "whyclust.networks.kmeans" in sys.modules:
+        from whyclust.networks.kmeans import KMeansNetwork
 
         if type(model) is KMeansNetwork:
             return model.centers.detach().cpu().numpy()

@@ -329,7 +329,9 @@ def _speed_methods(X: np.ndarray, seed: int) -> dict[str, tuple[str, dict[str, A
 def section_speed(cfg: Config) -> str:
     import whyclust as wc
 
-    methods = set(wc.explain.available_methods())
+    from whyclust.explainers import available_methods
+
+    methods = set(available_methods())
     loop = _import_benchmark("neon_loop")
     out = [
         "## a. Explanation speed",
@@ -541,7 +543,9 @@ def section_faithfulness(cfg: Config) -> str:
     from whyclust.evaluation import deletion_curve, insertion_curve
     from whyclust.metrics import cluster_accuracy
 
-    available = set(wc.explain.available_methods())
+    from whyclust.explainers import available_methods
+
+    available = set(available_methods())
     methods = ["neon", *(m for m in BASELINES if m in available), "random"]
     options: dict[str, dict[str, Any]] = {"integrated_gradients": {"n_steps": 50}}
     shown = [m for m in methods if m != "shap"]

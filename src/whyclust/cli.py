@@ -95,7 +95,7 @@ def _fit(model: Any, X, quiet: bool) -> Any:
 
 
 def _network(model: Any):
-    from whyclust.neuralize import neuralize
+    from whyclust.networks import neuralize
 
     return neuralize(model)
 
@@ -148,7 +148,7 @@ def _parse_image_shape(value: str | None) -> tuple[int, ...] | None:
 
 
 def _check_method(method: str) -> None:
-    from whyclust.explain import available_methods
+    from whyclust.explainers import available_methods
 
     known = available_methods()
     if method not in known:

@@ -127,7 +127,7 @@ def flipping_curve(
     Parameters
     ----------
     model : fitted clusterer or ClusterNetwork
-        Anything :func:`whyclust.neuralize` accepts; the curves use its network.
+        Anything :func:`whyclust.networks` accepts; the curves use its network.
     X : array-like of shape (n, d) or (n, C, H, W)
         Points to evaluate.
     relevance : array-like of X's shape or Explanation, optional
@@ -157,8 +157,9 @@ def flipping_curve(
     -------
     FlippingCurves
     """
-    from whyclust.explain import Explanation, explain
-    from whyclust.neuralize import neuralize
+    from whyclust.api import explain
+    from whyclust.explainers import Explanation
+    from whyclust.networks import neuralize
 
     if kind not in {"deletion", "insertion"}:
         raise ValueError(f"kind must be 'deletion' or 'insertion', got {kind!r}")
@@ -377,7 +378,7 @@ def compare_methods(
     model, X, baseline, n_steps, batch_size, image_shape
         As in :func:`flipping_curve`.
     methods : iterable of str, optional
-        Explanation methods (default: every method of :func:`whyclust.explain.available_methods`
+        Explanation methods (default: every method of :func:`whyclust.explainers.available_methods`
         plus ``"random"``).
     insertion : bool, default=True
         Also compute insertion areas.
@@ -398,8 +399,9 @@ def compare_methods(
     """
     import pandas as pd
 
-    from whyclust.explain import available_methods, explain
-    from whyclust.neuralize import neuralize
+    from whyclust.api import explain
+    from whyclust.explainers import available_methods
+    from whyclust.networks import neuralize
 
     net = neuralize(model)
     X = as_float_array(X, ndim=(2, 3, 4))

@@ -337,9 +337,9 @@ def _restore_sklearn_kmeans(tensors: dict[str, np.ndarray], config: dict[str, An
 
 
 def _is_kmeans_network(model: Any) -> bool:
-    if "whyclust.neuralize" not in sys.modules:  # no network can exist yet: keep torch out
+    if "whyclust.networks" not in sys.modules:  # no network can exist yet: keep torch out
         return False
-    from whyclust.neuralize.kmeans import KMeansNetwork
+    from whyclust.networks.kmeans import KMeansNetwork
 
     return isinstance(model, KMeansNetwork)
 
@@ -349,15 +349,15 @@ def _dump_kmeans_network(net: Any) -> tuple[dict[str, np.ndarray], dict[str, Any
 
 
 def _restore_kmeans_network(tensors: dict[str, np.ndarray], config: dict[str, Any]) -> Any:
-    from whyclust.neuralize.kmeans import KMeansNetwork
+    from whyclust.networks.kmeans import KMeansNetwork
 
     return KMeansNetwork(finite_array(tensors, "centers", ndim=2))
 
 
 def _is_encoded_network(model: Any) -> bool:
-    if "whyclust.neuralize" not in sys.modules:
+    if "whyclust.networks" not in sys.modules:
         return False
-    from whyclust.neuralize.base import EncodedClusterNetwork
+    from whyclust.networks.base import EncodedClusterNetwork
 
     return isinstance(model, EncodedClusterNetwork)
 
@@ -378,7 +378,7 @@ def _dump_encoded_network(net: Any) -> tuple[dict[str, np.ndarray], dict[str, An
 
 
 def _restore_encoded_network(tensors: dict[str, np.ndarray], config: dict[str, Any]) -> Any:
-    from whyclust.neuralize.base import ClusterNetwork, EncodedClusterNetwork
+    from whyclust.networks.base import ClusterNetwork, EncodedClusterNetwork
 
     enc = {k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")}
     head_t = {k[len("head.") :]: v for k, v in tensors.items() if k.startswith("head.")}
@@ -429,7 +429,7 @@ _CONTAINERS = ("Sequential",)
 def _layer_class(name: str) -> type:
     from torch import nn
 
-    from whyclust.neuralize.base import L2Normalize
+    from whyclust.networks.base import L2Normalize
 
     return L2Normalize if name == "L2Normalize" else getattr(nn, name)
 

@@ -30,12 +30,12 @@ import numpy as np
 
 from whyclust._neon_numpy import NumpyKMeans, kmeans_centers
 from whyclust._validation import beta_from_mean, check_beta, check_targets, resolve_dtype
-from whyclust.explain.explanation import Explanation
+from whyclust.explainers.explanation import Explanation
 
 if TYPE_CHECKING:
     import torch
 
-    from whyclust.neuralize import ClusterNetwork
+    from whyclust.networks import ClusterNetwork
 
 __all__ = ["explain_dask", "explain_to", "predict_dask", "predict_stream"]
 
@@ -66,7 +66,7 @@ def explain_dask(
     Parameters
     ----------
     model : fitted clusterer or ClusterNetwork
-        Anything :func:`whyclust.neuralize` accepts. The network enters the graph once, as
+        Anything :func:`whyclust.networks` accepts. The network enters the graph once, as
         one key that every task depends on: a distributed scheduler sends it to each worker
         once, not with every task.
     X : dask.array.Array of shape (n, d) or (n, C, H, W)
@@ -90,7 +90,7 @@ def explain_dask(
     import dask
     import dask.array as da
 
-    from whyclust.neuralize import neuralize
+    from whyclust.networks import neuralize
 
     net = neuralize(model)
     X = _as_dask_float_array(X, net)
@@ -173,7 +173,7 @@ def predict_dask(model: Any, X: Any, *, batch_size: int = 8192) -> Any:
     import dask
     import dask.array as da
 
-    from whyclust.neuralize import neuralize
+    from whyclust.networks import neuralize
 
     net = neuralize(model)
     X = _as_dask_float_array(X, net)
@@ -251,7 +251,7 @@ def _delayed_network(net: ClusterNetwork) -> Any:
 def _needs_global_bounds(net: ClusterNetwork, method: str, options: dict[str, Any]) -> bool:
     """NEON through an encoder defaults its ZBox bounds to the data's range: that must be
     the range of all of X, not of one chunk or batch, for the results to match."""
-    from whyclust.neuralize import EncodedClusterNetwork, KMeansNetwork, L2Normalize
+    from whyclust.networks import EncodedClusterNetwork, KMeansNetwork, L2Normalize
 
     return (
         method == "neon"
@@ -263,7 +263,7 @@ def _needs_global_bounds(net: ClusterNetwork, method: str, options: dict[str, An
 
 
 def _bounds(low: float, high: float) -> tuple[float, float]:
-    return (low, high if high > low else low + 1.0)  # as whyclust.explain.deep does
+    return (low, high if high > low else low + 1.0)  # as whyclust.explainers.deep does
 
 
 def _first_pass_dask(
@@ -303,8 +303,8 @@ def _assigned_logits(net: ClusterNetwork, block: np.ndarray, device: Any) -> tor
     """
     import torch
 
-    from whyclust.explain.neon import KMeansRelevance, assigned_logits
-    from whyclust.neuralize import KMeansNetwork
+    from whyclust.explainers.neon import KMeansRelevance, assigned_logits
+    from whyclust.networks import KMeansNetwork
 
     x = torch.from_numpy(np.ascontiguousarray(block))
     with torch.no_grad():
@@ -336,7 +336,7 @@ def _explain_block(
     options: dict[str, Any],
 ) -> np.ndarray:
     """Explain one row chunk; returns the record array of relevance / logit / cluster."""
-    from whyclust.explain import explain
+    from whyclust.explainers import explain
 
     *columns, net = args
     given = dict(scalars)
@@ -394,7 +394,7 @@ def explain_to(
     Parameters
     ----------
     model : fitted clusterer or ClusterNetwork
-        Anything :func:`whyclust.neuralize` accepts.
+        Anything :func:`whyclust.networks` accepts.
     X : array-like of shape (n, d) or (n, C, H, W)
         Anything sliceable by rows: ``np.memmap``, zarr or h5py arrays, dask arrays.
     out : array-like, writable
@@ -487,7 +487,7 @@ def explain_to(
             e = _explain_numpy(engine, _as_batch(block), rows_target, rows_contrast, beta,
                                into, first_row=start)  # fmt: skip
         else:
-            from whyclust.explain import explain
+            from whyclust.explainers import explain
 
             e = explain(
                 net,
@@ -544,7 +544,7 @@ def predict_stream(
 
 
 def _network(model: Any) -> ClusterNetwork:
-    from whyclust.neuralize import neuralize
+    from whyclust.networks import neuralize
 
     return neuralize(model)
 

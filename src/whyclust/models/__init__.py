@@ -1,4 +1,4 @@
-"""Clustering models. Each module registers its neuralizer with whyclust.neuralize."""
+"""Clustering models. Each module registers its neuralizer with whyclust.networks."""
 
 from __future__ import annotations
 

@@ -28,8 +28,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from whyclust._validation import as_float_array, check_n_clusters
 from whyclust.io import finite_array, register_format
-from whyclust.neuralize import register_neuralizer
-from whyclust.neuralize.kernel import KernelKMeansNetwork
+from whyclust.networks import register_neuralizer
+from whyclust.networks.kernel import KernelKMeansNetwork
 
 __all__ = ["KernelKMeans"]
 

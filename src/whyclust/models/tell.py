@@ -32,7 +32,7 @@ from torch.nn import functional as F
 from whyclust._batches import is_array_like, iter_batches
 from whyclust._validation import as_float_array, feature_names_of
 from whyclust.io import finite_array, register_format
-from whyclust.neuralize import (
+from whyclust.networks import (
     EncodedClusterNetwork,
     KMeansNetwork,
     L2Normalize,
@@ -343,7 +343,7 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
     Parameters
     ----------
     n_clusters : int, default=8
-        Number of clusters K, any K >= 1 (:func:`whyclust.neuralize` and
+        Number of clusters K, any K >= 1 (:func:`whyclust.networks` and
         :func:`whyclust.explain` need K >= 2).
     encoder : None, "mlp", "conv" or (encoder, decoder) pair of torch modules, default=None
         ``None`` clusters the L2-normalised inputs. ``"mlp"`` is the paper's autoencoder

@@ -57,7 +57,7 @@ def build_report(
     Parameters
     ----------
     model : fitted clusterer or ClusterNetwork
-        Anything :func:`whyclust.neuralize` accepts.
+        Anything :func:`whyclust.networks` accepts.
     X : array-like of shape (n, d), (n, H, W) or (n, C, H, W)
         The data (all of it is assigned and explained; figures use subsamples).
     y : array-like of shape (n,), optional
@@ -83,7 +83,7 @@ def build_report(
 
     import whyclust as wc
     from whyclust._validation import as_float_array
-    from whyclust.neuralize import neuralize
+    from whyclust.networks import neuralize
 
     start = time.perf_counter()
     names = feature_names if feature_names is not None else _column_names(X)
@@ -255,7 +255,7 @@ def _summary(model, net, expl, X, data_name, img_shape, rel, sizes) -> str:
         )
     )
     body = _table(["", ""], [(f"<b>{a}</b>", b) for a, b in rows], cls="summary")
-    from whyclust.neuralize import KMeansNetwork
+    from whyclust.networks import KMeansNetwork
 
     if isinstance(net, KMeansNetwork):
         logit_text = (
@@ -444,7 +444,7 @@ def _deletion_section(net, X, expl, cluster, img_shape, n_points, rng) -> str:
 def _deletion_curves(net, Xs, rel, name, baseline, seed) -> dict[str, Any]:
     """Mean normalised deletion curves of the explanation, a gradient baseline and random."""
     from whyclust.evaluation import deletion_curve
-    from whyclust.explain import available_methods
+    from whyclust.explainers import available_methods
 
     def summary(result) -> tuple[np.ndarray, float]:
         norm = result.normalized

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from whyclust.neuralize.base import ClusterNetwork
+from whyclust.networks.base import ClusterNetwork
 
 __all__ = ["KMeansNetwork", "MinPool", "PairwiseMargin", "competitor_index"]
 

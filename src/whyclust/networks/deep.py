@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from whyclust.neuralize import register_neuralizer
-from whyclust.neuralize.base import ClusterNetwork, EncodedClusterNetwork, L2Normalize
-from whyclust.neuralize.kmeans import KMeansNetwork
+from whyclust.networks import register_neuralizer
+from whyclust.networks.base import ClusterNetwork, EncodedClusterNetwork, L2Normalize
+from whyclust.networks.kmeans import KMeansNetwork
 
 __all__ = ["DeepClusterNetwork", "neuralize_encoder_centers"]
 

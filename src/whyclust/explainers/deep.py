@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from whyclust.explain import register_method
-from whyclust.explain.explanation import Explanation
-from whyclust.explain.neon import (
+from whyclust.explainers import register_method
+from whyclust.explainers.explanation import Explanation
+from whyclust.explainers.neon import (
     KMeansRelevance,
     batched_logits,
     resolve_request,
@@ -36,9 +36,9 @@ from whyclust.explain.neon import (
     stabilize,
     to_tensor,
 )
-from whyclust.neuralize.base import ClusterNetwork, EncodedClusterNetwork, L2Normalize
-from whyclust.neuralize.kernel import KernelKMeansNetwork
-from whyclust.neuralize.kmeans import KMeansNetwork
+from whyclust.networks.base import ClusterNetwork, EncodedClusterNetwork, L2Normalize
+from whyclust.networks.kernel import KernelKMeansNetwork
+from whyclust.networks.kmeans import KMeansNetwork
 
 __all__ = [
     "NeonHead",

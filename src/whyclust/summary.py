@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from whyclust.explain.explanation import Explanation
+from whyclust.explainers.explanation import Explanation
 
 __all__ = ["cluster_relevance", "cluster_summary", "contrastive"]
 
@@ -131,7 +131,7 @@ def contrastive(
     **options
         Passed to :func:`whyclust.explain` (e.g. ``batch_size``, ``composite``).
     """
-    from whyclust.explain import explain
+    from whyclust.api import explain
 
     if k is None:
         raise ValueError("contrastive needs the competitor cluster k")

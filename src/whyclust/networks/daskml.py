@@ -1,7 +1,7 @@
 """dask-ml's ``KMeans`` neuralized like scikit-learn's (DESIGN.md section 1).
 
 dask-ml keeps ``cluster_centers_`` as a numpy array, so the network is the same
-:class:`~whyclust.neuralize.KMeansNetwork`. The model is recognised by its module name, so
+:class:`~whyclust.networks.KMeansNetwork`. The model is recognised by its module name, so
 dask-ml is never imported here: it stays an optional dependency.
 """
 
@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from whyclust.neuralize import register_neuralizer
-from whyclust.neuralize.kmeans import KMeansNetwork
+from whyclust.networks import register_neuralizer
+from whyclust.networks.kmeans import KMeansNetwork
 
 __all__ = ["is_dask_ml_kmeans", "neuralize_dask_ml_kmeans"]
 

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from whyclust.explain import register_method
-from whyclust.explain.explanation import Explanation
-from whyclust.explain.neon import (
+from whyclust.explainers import register_method
+from whyclust.explainers.explanation import Explanation
+from whyclust.explainers.neon import (
     KMeansRelevance,
     assigned_logits,
     check_finite_rows,
@@ -19,7 +19,7 @@ from whyclust.explain.neon import (
     row_batches,
     to_tensor,
 )
-from whyclust.neuralize import EncodedClusterNetwork, KMeansNetwork, L2Normalize
+from whyclust.networks import EncodedClusterNetwork, KMeansNetwork, L2Normalize
 
 __all__ = ["explain_kmeans"]
 
@@ -127,7 +127,7 @@ _neon_kmeans.checks_finite = True  # non-finite rows surface in the scores pass
 
 @register_method("neon", EncodedClusterNetwork)
 def _neon_encoded(net: EncodedClusterNetwork, X: np.ndarray, **options: Any) -> Explanation:
-    """NEON through the encoder (:mod:`whyclust.explain.deep`, zennit composites).
+    """NEON through the encoder (:mod:`whyclust.explainers.deep`, zennit composites).
 
     Encoders that only rescale each point (L2 normalisation) pass relevance unchanged: the
     exact k-means path runs on the normalised points.
@@ -142,6 +142,6 @@ def _neon_encoded(net: EncodedClusterNetwork, X: np.ndarray, **options: Any) -> 
         expl.relevance = expl.relevance.reshape(X.shape)
         expl.extras["conservation"] = expl.conservation
         return expl
-    from whyclust.explain.deep import explain_encoded
+    from whyclust.explainers.deep import explain_encoded
 
     return explain_encoded(net, X, **options)

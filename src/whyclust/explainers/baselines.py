@@ -1,7 +1,7 @@
 """Baseline explainers of the target logit f_c(x) = net(x)[:, c], for every ClusterNetwork.
 
 They serve k-means, TELL, kernel k-means and deep models alike and return the same
-:class:`~whyclust.explain.Explanation` as NEON, so that faithfulness benchmarks compare like
+:class:`~whyclust.explainers.Explanation` as NEON, so that faithfulness benchmarks compare like
 with like. The attributions come from captum (gradient, gradient x input, integrated
 gradients, occlusion) and shap (kernel or permutation explainer); nothing is re-implemented.
 
@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from whyclust.explain import register_method
-from whyclust.explain.explanation import Explanation
-from whyclust.explain.neon import batched_logits, resolve_targets, row_batches, to_tensor
-from whyclust.neuralize.base import ClusterNetwork
+from whyclust.explainers import register_method
+from whyclust.explainers.explanation import Explanation
+from whyclust.explainers.neon import batched_logits, resolve_targets, row_batches, to_tensor
+from whyclust.networks.base import ClusterNetwork
 
 __all__ = ["BASELINE_METHODS"]
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from whyclust._validation import beta_from_mean, check_beta, check_targets
-from whyclust.neuralize.kmeans import KMeansNetwork, logits_from_scores
+from whyclust.networks.kmeans import KMeansNetwork, logits_from_scores
 
 __all__ = [
     "KMeansRelevance",

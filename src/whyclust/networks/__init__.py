@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from whyclust.neuralize.base import ClusterNetwork, EncodedClusterNetwork, L2Normalize
-from whyclust.neuralize.kmeans import KMeansNetwork, MinPool, PairwiseMargin, centers_of
+from whyclust.networks.base import ClusterNetwork, EncodedClusterNetwork, L2Normalize
+from whyclust.networks.kmeans import KMeansNetwork, MinPool, PairwiseMargin, centers_of
 
 __all__ = [
     "ClusterNetwork",
@@ -100,8 +100,5 @@ def _load_model_modules() -> None:
     import whyclust.models  # noqa: F401
 
 
-from whyclust._callable import make_module_callable  # noqa: E402
-
-make_module_callable(__name__, neuralize)
-import whyclust.neuralize.daskml  # noqa: E402  (dask-ml KMeans; dask-ml is not imported)
-import whyclust.neuralize.deep  # noqa: E402, F401  (registers (encoder, centers) pairs)
+import whyclust.networks.daskml  # noqa: E402  (dask-ml KMeans; dask-ml is not imported)
+import whyclust.networks.deep  # noqa: E402, F401  (registers (encoder, centers) pairs)

@@ -2,7 +2,7 @@
 
 Each method is a function ``fn(net, X, **options) -> Explanation`` registered for a network
 type with :func:`register_method`; lookup follows the network's class hierarchy, so a
-method registered for :class:`~whyclust.neuralize.ClusterNetwork` serves every model.
+method registered for :class:`~whyclust.networks.ClusterNetwork` serves every model.
 
 Importing this package does not import torch: the methods live in submodules that are
 loaded on first use, so that :class:`Explanation` and the torch-free streaming path of
@@ -15,10 +15,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from whyclust._validation import as_float_array, feature_names_of
-from whyclust.explain.explanation import Explanation
+from whyclust.explainers.explanation import Explanation
 
 if TYPE_CHECKING:
-    from whyclust.neuralize import ClusterNetwork
+    from whyclust.networks import ClusterNetwork
 
 __all__ = ["Explanation", "available_methods", "explain", "register_method"]
 
@@ -29,13 +29,13 @@ _METHODS: dict[str, dict[type, _Method]] = {}
 def register_method(name: str, network_type: type | None = None):
     """Register ``fn(net, X, **options) -> Explanation`` as ``method=name`` for a net type.
 
-    ``network_type`` defaults to :class:`~whyclust.neuralize.ClusterNetwork` (every model).
+    ``network_type`` defaults to :class:`~whyclust.networks.ClusterNetwork` (every model).
     """
 
     def decorator(fn: _Method) -> _Method:
         key = network_type
         if key is None:
-            from whyclust.neuralize import ClusterNetwork
+            from whyclust.networks import ClusterNetwork
 
             key = ClusterNetwork
         _METHODS.setdefault(name, {})[key] = fn
@@ -64,7 +64,7 @@ def explain(
     Parameters
     ----------
     model : fitted clusterer or ClusterNetwork
-        Anything :func:`whyclust.neuralize` accepts, or a network it returned.
+        Anything :func:`whyclust.networks` accepts, or a network it returned.
     X : array-like of shape (n, d) or (n, C, H, W)
         Points to explain. float64 input is computed in float64, anything else in float32.
     method : str, default="neon"
@@ -88,7 +88,7 @@ def explain(
     -------
     Explanation
     """
-    from whyclust.neuralize import neuralize
+    from whyclust.networks import neuralize
 
     net = neuralize(model)
     n_features = getattr(net, "n_features", None)
@@ -123,8 +123,8 @@ def _load_method_modules() -> None:
     """Import optional method modules so that they register themselves."""
     import importlib
 
-    importlib.import_module("whyclust.explain._kmeans")
-    for module in ("whyclust.explain.deep", "whyclust.explain.baselines"):
+    importlib.import_module("whyclust.explainers._kmeans")
+    for module in ("whyclust.explainers.deep", "whyclust.explainers.baselines"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
@@ -136,6 +136,3 @@ def _is_dask_array(X: Any) -> bool:
     return type(X).__module__.startswith("dask.")
 
 
-from whyclust._callable import make_module_callable  # noqa: E402
-
-make_module_callable(__name__, explain)

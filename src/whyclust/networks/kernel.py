@@ -34,8 +34,8 @@ import math
 import numpy as np
 import torch
 
-from whyclust.neuralize.base import ClusterNetwork
-from whyclust.neuralize.kmeans import logits_from_scores
+from whyclust.networks.base import ClusterNetwork
+from whyclust.networks.kmeans import logits_from_scores
 
 __all__ = ["KernelKMeansNetwork"]
 
@@ -170,7 +170,7 @@ class KernelKMeansNetwork(ClusterNetwork):
         h_k = d_k - d_c of that single competitor. Loops run over the K clusters (points are
         grouped by target), never over points.
         """
-        from whyclust.explain.neon import margins_for_target, min_take_most, stabilize
+        from whyclust.explainers.neon import margins_for_target, min_take_most, stabilize
 
         x = self._flat(x)
         n = x.shape[0]

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from whyclust._validation import as_float_array
-from whyclust.explain.neon import resolve_targets
-from whyclust.neuralize import KMeansNetwork, neuralize
+from whyclust.explainers.neon import resolve_targets
+from whyclust.networks import KMeansNetwork, neuralize
 
 __all__ = ["CounterfactualResult", "counterfactual"]
 
@@ -84,7 +84,7 @@ def counterfactual(
     Parameters
     ----------
     model : fitted k-means model, (K, d) centers or KMeansNetwork
-        Anything :func:`whyclust.neuralize` turns into a k-means network.
+        Anything :func:`whyclust.networks` turns into a k-means network.
     X : array-like of shape (n, d)
         Points to move (images are flattened and reshaped back).
     target : int or array-like of shape (n,)
