@@ -1,0 +1,184 @@
+"""NEON for k-means models, batched: one array-API code path for numpy and torch.
+
+numpy input runs on numpy alone (torch is not imported); ``device="cuda"`` (or a network
+whose centroids live on a GPU) runs the same lines on torch tensors there. Two passes over
+``X`` in row batches: the first keeps the K scores of every point (n x K), which give the
+assignments, the targets and ``beta="auto"``; the second writes each batch's relevance into
+the output array. Memory beyond the output: O(n K + batch x d).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+from whyclust._validation import check_centers
+from whyclust.engine._xp import to_numpy
+from whyclust.engine.kmeans import KMeansGeometry, assigned_logits, check_finite_scores
+from whyclust.explainers.explanation import Explanation
+from whyclust.explainers.request import resolve_reference, resolve_request, row_batches
+
+__all__ = ["explain_kmeans", "fitted_mean", "kmeans_centers"]
+
+_SKLEARN_KMEANS = {"KMeans", "MiniBatchKMeans"}
+#: rows per batch hold about this many input values; the scores pass takes larger blocks
+_BATCH_VALUES = 1 << 20
+_SCORE_VALUES = 1 << 26
+
+
+def kmeans_centers(model: Any) -> Any:
+    """The (K, d) centroids of a plain nearest-centroid model, or None for anything else.
+
+    Recognises numpy arrays, scikit-learn ``KMeans`` / ``MiniBatchKMeans``, dask-ml
+    ``KMeans`` and :class:`~whyclust.networks.KMeansNetwork` (its centroid tensor), without
+    importing torch. Models that transform their inputs first return None.
+    """
+    if isinstance(model, np.ndarray):
+        return check_centers(model)
+    module, name = type(model).__module__, type(model).__name__
+    if name in _SKLEARN_KMEANS and module.startswith(("sklearn.", "dask_ml.")):
+        if getattr(model, "cluster_centers_", None) is None:
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError(
+                f"This {name} instance is not fitted yet. Call 'fit' with appropriate "
+                "arguments before using this estimator."
+            )
+        return check_centers(np.asarray(model.cluster_centers_))
+    if name == "KMeansNetwork" and "whyclust.networks.kmeans" in sys.modules:
+        from whyclust.networks.kmeans import KMeansNetwork
+
+        if type(model) is KMeansNetwork:
+            return model.centers.detach()
+    return None
+
+
+def fitted_mean(model: Any) -> np.ndarray | None:
+    """The mean of the data a k-means model was fitted on: its centroids weighted by size.
+
+    At a fixed point of Lloyd's algorithm every centroid is the mean of its members, so the
+    size-weighted mean of the centroids is the training mean. None without ``labels_``.
+    """
+    labels = getattr(model, "labels_", None)
+    centers = getattr(model, "cluster_centers_", None)
+    if labels is None or centers is None:
+        return None
+    counts = np.bincount(np.asarray(labels), minlength=len(centers)).astype(np.float64)
+    if counts.sum() == 0:
+        return None
+    return counts @ np.asarray(centers, dtype=np.float64) / counts.sum()
+
+
+def explain_kmeans(
+    centers: Any,
+    X: np.ndarray,
+    *,
+    target: Any = "assigned",
+    beta: Any = "auto",
+    contrast: Any = None,
+    reference: Any = "midpoint",
+    model_mean: Any = None,
+    batch_size: int | None = None,
+    eps: float | None = None,
+    device: Any = None,
+    out: np.ndarray | None = None,
+    first_row: int = 0,
+) -> Explanation:
+    """NEON relevance of every row of a validated float array ``X`` (any trailing shape).
+
+    ``centers`` is a numpy array or a torch tensor; ``model_mean`` is what
+    ``reference="mean"`` means (default: the mean of ``X``); ``out`` (n, d) receives the
+    relevance when given; ``first_row`` numbers the rows in error messages.
+    """
+    n = X.shape[0]
+    flat = X.reshape(n, -1)
+    d = flat.shape[1]
+    geom = KMeansGeometry(_centers_for(centers, X.dtype, device), eps)
+    xp = geom.xp
+    if geom.n_features != d:
+        raise ValueError(f"X has {d} features, but the model was fitted with {geom.n_features}")
+    bs = int(batch_size) if batch_size is not None else max(64, _BATCH_VALUES // max(1, d))
+    if bs < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+
+    def rows_of(rows: slice) -> Any:
+        return geom.prepare(_to_namespace(flat[rows], geom))
+
+    # pass 1: the K scores of every point (views of X: larger blocks cost no memory)
+    score_rows = bs if geom.shift_inputs else max(bs, _SCORE_VALUES // max(1, d))
+    scores = xp.concat([geom.scores(rows_of(r)) for r in row_batches(n, score_rows)], axis=0)
+    check_finite_scores(scores, first_row)
+    assigned, tgt, other, beta_value = resolve_request(
+        scores, target=target, beta=beta, contrast=contrast,
+        assigned_logit=lambda: assigned_logits(scores),
+    )  # fmt: skip
+    ref = resolve_reference(reference, flat, model_mean)
+    ref_prepared = None if ref is None else geom.prepare(_to_namespace(ref, geom))
+
+    # pass 2: relevance, batch by batch, into the output array
+    if out is None:
+        out = _output_array((n, d), X.dtype)
+    logit = np.empty(n, dtype=X.dtype)
+    baseline_share = None if ref is None else np.empty(n, dtype=X.dtype)
+    for rows in row_batches(n, bs):
+        ref_rows = None
+        if ref_prepared is not None:
+            ref_rows = ref_prepared if ref_prepared.shape[0] == 1 else ref_prepared[rows]
+        rel, f, took = geom.neon(
+            rows_of(rows), scores[rows], tgt[rows], beta_value,
+            contrast=None if other is None else other[rows], reference=ref_rows,
+        )  # fmt: skip
+        out[rows] = to_numpy(rel)
+        logit[rows] = to_numpy(f)
+        if took is not None:
+            baseline_share[rows] = to_numpy(took)
+    extras: dict[str, Any] = {"reference": "midpoint" if ref is None else _ref_name(reference)}
+    if baseline_share is not None:
+        extras["baseline_root_share"] = baseline_share
+    return Explanation(
+        relevance=out.reshape(X.shape),
+        logit=logit,
+        cluster=to_numpy(assigned),
+        target=to_numpy(tgt),
+        beta=beta_value,
+        method="neon" if other is None else "neon-contrast",
+        contrast=None if other is None else to_numpy(other),
+        extras=extras,
+    )
+
+
+def _ref_name(reference: Any) -> str:
+    return reference if isinstance(reference, str) else "array"
+
+
+def _centers_for(centers: Any, dtype: np.dtype, device: Any) -> Any:
+    """Centroids in the compute dtype: numpy on the CPU, a torch tensor on other devices."""
+    is_tensor = hasattr(centers, "detach")
+    on_accelerator = is_tensor and centers.device.type != "cpu"
+    if device is None and not on_accelerator:
+        return np.ascontiguousarray(to_numpy(centers), dtype=dtype)
+    import torch
+
+    dev = torch.device(device) if device is not None else centers.device
+    if dev.type == "cpu":
+        return np.ascontiguousarray(to_numpy(centers), dtype=dtype)
+    t = centers if is_tensor else torch.from_numpy(np.asarray(centers))
+    return t.to(device=dev, dtype=torch.float64 if dtype == np.float64 else torch.float32)
+
+
+def _to_namespace(block: np.ndarray, geom: KMeansGeometry) -> Any:
+    if isinstance(geom.centers, np.ndarray):
+        return block
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(block)).to(geom.centers.device)
+
+
+def _output_array(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """``np.empty`` with its pages touched once, sequentially (first-touch faults inside
+    threaded kernels cost more than the kernels)."""
+    out = np.empty(shape, dtype=dtype)
+    out.reshape(-1)[:: max(1, 4096 // out.itemsize)] = 0
+    return out
