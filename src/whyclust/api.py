@@ -1,9 +1,165 @@
-"""The public entry points ``wc.explain``, ``wc.neuralize`` and ``wc.counterfactual``."""
+"""The public entry points: ``wc.explain``, ``wc.neuralize`` and ``wc.counterfactual``.
+
+``explain`` finds the cheapest exact path for its input: models with an array-API engine
+(k-means-type models on numpy or pandas input) are explained without building a torch
+network, dask arrays go to :mod:`whyclust.scale`, everything else is neuralized and handed
+to the method table of :mod:`whyclust.explainers`.
+"""
 
 from __future__ import annotations
 
-from whyclust.explainers import explain
-from whyclust.explainers.counterfactual import counterfactual
-from whyclust.networks import neuralize
+from typing import Any
+
+from whyclust._validation import as_float_array, feature_names_of
+from whyclust.explainers import run_method
+from whyclust.explainers.explanation import Explanation
 
 __all__ = ["counterfactual", "explain", "neuralize"]
+
+
+def explain(
+    model: Any,
+    X: Any,
+    method: str = "neon",
+    *,
+    target: Any = "assigned",
+    contrast: Any = None,
+    reference: Any = "midpoint",
+    beta: float | str = "auto",
+    batch_size: int | None = None,
+    device: Any = None,
+    **options: Any,
+) -> Explanation:
+    """Explain why each point of ``X`` belongs to its cluster.
+
+    Parameters
+    ----------
+    model : fitted clusterer or ClusterNetwork
+        A scikit-learn ``KMeans`` / ``MiniBatchKMeans`` (or anything with
+        ``cluster_centers_``), a (K, d) array of centroids, :class:`whyclust.TELL`,
+        :class:`whyclust.KernelKMeans`, an ``(encoder, centers)`` pair, or a network
+        returned by :func:`neuralize`.
+    X : array-like of shape (n, d) or (n, C, H, W), DataFrame or dask array
+        Points to explain. float64 input is computed in float64, anything else in float32.
+        A dask array gives a lazy explanation (:func:`whyclust.scale.explain_dask`).
+    method : str, default="neon"
+        ``"neon"`` (exact LRP of the neuralized model) or a baseline explainer:
+        ``"gradient"``, ``"gradient_x_input"``, ``"integrated_gradients"``,
+        ``"occlusion"``, ``"shap"`` (see :func:`whyclust.explainers.available_methods`).
+    target : "assigned", int or array of shape (n,), default="assigned"
+        The cluster whose logit is explained. A non-assigned target answers "why not this
+        cluster?"; its logit is negative.
+    contrast : int or array of shape (n,), optional
+        NEON only: explain the margin h_ck of ``target`` over this one competitor ("why c
+        and not k"), ``(x - r_ck) * w_ck``, summing to h_ck.
+    reference : "midpoint", "mean" or array, default="midpoint"
+        NEON only: the root each linear margin is explained against. ``"midpoint"`` is
+        the point halfway between the two centroids; ``"mean"`` the mean of the data the
+        model was fitted on (when the model knows it, else of ``X``); an array of shape
+        (d,) or (n, d) any baseline. A baseline is used for a margin where the margin
+        changes sign between it and x, the midpoint elsewhere; ``extras`` records which.
+    beta : "auto" or float >= 0, default="auto"
+        Stiffness of NEON's min-take-most rule: 0 spreads relevance evenly over the
+        competitors, ``inf`` gives it all to the nearest one, ``"auto"`` uses 1 / mean of
+        the assigned-cluster logits over ``X``.
+    batch_size : int, optional
+        Rows per batch; bounds the working memory. Results do not depend on it.
+    device : str or torch.device, optional
+        Where to compute, e.g. ``"cuda"``; default: where the model lives (numpy: CPU).
+    **options
+        Method-specific options. NEON through an encoder: ``composite`` (zennit composite
+        name or instance), ``bounds`` (input range for the first layer's rule),
+        ``epsilon``. NEON: ``eps`` (relative stabiliser of 1 / h). Baselines: see
+        :mod:`whyclust.explainers.baselines`.
+
+    Returns
+    -------
+    Explanation
+        ``relevance`` (same shape as ``X``), ``logit``, ``cluster``, ``target``, ``beta``.
+    """
+    names = feature_names_of(X)
+    if type(X).__module__.startswith("dask."):
+        from whyclust.scale import explain_dask
+
+        return explain_dask(
+            model, X, method=method, target=target, beta=beta, batch_size=batch_size,
+            **_neon_options(method, contrast, reference), device=device, **options,
+        )  # fmt: skip
+    neon = {"target": target, "beta": beta, "batch_size": batch_size, "device": device}
+    neon.update(_neon_options(method, contrast, reference))
+    if method == "neon":
+        direct = _array_engine(model)
+        if direct is not None:
+            X = as_float_array(X, ndim=(2, 3, 4), allow_nan=True)
+            return _named(direct(X, **neon, **options), names)
+    net = neuralize(model)
+    X = as_float_array(
+        X, ndim=(2, 3, 4), n_features=getattr(net, "n_features", None), allow_nan=False
+    )
+    return _named(run_method(net, X, method, **neon, **options), names)
+
+
+def _array_engine(model: Any) -> Any:
+    """``fn(X, **options) -> Explanation`` for models NEON explains without torch, or None."""
+    from whyclust.explainers.kernel import explain_kernel, kernel_parts
+    from whyclust.explainers.kmeans import explain_kmeans, fitted_mean, kmeans_centers
+
+    centers = kmeans_centers(model)
+    if centers is not None:
+        mean = fitted_mean(model)
+        return lambda X, **kw: explain_kmeans(centers, X, model_mean=mean, **kw)
+    parts = kernel_parts(model)
+    if parts is not None:
+        return lambda X, **kw: explain_kernel(*parts, X, **kw)
+    return None
+
+
+def _neon_options(method: str, contrast: Any, reference: Any) -> dict[str, Any]:
+    """NEON's own options, passed on only when set (baselines do not take them)."""
+    out: dict[str, Any] = {}
+    if contrast is not None:
+        out["contrast"] = contrast
+    if not (isinstance(reference, str) and reference == "midpoint"):
+        out["reference"] = reference
+    return out
+
+
+def _named(expl: Explanation, names: list[str] | None) -> Explanation:
+    if names is not None and expl.feature_names is None:
+        expl.feature_names = names
+    return expl
+
+
+def neuralize(model: Any, *, device: Any = None, **kwargs: Any) -> Any:
+    """Rewrite a fitted clusterer as an exact torch network of cluster logits.
+
+    Parameters
+    ----------
+    model : object
+        A fitted scikit-learn ``KMeans`` / ``MiniBatchKMeans`` (or any estimator with
+        ``cluster_centers_``), a (K, d) array of centroids, a ``whyclust.TELL``, a
+        ``whyclust.KernelKMeans``, an ``(encoder, centers)`` pair, or a network already.
+    device : str or torch.device, optional
+        Move the network there (e.g. ``"cuda"``); a network passed in is moved in place.
+    **kwargs
+        Passed to the model's converter, e.g. ``input_shape=(1, 28, 28)`` for an
+        ``(encoder, centers)`` pair with a convolutional encoder.
+
+    Returns
+    -------
+    ClusterNetwork
+        ``net(x)`` is the (n, K) tensor of logits f_k(x); its argmax is the assignment.
+    """
+    from whyclust.networks import neuralize as _neuralize
+
+    return _neuralize(model, device=device, **kwargs)
+
+
+def counterfactual(model: Any, X: Any, target: Any, **options: Any) -> Any:
+    """Smallest L2 change that moves each point of ``X`` into the ``target`` cluster.
+
+    See :func:`whyclust.explainers.counterfactual.counterfactual` for the options.
+    """
+    from whyclust.explainers.counterfactual import counterfactual as _counterfactual
+
+    return _counterfactual(model, X, target, **options)

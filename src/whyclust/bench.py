@@ -328,7 +328,6 @@ def _speed_methods(X: np.ndarray, seed: int) -> dict[str, tuple[str, dict[str, A
 
 def section_speed(cfg: Config) -> str:
     import whyclust as wc
-
     from whyclust.explainers import available_methods
 
     methods = set(available_methods())
@@ -541,9 +540,8 @@ def _faithfulness_models(name: str, cfg: Config) -> Iterator[tuple[str, Any, str
 def section_faithfulness(cfg: Config) -> str:
     import whyclust as wc
     from whyclust.evaluation import deletion_curve, insertion_curve
-    from whyclust.metrics import cluster_accuracy
-
     from whyclust.explainers import available_methods
+    from whyclust.metrics import cluster_accuracy
 
     available = set(available_methods())
     methods = ["neon", *(m for m in BASELINES if m in available), "random"]

@@ -461,7 +461,7 @@ def _explain_npy_stream(est, data: str, out: Path, method: str, target, beta, ba
 
 
 def _n_clusters(model: Any) -> int:
-    from whyclust._neon_numpy import kmeans_centers
+    from whyclust.explainers.kmeans import kmeans_centers
 
     centers = kmeans_centers(model)
     return int(centers.shape[0]) if centers is not None else _network(model).n_clusters

@@ -1,138 +1,88 @@
-"""Explain cluster assignments: ``wc.explain(model, X, method=...)``.
+"""Explanation methods for cluster networks, found through a declarative table.
 
-Each method is a function ``fn(net, X, **options) -> Explanation`` registered for a network
-type with :func:`register_method`; lookup follows the network's class hierarchy, so a
-method registered for :class:`~whyclust.networks.ClusterNetwork` serves every model.
+A method is a function ``fn(net, X, **options) -> Explanation`` for a network type. The
+table below names each one by dotted path, so nothing is imported until a method is used
+and nothing registers itself by being imported. :func:`register_method` adds a user's own
+method at run time. Lookup follows the network's class hierarchy: an entry for
+:class:`~whyclust.networks.ClusterNetwork` serves every network.
 
-Importing this package does not import torch: the methods live in submodules that are
-loaded on first use, so that :class:`Explanation` and the torch-free streaming path of
-:mod:`whyclust.scale` stay light.
+This package imports no torch: the torch-based methods live in submodules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from whyclust._validation import as_float_array, feature_names_of
+import numpy as np
+
 from whyclust.explainers.explanation import Explanation
 
-if TYPE_CHECKING:
-    from whyclust.networks import ClusterNetwork
-
-__all__ = ["Explanation", "available_methods", "explain", "register_method"]
+__all__ = ["Explanation", "available_methods", "register_method", "run_method"]
 
 _Method = Callable[..., Explanation]
-_METHODS: dict[str, dict[type, _Method]] = {}
+
+_NETWORK = "whyclust.networks.base:ClusterNetwork"
+_BASELINES = "whyclust.explainers.baselines"
+
+#: method -> ((network class "module:qualname", function "module:name"), ...); a name that
+#: resolves to a mapping is indexed by the method name (a family of methods in one module)
+_TABLE: dict[str, tuple[tuple[str, str], ...]] = {
+    "neon": (
+        ("whyclust.networks.kmeans:KMeansNetwork", "whyclust.explainers.kmeans:explain_network"),
+        (
+            "whyclust.networks.kernel:KernelKMeansNetwork",
+            "whyclust.explainers.kernel:explain_network",
+        ),
+        (
+            "whyclust.networks.base:EncodedClusterNetwork",
+            "whyclust.explainers.deep:explain_encoded_network",
+        ),
+    ),
+    **{
+        name: ((_NETWORK, f"{_BASELINES}:BASELINE_METHODS"),)
+        for name in ("gradient", "gradient_x_input", "integrated_gradients", "occlusion", "shap")
+    },
+}
+
+_USER: dict[str, dict[type, _Method]] = {}
 
 
-def register_method(name: str, network_type: type | None = None):
-    """Register ``fn(net, X, **options) -> Explanation`` as ``method=name`` for a net type.
-
-    ``network_type`` defaults to :class:`~whyclust.networks.ClusterNetwork` (every model).
-    """
+def register_method(name: str, network_type: type) -> Callable[[_Method], _Method]:
+    """Add ``fn(net, X, **options) -> Explanation`` as ``method=name`` for a network type."""
 
     def decorator(fn: _Method) -> _Method:
-        key = network_type
-        if key is None:
-            from whyclust.networks import ClusterNetwork
-
-            key = ClusterNetwork
-        _METHODS.setdefault(name, {})[key] = fn
+        _USER.setdefault(name, {})[network_type] = fn
         return fn
 
     return decorator
 
 
 def available_methods() -> list[str]:
-    _load_method_modules()
-    return sorted(_METHODS)
+    """Names accepted by ``wc.explain(..., method=...)``."""
+    return sorted({*_TABLE, *_USER})
 
 
-def explain(
-    model: Any,
-    X: Any,
-    method: str = "neon",
-    *,
-    target: Any = "assigned",
-    beta: float | str = "auto",
-    batch_size: int | None = None,
-    **options: Any,
-) -> Explanation:
-    """Explain why each point of ``X`` belongs to its cluster.
-
-    Parameters
-    ----------
-    model : fitted clusterer or ClusterNetwork
-        Anything :func:`whyclust.networks` accepts, or a network it returned.
-    X : array-like of shape (n, d) or (n, C, H, W)
-        Points to explain. float64 input is computed in float64, anything else in float32.
-    method : str, default="neon"
-        ``"neon"`` (exact LRP of the neuralized model) or a baseline explainer (see
-        :func:`available_methods`).
-    target : "assigned", int or array of shape (n,), default="assigned"
-        The cluster whose logit is explained. A non-assigned target answers "why not this
-        cluster?"; its logit is negative.
-    beta : "auto" or float >= 0, default="auto"
-        Stiffness of NEON's min-take-most rule: 0 spreads relevance evenly over the
-        competitors, ``inf`` gives it all to the nearest one, ``"auto"`` uses 1 / mean of
-        the assigned-cluster logits over ``X``.
-    batch_size : int, optional
-        Rows per batch; bounds the working memory. Results do not depend on it.
-    **options
-        Method-specific options. NEON: ``contrast`` (int or (n,) array) returns the
-        contrastive map "why target and not contrast", ``(x - m_ck) * w_ck``, summing to the
-        margin h_ck; ``eps`` (relative stabiliser); ``device``.
-
-    Returns
-    -------
-    Explanation
-    """
-    from whyclust.networks import neuralize
-
-    net = neuralize(model)
-    n_features = getattr(net, "n_features", None)
-    names = feature_names_of(X)
-    if _is_dask_array(X):
-        from whyclust.scale import explain_dask  # optional extra
-
-        return explain_dask(net, X, method=method, target=target, beta=beta, **options)
-    fn = _lookup(method, net)
-    # methods that detect NaN / inf themselves at lower cost skip the full scan here
-    X = as_float_array(
-        X, ndim=(2, 3, 4), n_features=n_features, allow_nan=getattr(fn, "checks_finite", False)
-    )
-    expl = fn(net, X, target=target, beta=beta, batch_size=batch_size, **options)
-    if names is not None and expl.feature_names is None:
-        expl.feature_names = names
-    return expl
-
-
-def _lookup(method: str, net: ClusterNetwork) -> _Method:
-    _load_method_modules()
-    table = _METHODS.get(method)
-    if table is None:
-        raise ValueError(f"unknown method {method!r}; available: {', '.join(sorted(_METHODS))}")
+def lookup(method: str, net: Any) -> _Method:
+    """The function implementing ``method`` for the network ``net``."""
+    if method not in _TABLE and method not in _USER:
+        raise ValueError(
+            f"unknown method {method!r}; available: {', '.join(available_methods())}"
+        )
+    user = _USER.get(method, {})
+    entries = dict(_TABLE.get(method, ()))
     for klass in type(net).__mro__:
-        if klass in table:
-            return table[klass]
+        if klass in user:
+            return user[klass]
+        target = entries.get(f"{klass.__module__}:{klass.__qualname__}")
+        if target is not None:
+            module, _, name = target.partition(":")
+            fn = getattr(importlib.import_module(module), name)
+            return fn[method] if isinstance(fn, Mapping) else fn
     raise TypeError(f"method {method!r} does not support {type(net).__name__}")
 
 
-def _load_method_modules() -> None:
-    """Import optional method modules so that they register themselves."""
-    import importlib
-
-    importlib.import_module("whyclust.explainers._kmeans")
-    for module in ("whyclust.explainers.deep", "whyclust.explainers.baselines"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-
-
-def _is_dask_array(X: Any) -> bool:
-    return type(X).__module__.startswith("dask.")
-
-
+def run_method(net: Any, X: np.ndarray, method: str = "neon", **options: Any) -> Explanation:
+    """Run ``method`` on a network for a validated float array ``X``."""
+    return lookup(method, net)(net, X, **options)

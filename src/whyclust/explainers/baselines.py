@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from whyclust.explainers import register_method
 from whyclust.explainers.explanation import Explanation
 from whyclust.explainers.neon import batched_logits, resolve_targets, row_batches, to_tensor
 from whyclust.networks.base import ClusterNetwork
@@ -274,5 +273,3 @@ BASELINE_METHODS = {
     "shap": _explain_shap,
 }
 
-for _name, _fn in BASELINE_METHODS.items():
-    register_method(_name, ClusterNetwork)(_fn)

@@ -26,10 +26,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from whyclust.explainers import register_method
+from whyclust.engine.kernel import KernelGeometry
+from whyclust.engine.kmeans import KMeansGeometry
 from whyclust.explainers.explanation import Explanation
 from whyclust.explainers.neon import (
-    KMeansRelevance,
     batched_logits,
     resolve_request,
     row_batches,
@@ -43,7 +43,7 @@ from whyclust.networks.kmeans import KMeansNetwork
 __all__ = [
     "NeonHead",
     "explain_encoded",
-    "explain_head_network",
+    "explain_encoded_network",
     "head_relevance",
     "resolve_composite",
 ]
@@ -70,22 +70,20 @@ def head_relevance(
     signature.
     """
     if isinstance(head, KMeansNetwork):
-        rel = KMeansRelevance.from_network(head, z.dtype, z.device, eps)
-        xp = rel.prepare(z)
-        scores = rel.scores(xp)
+        geom = KMeansGeometry(head.centers.to(device=z.device, dtype=z.dtype), eps)
+        xp = geom.prepare(z)
+        scores = geom.scores(xp)
         if contrast is None:
-            alpha, f = rel.neon_alpha(scores, target, beta, g)
+            rel, f, _ = geom.neon(xp, scores, target, beta, amount=g)
         else:
-            f = scores.gather(1, target[:, None])[:, 0] - scores.gather(1, contrast[:, None])[:, 0]
-            scale = (g / stabilize(f, rel.eps))[:, None]
-            alpha = torch.zeros_like(scores)
-            alpha.scatter_(1, target[:, None], scale)
-            alpha.scatter_(1, contrast[:, None], -scale)
-        return rel.relevance(xp, alpha), f
-    fn = getattr(head, "neon_relevance", None)
-    if fn is None:
-        raise TypeError(f"NEON has no rule for a {type(head).__name__} head")
-    return fn(z, target, beta, g, contrast=contrast, eps=eps)
+            rel, f = geom.contrast_map(xp, scores, target, contrast)
+            rel = rel * (g / stabilize(f, geom.eps))[:, None]
+        return rel, f
+    if isinstance(head, KernelKMeansNetwork):
+        geom = head.geometry()
+        geom = KernelGeometry(geom.support.to(z.dtype), geom.counts, geom.gamma)
+        return geom.neon(geom.prepare(z), target, beta, amount=g, contrast=contrast, eps=eps)
+    raise TypeError(f"NEON has no rule for a {type(head).__name__} head")
 
 
 class NeonHead(torch.autograd.Function):
@@ -307,59 +305,26 @@ def explain_encoded(
     )
 
 
-# --- networks that are their own head (kernel k-means) --------------------------------------
+# --- entry of the method table --------------------------------------------------------------
 
 
-def explain_head_network(
-    net: ClusterNetwork,
-    X: np.ndarray,
-    *,
-    target: Any = "assigned",
-    beta: Any = "auto",
-    contrast: Any = None,
-    batch_size: int | None = None,
-    eps: float | None = None,
-    device: str | torch.device | None = None,
+def explain_encoded_network(
+    net: EncodedClusterNetwork, X: np.ndarray, **options: Any
 ) -> Explanation:
-    """NEON in input space for a network with a ``neon_relevance`` rule (no encoder).
+    """``method="neon"`` for an encoder + head network.
 
-    Two passes in row batches: logits (assignments, targets, ``beta="auto"``), then the
-    relevance of each batch, conserving f_c exactly (up to rounding).
+    Encoders that only rescale each point (L2 normalisation) pass relevance unchanged: the
+    exact k-means path runs on the normalised points.
     """
-    dev = torch.device(device) if device is not None else net.device
-    dtype = torch.float64 if X.dtype == np.float64 else torch.float32
-    net = net.to(device=dev, dtype=dtype)
-    n = X.shape[0]
-    bs = _DEFAULT_ROWS * 4 if batch_size is None else int(batch_size)
-    if bs < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    logits = batched_logits(net, X, bs, dev, dtype)
-    assigned, tgt, other, beta_value = resolve_request(
-        logits, target=target, beta=beta, contrast=contrast
-    )
-    out = np.empty(X.shape, dtype=X.dtype)
-    logit = np.empty(n, dtype=X.dtype)
-    with torch.no_grad():
-        for rows in row_batches(n, bs):
-            x = to_tensor(X[rows], dev, dtype)
-            o = None if other is None else other[rows].to(dev)
-            r, f = net.neon_relevance(x, tgt[rows].to(dev), beta_value, None, o, eps)
-            out[rows] = r.cpu().numpy().reshape(out[rows].shape)
-            logit[rows] = f.cpu().numpy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        conservation = out.reshape(n, -1).sum(1) / logit
-    return Explanation(
-        relevance=out,
-        logit=logit,
-        cluster=assigned.numpy(),
-        target=tgt.numpy(),
-        beta=beta_value,
-        method="neon" if other is None else "neon-contrast",
-        contrast=None if other is None else other.numpy(),
-        extras={"conservation": conservation},
-    )
+    if isinstance(net.encoder, L2Normalize) and isinstance(net.head, KMeansNetwork):
+        from whyclust.explainers.kmeans import explain_kmeans
 
-
-@register_method("neon", KernelKMeansNetwork)
-def _neon_kernel(net: KernelKMeansNetwork, X: np.ndarray, **options: Any) -> Explanation:
-    return explain_head_network(net, X, **options)
+        for key in ("composite", "bounds", "epsilon"):
+            options.pop(key, None)
+        with torch.no_grad():
+            z = net.encoder(torch.from_numpy(X.reshape(X.shape[0], -1))).numpy()
+        expl = explain_kmeans(net.head.centers.detach(), z, **options)
+        expl.relevance = expl.relevance.reshape(X.shape)
+        expl.extras["conservation"] = expl.conservation
+        return expl
+    return explain_encoded(net, X, **options)

@@ -182,3 +182,8 @@ def _output_array(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     out = np.empty(shape, dtype=dtype)
     out.reshape(-1)[:: max(1, 4096 // out.itemsize)] = 0
     return out
+
+
+def explain_network(net: Any, X: np.ndarray, **options: Any) -> Explanation:
+    """``method="neon"`` for a :class:`~whyclust.networks.KMeansNetwork`."""
+    return explain_kmeans(net.centers.detach(), X, **options)

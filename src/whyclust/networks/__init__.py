@@ -1,7 +1,9 @@
-"""Rewrite fitted clusterers exactly as networks of linear and min-pool layers.
+"""Torch views of fitted clusterers: exact networks of cluster logits (forward only).
 
-:func:`neuralize` dispatches on the model type. Model modules register their own
-converters with :func:`register_neuralizer`, so that this package needs no import of them.
+:func:`neuralize` finds the converter of a model without importing model modules: a model
+class that knows its network provides ``__neuralize__(self, **kwargs)`` (TELL,
+KernelKMeans); k-means-type estimators, centroid arrays and ``(encoder, centers)`` pairs are
+recognised here; :func:`register_neuralizer` adds a user's own converter at run time.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ __all__ = [
 ]
 
 _Neuralizer = Callable[..., ClusterNetwork]
-_REGISTRY: list[tuple[Callable[[Any], bool], _Neuralizer]] = []
+_USER: list[tuple[Callable[[Any], bool], _Neuralizer]] = []
 
 
 def register_neuralizer(matches: type | Callable[[Any], bool]):
@@ -38,7 +40,7 @@ def register_neuralizer(matches: type | Callable[[Any], bool]):
     test = (lambda m: isinstance(m, matches)) if isinstance(matches, type) else matches
 
     def decorator(fn: _Neuralizer) -> _Neuralizer:
-        _REGISTRY.insert(0, (test, fn))
+        _USER.insert(0, (test, fn))
         return fn
 
     return decorator
@@ -49,56 +51,46 @@ def neuralize(
 ) -> ClusterNetwork:
     """Rewrite a fitted clusterer as an exact network of cluster logits.
 
-    Parameters
-    ----------
-    model : object
-        A fitted scikit-learn ``KMeans`` / ``MiniBatchKMeans`` (or any estimator with
-        ``cluster_centers_``), a (K, d) array of centroids, a ``whyclust.TELL``, a
-        ``whyclust.KernelKMeans``, an ``(encoder, centers)`` pair, or a network already.
-    device : str or torch.device, optional
-        Move the network there (e.g. ``"cuda"``); a network passed in is moved in place.
-
-    Returns
-    -------
-    ClusterNetwork
-        ``net(x)`` is the (n, K) tensor of logits f_k(x); its argmax is the assignment.
+    See :func:`whyclust.neuralize` for the parameters.
     """
     if device is not None:
         return neuralize(model, **kwargs).to(device)
     if isinstance(model, ClusterNetwork):
         return model
-    if type(model).__name__ == "BisectingKMeans":
+    for test, fn in _USER:
+        if test(model):
+            return fn(model, **kwargs)
+    convert = getattr(type(model), "__neuralize__", None)
+    if convert is not None:
+        return convert(model, **kwargs)
+    name, module = type(model).__name__, type(model).__module__
+    if name == "BisectingKMeans":
         # its predict descends the bisection tree: two-way choices, not the nearest centroid
         raise TypeError(
             "cannot neuralize a BisectingKMeans: its predict follows the bisection tree, "
-            "which is not the nearest centroid (on digits the two disagree on 8% of points); "
-            "pass model.cluster_centers_ to explain nearest-centroid assignments instead"
+            "which is not the nearest centroid; pass model.cluster_centers_ to explain "
+            "nearest-centroid assignments instead"
         )
-    _load_model_modules()
-    for test, fn in _REGISTRY:
-        if test(model):
-            return fn(model, **kwargs)
-    if hasattr(model, "cluster_centers_") or _is_fitted_kmeans_like(model):
+    from whyclust.networks.deep import is_encoder_centers_pair, neuralize_encoder_centers
+
+    if is_encoder_centers_pair(model):
+        return neuralize_encoder_centers(model, **kwargs)
+    if module.startswith("dask_ml.") and name == "KMeans":
+        centers = centers_of(model)  # a dask array in some dask-ml versions
+        return KMeansNetwork(np.asarray(getattr(centers, "compute", lambda: centers)()))
+    if hasattr(model, "cluster_centers_") or name in {"KMeans", "MiniBatchKMeans"}:
         return KMeansNetwork(centers_of(model))
     if isinstance(model, (np.ndarray, torch.Tensor, list)):
         return KMeansNetwork(model)
+    _load_model_modules()  # models not yet converted to __neuralize__
+    for test, fn in _USER:
+        if test(model):
+            return fn(model, **kwargs)
     raise TypeError(
         f"cannot neuralize a {type(model).__name__}: expected a fitted k-means model, "
         "a (K, d) array of centers, TELL, KernelKMeans or an (encoder, centers) pair"
     )
 
 
-def _is_fitted_kmeans_like(model: Any) -> bool:
-    name = type(model).__name__
-    if name in {"KMeans", "MiniBatchKMeans"}:
-        centers_of(model)  # raises NotFittedError with sklearn's message
-    return False
-
-
 def _load_model_modules() -> None:
-    """Import the modules that register neuralizers (models stay lazily imported)."""
     import whyclust.models  # noqa: F401
-
-
-import whyclust.networks.daskml  # noqa: E402  (dask-ml KMeans; dask-ml is not imported)
-import whyclust.networks.deep  # noqa: E402, F401  (registers (encoder, centers) pairs)

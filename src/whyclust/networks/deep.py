@@ -17,11 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from whyclust.networks import register_neuralizer
 from whyclust.networks.base import ClusterNetwork, EncodedClusterNetwork, L2Normalize
 from whyclust.networks.kmeans import KMeansNetwork
 
-__all__ = ["DeepClusterNetwork", "neuralize_encoder_centers"]
+__all__ = ["DeepClusterNetwork", "is_encoder_centers_pair", "neuralize_encoder_centers"]
 
 
 class DeepClusterNetwork(EncodedClusterNetwork):
@@ -55,7 +54,7 @@ class DeepClusterNetwork(EncodedClusterNetwork):
         return super().forward(x)
 
 
-def _is_encoder_centers_pair(model: Any) -> bool:
+def is_encoder_centers_pair(model: Any) -> bool:
     return (
         isinstance(model, tuple)
         and len(model) == 2
@@ -83,7 +82,6 @@ def _infer_n_features(encoder: nn.Module, n_centers_dim: int) -> int | None:
     return None
 
 
-@register_neuralizer(_is_encoder_centers_pair)
 def neuralize_encoder_centers(
     model: tuple[nn.Module, Any],
     *,

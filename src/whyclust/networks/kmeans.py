@@ -12,9 +12,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from whyclust.engine.kmeans import KMeansGeometry, logits_from_scores
 from whyclust.networks.base import ClusterNetwork
 
-__all__ = ["KMeansNetwork", "MinPool", "PairwiseMargin", "competitor_index"]
+__all__ = ["KMeansNetwork", "MinPool", "PairwiseMargin", "competitor_index", "logits_from_scores"]
 
 
 def competitor_index(n_clusters: int, device: torch.device | None = None) -> torch.Tensor:
@@ -28,23 +29,18 @@ class PairwiseMargin(nn.Module):
     """Linear layer x -> h (n, K, K-1), the margins of every cluster over each competitor.
 
     ``weight`` (K, K-1, d) and ``bias`` (K, K-1) are the explicit parameters of the module
-    view. :meth:`forward` evaluates the same affine map through the K centered scores,
-    which costs O(n K d) instead of O(n K^2 d); :meth:`forward_explicit` is the literal
-    einsum with ``weight`` and ``bias``.
+    view. :meth:`forward` evaluates the same affine map through the K centred scores of
+    :class:`whyclust.engine.kmeans.KMeansGeometry`, which costs O(n K d) instead of
+    O(n K^2 d); :meth:`forward_explicit` is the literal einsum with ``weight`` and ``bias``.
     """
 
     def __init__(self, centers: torch.Tensor) -> None:
         super().__init__()
-        k = centers.shape[0]
-        offset = centers.mean(0)
-        shifted = centers - offset
-        # Centering by the mean centroid keeps float32 scores well conditioned when the data
-        # sit far from the origin; the margins are translation invariant.
         self.register_buffer("centers", centers)
-        self.register_buffer("offset", offset)
-        self.register_buffer("shifted", shifted)
-        self.register_buffer("shifted_sq_norm", (shifted * shifted).sum(1))
-        self.register_buffer("competitors", competitor_index(k, centers.device))
+        self.register_buffer("competitors", competitor_index(centers.shape[0], centers.device))
+
+    def geometry(self) -> KMeansGeometry:
+        return KMeansGeometry(self.centers)
 
     @property
     def weight(self) -> torch.Tensor:
@@ -58,8 +54,8 @@ class PairwiseMargin(nn.Module):
 
     def scores(self, x: torch.Tensor) -> torch.Tensor:
         """s_k(x) = ||x - o||^2 - ||x - mu_k||^2 with o the mean centroid; (n, K)."""
-        xs = x - self.offset
-        return torch.addmm(-self.shifted_sq_norm, xs, self.shifted.T, alpha=2.0)
+        geom = self.geometry()
+        return geom.scores(geom.prepare(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.scores(x)
@@ -124,16 +120,6 @@ class KMeansNetwork(ClusterNetwork):
 
     def extra_repr(self) -> str:
         return f"n_clusters={self.n_clusters}, n_features={self.n_features}"
-
-
-def logits_from_scores(s: torch.Tensor) -> torch.Tensor:
-    """f_c = s_c - max_{k != c} s_k for every c, from the top two scores of each row."""
-    top = s.topk(2, dim=1)
-    best, second = top.values[:, :1], top.values[:, 1:]
-    runner_up = torch.where(
-        torch.arange(s.shape[1], device=s.device) == top.indices[:, :1], second, best
-    )
-    return s - runner_up
 
 
 def _as_center_tensor(centers) -> torch.Tensor:

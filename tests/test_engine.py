@@ -1,8 +1,9 @@
-"""The torch-free k-means engine of the streaming functions (``whyclust._neon_numpy``).
+"""The one array-API NEON engine (``whyclust.engine``) on numpy and on torch.
 
-It must compute what the torch engine computes: the same scores, assignments, beta and
-relevance, to float64 rounding, and in float32 no further from the float64 result than the
-torch engine is. A process that only streams a k-means model must never import torch.
+The same lines must give the same scores, assignments, beta and relevance in both
+namespaces, to float64 rounding; streaming must equal the in-memory pass; float32 must stay
+close to an independent float64 formula; and explaining or streaming a k-means model on
+numpy must never import torch.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import whyclust as wc
-from whyclust._neon_numpy import NumpyKMeans, kmeans_centers
+from whyclust.engine.kmeans import KMeansGeometry, assigned_logits
+from whyclust.explainers.kmeans import explain_kmeans, kmeans_centers
 from whyclust.scale import explain_to, predict_stream
 
 
@@ -39,12 +41,19 @@ def _problem(seed: int, n: int, k: int, d: int, offset: float, dtype):
     target_kind=st.sampled_from(["assigned", "random", "int"]),
     batch=st.integers(1, 64),
 )
-def test_float64_engines_agree(seed, n, k, d, offset, beta, target_kind, batch) -> None:
+def test_numpy_torch_and_streaming_agree(seed, n, k, d, offset, beta, target_kind, batch) -> None:
+    import torch
+
     centers, X = _problem(seed, n, k, d, offset, np.float64)
     rng = np.random.default_rng(seed + 1)
     target = {"assigned": "assigned", "int": int(rng.integers(k)),
               "random": rng.integers(0, k, n)}[target_kind]  # fmt: skip
-    ref = wc.explain(wc.neuralize(centers), X, target=target, beta=beta)
+    ref = wc.explain(centers, X, target=target, beta=beta)
+    from_tensor = explain_kmeans(torch.from_numpy(centers), X, target=target, beta=beta)
+    np.testing.assert_array_equal(from_tensor.relevance, ref.relevance)  # numpy path on CPU
+    by_torch = _torch_engine(centers, X, target, beta)
+    scale0 = max(1.0, float(np.abs(ref.relevance).max()))
+    np.testing.assert_allclose(by_torch, ref.relevance, rtol=0, atol=1e-9 * scale0)
     out = np.empty_like(X)
     e = explain_to(centers, X, out, target=target, beta=beta, batch_size=batch)
     scale = max(1.0, float(np.abs(ref.relevance).max()))
@@ -67,20 +76,107 @@ def test_float64_engines_agree(seed, n, k, d, offset, beta, target_kind, batch) 
     beta=st.sampled_from([0.0, float("inf"), 0.3]),
     random_target=st.booleans(),
 )
-def test_float32_as_accurate_as_torch(seed, k, d, offset, beta, random_target) -> None:
+def test_float32_close_to_float64(seed, k, d, offset, beta, random_target) -> None:
     centers, X64 = _problem(seed, 64, k, d, offset, np.float64)
     X32, c32 = X64.astype(np.float32), centers.astype(np.float32)
-    truth = wc.explain(wc.neuralize(centers), X64, beta=beta)
+    truth = _loop_neon(centers, X64, None, beta)
     # fixed targets: at a near-tie float32 may assign differently, and "assigned" would
     # then explain another logit altogether
-    target = np.random.default_rng(seed).integers(0, k, 64) if random_target else truth.cluster
-    truth = wc.explain(wc.neuralize(centers), X64, target=target, beta=beta)
-    by_torch = wc.explain(wc.neuralize(c32), X32, target=target, beta=beta).relevance
-    by_numpy = explain_to(c32, X32, np.empty_like(X32), target=target, beta=beta).relevance
-    scale = float(np.abs(truth.relevance).max())
-    err_torch = float(np.abs(by_torch - truth.relevance).max())
-    err_numpy = float(np.abs(by_numpy - truth.relevance).max())
-    assert err_numpy <= 4 * err_torch + 1e-5 * scale
+    target = np.random.default_rng(seed).integers(0, k, 64) if random_target else None
+    t = truth[1] if target is None else target
+    # the oracle sees the same float32-rounded numbers: what is measured is the arithmetic
+    R, _, gain = _loop_neon(c32.astype(np.float64), X32.astype(np.float64), t, beta)
+    got = explain_to(c32, X32, np.empty_like(X32), target=t, beta=beta).relevance
+    # float32 scores s_k round by eps |s|; each margin's error then grows by ``gain``
+    xs = X32.astype(np.float64) - c32.mean(0)
+    s_max = 2 * np.abs(xs).max(1) * np.abs(c32 - c32.mean(0)).max() * d + 1.0
+    bound = 64 * float(np.finfo(np.float32).eps) * (gain * s_max + np.abs(R).max(1))
+    assert (np.abs(got - R).max(1) <= bound).all()
+
+
+def _loop_neon(centers, X, target, beta):
+    """Independent per-point NEON (min-take-most + midpoint rule), in float64."""
+    d2 = ((X[:, None, :] - centers[None]) ** 2).sum(-1)
+    assigned = d2.argmin(1)
+    tgt = assigned if target is None else np.asarray(target)
+    if isinstance(beta, str):
+        srt = np.sort(d2, 1)
+        beta = 1.0 / (srt[:, 1] - srt[:, 0]).mean()
+    R = np.zeros_like(X)
+    # condition of each row: an error dh in the margin h_ck moves R by R_k (x-m)w dh / h^2
+    gain = np.zeros(len(X))
+    for i in range(len(X)):
+        c = tgt[i]
+        ks = [k for k in range(len(centers)) if k != c]
+        h = np.array([d2[i, k] - d2[i, c] for k in ks])
+        if np.isinf(beta):
+            w = (h == h.min()).astype(float)
+        else:
+            w = np.exp(-beta * (h - h.min()))
+        w /= w.sum()
+        for j, k in enumerate(ks):
+            wv = 2 * (centers[c] - centers[k])
+            m = (centers[c] + centers[k]) / 2
+            R[i] += (X[i] - m) * wv / h[j] * h.min() * w[j]
+            gain[i] += abs(h.min() * w[j]) * np.abs((X[i] - m) * wv).max() / h[j] ** 2
+    return R, tgt, gain
+
+
+def _torch_engine(centers, X, target, beta):
+    """The engine's lines run on torch tensors (the namespace the deep head uses)."""
+    import torch
+
+    from whyclust.explainers.request import resolve_request
+
+    geom = KMeansGeometry(torch.from_numpy(centers))
+    xp_rows = geom.prepare(torch.from_numpy(X))
+    scores = geom.scores(xp_rows)
+    _, tgt, _, b = resolve_request(
+        scores, target=target, beta=beta, contrast=None,
+        assigned_logit=lambda: assigned_logits(scores),
+    )  # fmt: skip
+    rel, _, _ = geom.neon(xp_rows, scores, tgt, b)
+    return rel.numpy()
+
+
+def test_baseline_root_matches_a_loop() -> None:
+    centers, X = _problem(7, 120, 4, 6, 0.0, np.float64)
+    x0 = X.mean(0)
+    e = explain_kmeans(centers, X, reference=x0, beta=0.7)
+    d2 = ((X[:, None, :] - centers[None]) ** 2).sum(-1)
+    d0 = ((x0[None] - centers) ** 2).sum(-1)
+    R = np.zeros_like(X)
+    for i in range(len(X)):
+        c = e.cluster[i]
+        ks = [k for k in range(4) if k != c]
+        h = np.array([d2[i, k] - d2[i, c] for k in ks])
+        w = np.exp(-0.7 * (h - h.min()))
+        Rk = h.min() * w / w.sum()
+        for j, k in enumerate(ks):
+            wv = 2 * (centers[c] - centers[k])
+            h0 = d0[k] - d0[c]
+            if h[j] * h0 <= 0:  # the margin changes sign between x and x0: root on the segment
+                r = X[i] - h[j] / (wv @ (X[i] - x0)) * (X[i] - x0)
+            else:
+                r = (centers[c] + centers[k]) / 2
+            R[i] += (X[i] - r) * wv / h[j] * Rk[j]
+    np.testing.assert_allclose(e.relevance, R, rtol=0, atol=1e-9 * np.abs(R).max())
+    np.testing.assert_allclose(e.relevance.sum(1), e.logit, rtol=0, atol=1e-9 * e.logit.max())
+    assert e.extras["reference"] == "array"
+    share = e.extras["baseline_root_share"]
+    assert ((share >= 0) & (share <= 1)).all() and 0 < share.mean() < 1
+
+
+def test_reference_mean_is_the_fitted_mean() -> None:
+    from sklearn.cluster import KMeans
+
+    _, X = _problem(2, 400, 3, 5, 0.0, np.float64)
+    km = KMeans(3, n_init=3, random_state=0).fit(X)
+    e = wc.explain(km, X[:50], reference="mean")
+    ref = explain_kmeans(km.cluster_centers_, X[:50], reference=X.mean(0))
+    # Lloyd's fixed point: the size-weighted centroids are the training mean
+    np.testing.assert_allclose(e.relevance, ref.relevance, rtol=0, atol=1e-6)
+    assert e.extras["reference"] == "mean"
 
 
 def test_contrast_and_images() -> None:
@@ -125,7 +221,7 @@ def test_nan_row_reported_with_its_global_index() -> None:
         predict_stream(centers, X, batch_size=100)
 
 
-def test_eps_stabilises_like_torch() -> None:
+def test_eps_keeps_boundary_points_finite() -> None:
     # points exactly on a boundary with a non-assigned target: 1 / h needs the stabiliser
     centers = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0]])
     X = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
@@ -139,15 +235,14 @@ def test_eps_stabilises_like_torch() -> None:
         np.testing.assert_allclose(e.relevance, ref.relevance, rtol=0, atol=1e-9 * scale)
 
 
-def test_numpy_kmeans_pieces() -> None:
+def test_geometry_pieces() -> None:
     centers, X = _problem(5, 50, 5, 7, 0.0, np.float64)
-    engine = NumpyKMeans(centers, np.float64)
+    engine = KMeansGeometry(centers)
     scores = engine.scores(engine.prepare(X))
     direct = -((X[:, None, :] - centers[None]) ** 2).sum(-1)  # s_k up to a per-row constant
     np.testing.assert_allclose(scores - scores[:, :1], direct - direct[:, :1], atol=1e-9)
     top = np.sort(direct, 1)
-    np.testing.assert_allclose(engine.assigned_logits(scores), top[:, -1] - top[:, -2],
-                               atol=1e-9)  # fmt: skip
+    np.testing.assert_allclose(assigned_logits(scores), top[:, -1] - top[:, -2], atol=1e-9)
 
 
 _NO_TORCH = textwrap.dedent(
@@ -167,6 +262,8 @@ _NO_TORCH = textwrap.dedent(
     assert (labels == e.cluster).all()
     np.save(sys.argv[1] + "/x.npy", X)
     wc.save(km, sys.argv[1] + "/km.safetensors")
+    e2 = wc.explain(km, X[:100], reference="mean")
+    assert np.allclose(e2.relevance.sum(1), e2.logit, atol=1e-3 * e2.logit.max())
     from whyclust.cli import main
     rc = main(["explain", sys.argv[1] + "/km.safetensors", sys.argv[1] + "/x.npy",
                "-o", sys.argv[1] + "/r.npy", "-q"])

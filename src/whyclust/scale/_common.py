@@ -1,0 +1,61 @@
+"""Pieces shared by the dask and streaming paths."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from whyclust.networks import ClusterNetwork
+
+def _network(model: Any) -> ClusterNetwork:
+    from whyclust.networks import neuralize
+
+    return neuralize(model)
+
+
+def _needs_global_bounds(net: ClusterNetwork, method: str, options: dict[str, Any]) -> bool:
+    """NEON through an encoder defaults its ZBox bounds to the data's range: that must be
+    the range of all of X, not of one chunk or batch, for the results to match."""
+    from whyclust.networks import EncodedClusterNetwork, KMeansNetwork, L2Normalize
+
+    return (
+        method == "neon"
+        and isinstance(net, EncodedClusterNetwork)
+        and not (isinstance(net.encoder, L2Normalize) and isinstance(net.head, KMeansNetwork))
+        and options.get("bounds") is None
+        and options.get("composite") is None
+    )
+
+
+def _bounds(low: float, high: float) -> tuple[float, float]:
+    return (low, high if high > low else low + 1.0)  # as whyclust.explainers.deep does
+
+
+def _assigned_logits(net: ClusterNetwork, block: np.ndarray, device: Any) -> torch.Tensor:
+    """f of the assigned cluster (the largest logit) for every row of ``block``, in float64.
+
+    k-means networks use the engine's score arithmetic (the one of the in-memory NEON pass,
+    so that ``beta="auto"`` agrees to the last bits); other networks run where they live.
+    """
+    import torch
+
+    from whyclust.engine.kmeans import KMeansGeometry, assigned_logits
+    from whyclust.networks import KMeansNetwork
+
+    x = torch.from_numpy(np.ascontiguousarray(block))
+    with torch.no_grad():
+        if isinstance(net, KMeansNetwork):
+            dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+            dev = torch.device(device) if device is not None else net.device
+            geom = KMeansGeometry(net.centers.to(device=dev, dtype=dtype))
+            scores = geom.scores(geom.prepare(x.to(dev)))
+            return assigned_logits(scores).to(torch.float64)
+        return net(x.to(net.device)).amax(1).to(torch.float64)
+
+
+def _is_dask(x: Any) -> bool:
+    return type(x).__module__.startswith("dask.")

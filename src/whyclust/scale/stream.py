@@ -1,0 +1,302 @@
+"""Streaming in one process: row-sliceable input in, relevance written batch by batch."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from whyclust._validation import as_float_array, beta_from_mean, check_beta, resolve_dtype
+from whyclust.engine.kmeans import KMeansGeometry, assigned_logits, check_finite_scores
+from whyclust.explainers import run_method
+from whyclust.explainers.explanation import Explanation
+from whyclust.explainers.kmeans import explain_kmeans, kmeans_centers
+from whyclust.scale._common import (
+    _assigned_logits,
+    _bounds,
+    _is_dask,
+    _needs_global_bounds,
+    _network,
+)
+from whyclust.scale._pages import _release, _release_written
+
+__all__ = ["explain_to", "predict_stream"]
+
+#: input values per batch of the streaming functions (16 MB of float32)
+_STREAM_VALUES = 1 << 22
+
+
+def explain_to(
+    model: Any,
+    X: Any,
+    out: Any,
+    method: str = "neon",
+    *,
+    target: Any = "assigned",
+    beta: float | str = "auto",
+    batch_size: int | None = None,
+    release_pages: bool = True,
+    **options: Any,
+) -> Explanation:
+    """Explain ``X`` batch by batch, writing the relevance into ``out``.
+
+    For data bigger than memory: only one batch of ``X`` and of the relevance is held at a
+    time. Results equal those of :func:`whyclust.explain` on the whole array.
+
+    Parameters
+    ----------
+    model : fitted clusterer or ClusterNetwork
+        Anything :func:`whyclust.networks` accepts.
+    X : array-like of shape (n, d) or (n, C, H, W)
+        Anything sliceable by rows: ``np.memmap``, zarr or h5py arrays, dask arrays.
+    out : array-like, writable
+        Receives the relevance; shape ``X.shape`` or ``(n, prod(X.shape[1:]))``, e.g. an
+        ``np.memmap`` opened with ``mode="w+"`` or a zarr array of float dtype.
+    method, target, beta, **options
+        As in :func:`whyclust.explain`; ``target`` / ``contrast`` arrays of shape (n,) are
+        sliced with the batches. ``beta="auto"`` costs one extra pass over ``X`` (the mean
+        assigned-cluster logit) before the relevance pass.
+    batch_size : int, optional
+        Rows per batch; default: about 4M input values (16 MB of float32) per batch,
+        rounded to whole row chunks of a chunked ``out`` (zarr, HDF5).
+    release_pages : bool, default=True
+        For ``np.memmap`` input and output (modes ``"r"``, ``"r+"``, ``"w+"``), hand each
+        processed batch's pages back to the kernel (``madvise(MADV_DONTNEED)``). The data
+        stay in the page cache and on disk, but no longer count in this process's resident
+        set, which would otherwise grow to the size of both files.
+
+    Returns
+    -------
+    Explanation
+        ``relevance`` is ``out``; ``logit``, ``cluster`` and ``target`` are (n,) numpy
+        arrays.
+    """
+    engine = _numpy_engine(model, X, method, options)
+    net = _network(model) if engine is None else None
+    n, feature_shape = _check_rows_input(X, engine or net)
+    d = math.prod(feature_shape)
+    if not (hasattr(out, "shape") and hasattr(out, "__setitem__")) or _is_dask(out):
+        raise TypeError(
+            f"out must be a writable array-like (numpy, np.memmap, zarr), got "
+            f"{type(out).__name__}"
+            + (
+                "; with dask, explain X lazily and use e.relevance.to_zarr(...)"
+                if _is_dask(out)
+                else ""
+            )
+        )
+    out_shape = tuple(out.shape)
+    if out_shape not in ((n, *feature_shape), (n, d)):
+        raise ValueError(f"out must have shape {(n, *feature_shape)} or {(n, d)}, got {out_shape}")
+    if np.dtype(out.dtype).kind != "f":
+        raise TypeError(f"out must have a floating dtype, got {out.dtype}")
+    bs = _stream_batch_size(batch_size, d, out if batch_size is None else None)
+    device = options.get("device")
+    contrast = options.pop("contrast", None)
+    target = _check_column(target, n, "target")
+    contrast = _check_column(contrast, n, "contrast")
+
+    beta = check_beta(beta)
+    want_beta = beta == "auto" and contrast is None
+    want_bounds = engine is None and _needs_global_bounds(net, method, options)
+    if want_beta or want_bounds:
+        total, low, high = 0.0, math.inf, -math.inf
+        for start in _read_only_ok(range(0, n, bs)):
+            raw = _read_rows(X, start, start + bs)
+            block = _as_batch(raw)
+            if want_beta:
+                if engine is not None:
+                    scores = engine.scores(engine.prepare(block))
+                    check_finite_scores(scores, start)
+                    total += float(assigned_logits(scores).sum(dtype=np.float64))
+                else:
+                    total += float(_assigned_logits(net, block, device).sum())
+            if want_bounds:
+                low, high = min(low, float(block.min())), max(high, float(block.max()))
+            _release(raw, release_pages)
+        if want_beta:
+            beta = beta_from_mean(total / n)
+        if want_bounds:
+            options["bounds"] = _bounds(low, high)
+
+    dtype = resolve_dtype(X.dtype)
+    logit = np.empty(n, dtype=dtype)
+    cluster = np.empty(n, dtype=np.int64)
+    tgt = np.empty(n, dtype=np.int64)
+    direct = (
+        engine is not None
+        and isinstance(out, np.ndarray)
+        and out.flags.c_contiguous
+        and out.dtype == engine.centers.dtype
+    )
+    first: Explanation | None = None
+    for start in _read_only_ok(range(0, n, bs)):
+        stop = min(n, start + bs)
+        block = _read_rows(X, start, stop)
+        rows_target = _slice(target, start, stop)
+        rows_contrast = _slice(contrast, start, stop)
+        if engine is not None:
+            into = out[start:stop].reshape(stop - start, d) if direct else None
+            e = explain_kmeans(
+                engine.centers, _as_batch(block), target=rows_target, beta=beta,
+                contrast=rows_contrast, eps=options.get("eps"), out=into, first_row=start,
+            )  # fmt: skip
+        else:
+            e = run_method(
+                net,
+                as_float_array(_as_batch(block), ndim=(2, 3, 4)),
+                method,
+                target=rows_target,
+                beta=beta,
+                **({"contrast": rows_contrast} if contrast is not None else {}),
+                **options,
+            )
+        if not direct:
+            out[start:stop] = e.relevance.reshape((stop - start, *out_shape[1:]))
+        logit[start:stop] = e.logit
+        cluster[start:stop] = e.cluster
+        tgt[start:stop] = e.target
+        if first is None:
+            first = e
+        _release(block, release_pages)
+        _release_written(out, start, stop, release_pages)
+    assert first is not None  # n >= 1
+    return Explanation(
+        relevance=out,
+        logit=logit,
+        cluster=cluster,
+        target=tgt,
+        beta=first.beta,
+        method=first.method,
+        contrast=None if contrast is None else _full_column(contrast, n),
+    )
+
+
+def predict_stream(
+    model: Any, X: Any, *, batch_size: int | None = None, release_pages: bool = True
+) -> np.ndarray:
+    """Cluster index of every row of a row-sliceable ``X`` (memmap, zarr, ...), batch by batch.
+
+    Unlike ``net.predict``, which validates (and so reads) the whole array at once, memory
+    stays bounded by the batch size; see :func:`explain_to` for ``release_pages``.
+    """
+    engine = _numpy_engine(model, X, "neon", {})
+    net = _network(model) if engine is None else None
+    n, feature_shape = _check_rows_input(X, engine or net)
+    bs = _stream_batch_size(batch_size, math.prod(feature_shape))
+    labels = np.empty(n, dtype=np.int64)
+    for start in _read_only_ok(range(0, n, bs)):
+        block = _read_rows(X, start, start + bs)
+        rows = slice(start, start + block.shape[0])
+        if engine is not None:
+            scores = engine.scores(engine.prepare(_as_batch(block)))
+            check_finite_scores(scores, start)
+            labels[rows] = scores.argmax(1)
+        else:
+            labels[rows] = net.predict(_as_batch(block), batch_size=bs)
+        _release(block, release_pages)
+    return labels
+
+
+def _numpy_engine(
+    model: Any, X: Any, method: str, options: dict[str, Any]
+) -> KMeansGeometry | None:
+    """The torch-free k-means engine when it computes exactly what was asked, else None."""
+    if method != "neon" or set(options) - {"device", "eps", "contrast"}:
+        return None
+    device = options.get("device")
+    if device is not None and str(device) != "cpu":
+        return None
+    centers = kmeans_centers(model)
+    if centers is None or not hasattr(X, "dtype"):
+        return None
+    centers = np.ascontiguousarray(
+        centers.cpu().numpy() if hasattr(centers, "cpu") else centers,
+        dtype=resolve_dtype(X.dtype),
+    )
+    return KMeansGeometry(centers, options.get("eps"))
+
+
+def _check_rows_input(X: Any, net: Any) -> tuple[int, tuple[int, ...]]:
+    if not (hasattr(X, "shape") and hasattr(X, "dtype") and hasattr(X, "__getitem__")):
+        raise TypeError(
+            f"X must be an array-like sliceable by rows (numpy, memmap, zarr, dask), "
+            f"got {type(X).__name__}"
+        )
+    shape = tuple(int(s) for s in X.shape)
+    if len(shape) not in (2, 3, 4):
+        raise ValueError(f"X must be a 2-D, 3-D or 4-D array, got shape {shape}")
+    if shape[0] < 1:
+        raise ValueError("X has 0 sample(s), at least 1 required")
+    if np.dtype(X.dtype).kind not in "fiub":
+        raise TypeError(f"X must be real-valued numeric, got dtype {X.dtype}")
+    n_features = getattr(net, "n_features", None)
+    d = math.prod(shape[1:])
+    if n_features and d != n_features:
+        raise ValueError(f"X has {d} features, but the model was fitted with {n_features}")
+    return shape[0], shape[1:]
+
+
+def _stream_batch_size(batch_size: int | None, d: int, out: Any = None) -> int:
+    if batch_size is None:
+        bs = max(1, _STREAM_VALUES // max(1, d))
+        chunks = getattr(out, "chunks", None)
+        if isinstance(chunks, tuple) and chunks and isinstance(chunks[0], (int, np.integer)):
+            # whole chunks of a zarr / HDF5 output: no chunk is read back and rewritten
+            rows = int(chunks[0])
+            bs = max(1, round(bs / rows)) * rows
+        return bs
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise TypeError(f"batch_size must be an integer, got {type(batch_size).__name__}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return int(batch_size)
+
+
+def _check_column(value: Any, n: int, name: str) -> Any:
+    """Scalars and strings pass; arrays must have shape (n,) and stay unread until sliced."""
+    if value is None or isinstance(value, str) or np.ndim(value) == 0:
+        return value
+    if not hasattr(value, "shape"):
+        value = np.asarray(value)
+    if tuple(value.shape) != (n,):
+        raise ValueError(f"{name} must be a scalar or have shape ({n},), got {value.shape}")
+    return value
+
+
+def _slice(value: Any, start: int, stop: int) -> Any:
+    if value is None or isinstance(value, str) or np.ndim(value) == 0:
+        return value
+    return np.asarray(_read_rows(value, start, stop))
+
+
+def _full_column(value: Any, n: int) -> np.ndarray:
+    if np.ndim(value) == 1:
+        return np.asarray(_read_rows(value, 0, n))
+    return np.full(n, int(value), dtype=np.int64)
+
+
+def _read_only_ok(starts: range) -> Iterator[int]:
+    """Iterate with torch's warning about read-only numpy arrays silenced.
+
+    Batches of a read-only memmap become tensors that are only ever read.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        yield from starts
+
+
+def _read_rows(X: Any, start: int, stop: int) -> Any:
+    block = X[start:stop]
+    if hasattr(block, "compute"):  # dask
+        block = block.compute()
+    return block
+
+
+def _as_batch(block: Any) -> np.ndarray:
+    """A batch as a float array without copying float32 / float64 memmap slices."""
+    arr = np.asarray(block)
+    return arr if arr.dtype == resolve_dtype(arr.dtype) else arr.astype(resolve_dtype(arr.dtype))
