@@ -282,3 +282,52 @@ def test_streaming_a_kmeans_model_never_imports_torch(tmp_path) -> None:
     X = np.load(tmp_path / "x.npy")
     ref = wc.explain(wc.load(tmp_path / "km.safetensors"), X)
     np.testing.assert_allclose(rel, ref.relevance, rtol=0, atol=1e-5 * np.abs(ref.relevance).max())
+
+
+def test_driver_runs_the_same_lines_on_torch_tensors(monkeypatch) -> None:
+    """The GPU path of the batched driver, exercised with CPU tensors."""
+    import torch
+
+    import whyclust.explainers.kmeans as drv
+
+    centers, X = _problem(11, 257, 5, 9, 0.0, np.float64)
+    ref = drv.explain_kmeans(centers, X, reference="mean", batch_size=50, target=1)
+    monkeypatch.setattr(drv, "_centers_for", lambda c, dtype, device: torch.from_numpy(c))
+    monkeypatch.setattr(drv, "_to_namespace", lambda block, geom: torch.from_numpy(block))
+    got = drv.explain_kmeans(centers, X, reference="mean", batch_size=50, target=1)
+    np.testing.assert_allclose(got.relevance, ref.relevance, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(got.cluster, ref.cluster)
+    np.testing.assert_allclose(got.extras["baseline_root_share"], ref.extras["baseline_root_share"])
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), k=st.integers(2, 4), reference=st.booleans())
+def test_kernel_engine_numpy_equals_torch_and_conserves(seed, k, reference) -> None:
+    import torch
+
+    from whyclust.engine.kernel import KernelGeometry
+
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(1, 5, k)
+    support = rng.normal(size=(int(counts.sum()), 3)) * 2
+    X = rng.normal(size=(40, 3)) * 2
+    ref = X.mean(0, keepdims=True) if reference else None
+    out = {}
+    for name, conv in (("numpy", np.asarray), ("torch", torch.from_numpy)):
+        geom = KernelGeometry(conv(support), counts, 0.5)
+        xs = geom.prepare(conv(X))
+        scores = geom.scores(xs)
+        target = np.asarray(scores).argmax(1) if name == "numpy" else scores.argmax(1)
+        rr = None if ref is None else geom.prepare(conv(ref))
+        rel, f = geom.neon(xs, target, 1.0, reference=rr)
+        out[name] = (np.asarray(rel), np.asarray(f))
+    np.testing.assert_allclose(out["torch"][0], out["numpy"][0], rtol=0, atol=1e-9)
+    rel, f = out["numpy"]
+    # direct formula: f_c = min_k (d_k - d_c) with d_k the soft-min distance
+    d2 = ((X[:, None, :] - support[None]) ** 2).sum(-1)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    dk = np.stack([-np.log(np.exp(-0.5 * d2[:, s : s + c]).mean(1)) / 0.5
+                   for s, c in zip(starts, counts, strict=True)], 1)  # fmt: skip
+    srt = np.sort(dk, 1)
+    np.testing.assert_allclose(f, srt[:, 1] - srt[:, 0], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(rel.sum(1), f, rtol=0, atol=1e-8 * max(1.0, np.abs(f).max()))

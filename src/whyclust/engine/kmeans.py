@@ -23,6 +23,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from whyclust.engine._xp import device_of, namespace, onehot
 from whyclust.engine.pool import margins_for_target, min_take_most, spread
 
@@ -139,6 +141,7 @@ class KMeansGeometry:
         amount: Any = None,
         contrast: Any = None,
         reference: Any = None,
+        out: Any = None,
     ) -> tuple[Any, Any, Any]:
         """NEON relevance (n, d), the explained logit (n,) and the baseline-root mask.
 
@@ -161,7 +164,7 @@ class KMeansGeometry:
         g = f if amount is None else amount
         share = weights * g[:, None]  # R_k; 0 in the target column
         if reference is None:
-            return self.relevance(xprep, spread(share, target, h, self.eps)), f, None
+            return self.relevance(xprep, spread(share, target, h, self.eps), out), f, None
         delta = xprep - reference
         proj = 2.0 * (delta @ self.shifted_t)  # w_ck . (x - x0) = proj_c - proj_k
         dproj = margins_for_target(proj, target)
@@ -174,16 +177,24 @@ class KMeansGeometry:
         b = xp.where(valid, share / safe, 0.0)
         beta_mix = onehot(target, k, b.dtype, xp) * xp.sum(b, axis=1, keepdims=True) - b
         alpha = spread(xp.where(valid, 0.0, share), target, h, self.eps)
-        rel = self.relevance(xprep, alpha) + delta * (beta_mix @ self.mixing[:, : self.n_features])
+        rel = self.relevance(xprep, alpha, out)
+        rel += delta * (beta_mix @ self.mixing[:, : self.n_features])
         total = xp.sum(share, axis=1)
         took = xp.sum(xp.where(valid, share, 0.0), axis=1)
         return rel, f, took / xp.where(total == 0.0, 1.0, total)
 
-    def relevance(self, xprep: Any, alpha: Any) -> Any:
-        """R = xp * (alpha @ 2M') + alpha @ Q for prepared rows and mixing alpha (n, K)."""
+    def relevance(self, xprep: Any, alpha: Any, out: Any = None) -> Any:
+        """R = xp * (alpha @ 2M') + alpha @ Q for prepared rows and mixing alpha (n, K).
+
+        With numpy, ``out`` (n, d) receives R without a temporary of its size.
+        """
         d = self.n_features
         vq = alpha @ self.mixing
-        return xprep * vq[:, :d] + vq[:, d:]
+        if out is None or not isinstance(out, np.ndarray):
+            return xprep * vq[:, :d] + vq[:, d:]
+        np.multiply(xprep, vq[:, :d], out=out)
+        out += vq[:, d:]
+        return out
 
     def contrast_map(self, xprep: Any, scores: Any, target: Any, other: Any) -> tuple[Any, Any]:
         """(x - m_ck) * w_ck for c = target, k = other, and h_ck (it sums to it exactly)."""

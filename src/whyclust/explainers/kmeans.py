@@ -24,7 +24,7 @@ __all__ = ["explain_kmeans", "fitted_mean", "kmeans_centers"]
 
 _SKLEARN_KMEANS = {"KMeans", "MiniBatchKMeans"}
 #: rows per batch hold about this many input values; the scores pass takes larger blocks
-_BATCH_VALUES = 1 << 20
+_BATCH_VALUES = 1 << 19
 _SCORE_VALUES = 1 << 26
 
 
@@ -126,11 +126,13 @@ def explain_kmeans(
         ref_rows = None
         if ref_prepared is not None:
             ref_rows = ref_prepared if ref_prepared.shape[0] == 1 else ref_prepared[rows]
+        into = out[rows] if isinstance(geom.centers, np.ndarray) else None
         rel, f, took = geom.neon(
-            rows_of(rows), scores[rows], tgt[rows], beta_value,
+            rows_of(rows), scores[rows], tgt[rows], beta_value, out=into,
             contrast=None if other is None else other[rows], reference=ref_rows,
         )  # fmt: skip
-        out[rows] = to_numpy(rel)
+        if into is None:
+            out[rows] = to_numpy(rel)
         logit[rows] = to_numpy(f)
         if took is not None:
             baseline_share[rows] = to_numpy(took)
