@@ -59,7 +59,7 @@ def _graph() -> dict[str, set[str]]:
         deps = graph.setdefault(src, set())
         for name in _imports(path):
             part = _part(name)
-            if part is not None and part != src and (PACKAGE / part).exists() or (
+            if (part is not None and part != src and (PACKAGE / part).exists()) or (
                 part is not None and part != src and (PACKAGE / f"{part}.py").exists()
             ):
                 deps.add(part)
