@@ -142,6 +142,7 @@ class KMeansGeometry:
         contrast: Any = None,
         reference: Any = None,
         out: Any = None,
+        work: Any = None,
     ) -> tuple[Any, Any, Any]:
         """NEON relevance (n, d), the explained logit (n,) and the baseline-root mask.
 
@@ -164,7 +165,8 @@ class KMeansGeometry:
         g = f if amount is None else amount
         share = weights * g[:, None]  # R_k; 0 in the target column
         if reference is None:
-            return self.relevance(xprep, spread(share, target, h, self.eps), out), f, None
+            rel = self.relevance(xprep, spread(share, target, h, self.eps), out, work)
+            return rel, f, None
         delta = xprep - reference
         proj = 2.0 * (delta @ self.shifted_t)  # w_ck . (x - x0) = proj_c - proj_k
         dproj = margins_for_target(proj, target)
@@ -177,21 +179,24 @@ class KMeansGeometry:
         b = xp.where(valid, share / safe, 0.0)
         beta_mix = onehot(target, k, b.dtype, xp) * xp.sum(b, axis=1, keepdims=True) - b
         alpha = spread(xp.where(valid, 0.0, share), target, h, self.eps)
-        rel = self.relevance(xprep, alpha, out)
+        rel = self.relevance(xprep, alpha, out, work)
         rel += delta * (beta_mix @ self.mixing[:, : self.n_features])
         total = xp.sum(share, axis=1)
         took = xp.sum(xp.where(valid, share, 0.0), axis=1)
         return rel, f, took / xp.where(total == 0.0, 1.0, total)
 
-    def relevance(self, xprep: Any, alpha: Any, out: Any = None) -> Any:
+    def relevance(self, xprep: Any, alpha: Any, out: Any = None, work: Any = None) -> Any:
         """R = xp * (alpha @ 2M') + alpha @ Q for prepared rows and mixing alpha (n, K).
 
-        With numpy, ``out`` (n, d) receives R without a temporary of its size.
+        With numpy, ``out`` (n, d) receives R and ``work`` (at least (n, 2d)) holds the
+        mixed centroids, so that a batch allocates nothing of its size (fresh pages cost
+        more than the arithmetic).
         """
         d = self.n_features
-        vq = alpha @ self.mixing
         if out is None or not isinstance(out, np.ndarray):
+            vq = alpha @ self.mixing
             return xprep * vq[:, :d] + vq[:, d:]
+        vq = np.matmul(alpha, self.mixing, out=None if work is None else work[: alpha.shape[0]])
         np.multiply(xprep, vq[:, :d], out=out)
         out += vq[:, d:]
         return out

@@ -103,11 +103,17 @@ def explain_kmeans(
     if bs < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
 
+    on_numpy = isinstance(geom.centers, np.ndarray)
+    shifted = np.empty((bs, d), dtype=X.dtype) if on_numpy and geom.shift_inputs else None
+
     def rows_of(rows: slice) -> Any:
+        if shifted is not None:  # x - o into a reused buffer
+            block = shifted[: rows.stop - rows.start]
+            return np.subtract(flat[rows], geom.offset, out=block, dtype=X.dtype)
         return geom.prepare(_to_namespace(flat[rows], geom))
 
     # pass 1: the K scores of every point (views of X: larger blocks cost no memory)
-    score_rows = bs if geom.shift_inputs else max(bs, _SCORE_VALUES // max(1, d))
+    score_rows = bs if shifted is not None else max(bs, _SCORE_VALUES // max(1, d))
     scores = xp.concat([geom.scores(rows_of(r)) for r in row_batches(n, score_rows)], axis=0)
     check_finite_scores(scores, first_row)
     assigned, tgt, other, beta_value = resolve_request(
@@ -121,14 +127,15 @@ def explain_kmeans(
     if out is None:
         out = _output_array((n, d), X.dtype)
     logit = np.empty(n, dtype=X.dtype)
+    work = np.empty((bs, 2 * d), dtype=X.dtype) if on_numpy else None
     baseline_share = None if ref is None else np.empty(n, dtype=X.dtype)
     for rows in row_batches(n, bs):
         ref_rows = None
         if ref_prepared is not None:
             ref_rows = ref_prepared if ref_prepared.shape[0] == 1 else ref_prepared[rows]
-        into = out[rows] if isinstance(geom.centers, np.ndarray) else None
+        into = out[rows] if on_numpy else None
         rel, f, took = geom.neon(
-            rows_of(rows), scores[rows], tgt[rows], beta_value, out=into,
+            rows_of(rows), scores[rows], tgt[rows], beta_value, out=into, work=work,
             contrast=None if other is None else other[rows], reference=ref_rows,
         )  # fmt: skip
         if into is None:
