@@ -234,7 +234,6 @@ class MixtureGeometry:
 
     def pair_maps(self, x: Any, root: Any, remainder: Any, target: Any) -> Any:
         """(x - r_k) * grad h_ck((x + r_k) / 2) (+ remainder / d), (n, K, d)."""
-        xp = self.xp
         xb = x[:, None, :]
         grad = self._gradient(0.5 * (xb + root), target)
         return (xb - root) * grad + remainder[:, :, None] / self.n_features

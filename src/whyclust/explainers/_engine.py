@@ -112,6 +112,6 @@ def drive(
         "beta": beta_value,
         "contrast": None if other is None else to_numpy(other),
         "info": np.concatenate(infos, axis=0) if infos else None,
-        "reference": None if ref is None else (reference if isinstance(reference, str) else "array"),
+        "reference": None if ref is None else getattr(reference, "lower", lambda: "array")(),
         "scores": scores,
     }

@@ -79,7 +79,9 @@ def explain_mixture(
     d = arr["means"].shape[1]
     X = as_float_array(X, n_features=d)
     geom = mixture_geometry(model, X.dtype, device, eps)
-    bs = batch_size if batch_size is not None else batch_rows(geom.n_clusters, d, geom.covariance_type)
+    bs = batch_size
+    if bs is None:
+        bs = batch_rows(geom.n_clusters, d, geom.covariance_type)
     res = drive(
         geom, X, like=geom.means, target=target, beta=beta, contrast=contrast,
         reference=reference, model_mean=arr["weights"] @ arr["means"], batch_size=int(bs),
