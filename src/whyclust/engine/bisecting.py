@@ -58,6 +58,7 @@ class BisectingGeometry:
         offset = xp.mean(xp.concat([left, right], axis=0), axis=0)
         lt, rt = left - offset, right - offset
         self.offset = offset
+        self.midpoints = 0.5 * (lt + rt)  # shifted roots of the node margins
         self.direction = 2.0 * (lt - rt)  # (J, d): m_j = direction . (x - o) + bias
         self.bias = xp.sum(rt * rt, axis=1) - xp.sum(lt * lt, axis=1)
         self.quadratic = -(lt * lt - rt * rt)  # alpha @ quadratic: minus the midpoint term
