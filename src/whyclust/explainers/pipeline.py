@@ -100,7 +100,7 @@ def explain_pipeline(
         else AffineMap(t["offset"], diag=t["diag"])
     )
     geom, rows = _head_geometry(kind, head, dtype, device, eps, amap.n_out)
-    if geom.n_features != amap.n_out if hasattr(geom, "n_features") else False:
+    if geom.n_features != amap.n_out:
         raise ValueError("the preprocessing output does not match the clusterer's inputs")
     bs = int(batch_size) if batch_size is not None else rows
     model_parts: list[np.ndarray] = []
@@ -240,7 +240,9 @@ class _DenseHead:
         else:
             rel = amap.back(zprep) * (alpha @ self.tau) - alpha @ self.ntau
             wide = self.tau
-            model = zprep * (alpha @ geom.direction) + alpha @ geom.quadratic if self.keep_model else None
+            model = None
+            if self.keep_model:
+                model = zprep * (alpha @ geom.direction) + alpha @ geom.quadratic
             w_model = geom.direction
         if bmix is not None:
             delta = zprep - ref
