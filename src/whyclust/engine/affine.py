@@ -124,4 +124,3 @@ def kmeans_coefficients(
     total = xp.sum(share, axis=1)
     took = xp.sum(xp.where(valid, share, 0.0), axis=1) / xp.where(total == 0.0, 1.0, total)
     return alpha, beta_mix, f, took
-

@@ -88,6 +88,11 @@ def explain(
     -------
     Explanation
     """
+    from whyclust.explainers.dispatch import engine_for  # (mix branch hook, torch-free)
+
+    engine = engine_for(model) if method == "neon" else None
+    if engine is not None:
+        return engine(model, X, target=target, beta=beta, batch_size=batch_size, **options)
     from whyclust.networks import neuralize
 
     net = neuralize(model)

@@ -13,58 +13,13 @@ import numpy as np
 
 from whyclust._validation import as_float_array, feature_names_of
 from whyclust.engine.bisecting import BisectingGeometry
+from whyclust.engine.fold import bisecting_arrays
 from whyclust.explainers._engine import drive, on_device
 from whyclust.explainers.explanation import Explanation
 
 __all__ = ["bisecting_arrays", "bisecting_geometry", "explain_bisecting"]
 
 _BATCH_VALUES = 1 << 20
-
-
-def bisecting_arrays(model: Any) -> dict[str, np.ndarray]:
-    """The tree of a fitted ``BisectingKMeans`` as arrays (float64 centres in input space).
-
-    ``left``, ``right`` (J, d): children of each internal node; ``signs`` (K, J): +1 / -1
-    where leaf c lies under the left / right child of node j, 0 off c's path;
-    ``divergence`` (K, K): the node where the paths of two leaves part.
-    """
-    tree = getattr(model, "_bisecting_tree", None)
-    if tree is None or getattr(model, "cluster_centers_", None) is None:
-        from sklearn.exceptions import NotFittedError
-
-        raise NotFittedError(
-            f"This {type(model).__name__} instance is not fitted yet. Call 'fit' with "
-            "appropriate arguments before using this estimator."
-        )
-    # predict compares x with the children's centres plus the training mean (when kept)
-    shift = np.asarray(getattr(model, "_X_mean", 0.0), dtype=np.float64)
-    k = int(model.cluster_centers_.shape[0])
-    left, right, paths = [], [], {}
-    stack = [(tree, [])]
-    while stack:
-        node, path = stack.pop()
-        if node.left is None:
-            paths[int(node.label)] = path
-            continue
-        j = len(left)
-        left.append(np.asarray(node.left.center, dtype=np.float64) + shift)
-        right.append(np.asarray(node.right.center, dtype=np.float64) + shift)
-        stack.append((node.right, [*path, (j, -1.0)]))
-        stack.append((node.left, [*path, (j, 1.0)]))
-    if sorted(paths) != list(range(k)) or len(left) != k - 1:
-        raise ValueError("the bisection tree does not match cluster_centers_ (corrupt model?)")
-    signs = np.zeros((k, k - 1))
-    for c, path in paths.items():
-        for j, s in path:
-            signs[c, j] = s
-    divergence = np.zeros((k, k), dtype=np.int64)
-    for c in range(k):
-        for o in range(k):
-            if c != o:
-                parted = (signs[c] * signs[o]) < 0  # exactly one node: where paths part
-                divergence[c, o] = int(np.argmax(parted))
-    return {"left": np.stack(left), "right": np.stack(right), "signs": signs,
-            "divergence": divergence}  # fmt: skip
 
 
 def bisecting_geometry(

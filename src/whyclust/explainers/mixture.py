@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from whyclust._validation import as_float_array, feature_names_of
+from whyclust.engine.fold import mixture_arrays
 from whyclust.engine.mixture import ROOT_NAMES, MixtureGeometry
 from whyclust.explainers._engine import drive, on_device
 from whyclust.explainers.explanation import Explanation
@@ -20,24 +21,6 @@ __all__ = ["explain_mixture", "mixture_arrays", "mixture_geometry"]
 
 #: values per batch in the (batch, K, d) working tensors
 _BATCH_VALUES = 1 << 20
-
-
-def mixture_arrays(model: Any) -> dict[str, Any]:
-    """The fitted arrays of a ``GaussianMixture`` (``means``, ``chol``, ``weights``) and its
-    ``covariance_type``; NotFittedError if it is not fitted."""
-    if getattr(model, "precisions_cholesky_", None) is None or not hasattr(model, "means_"):
-        from sklearn.exceptions import NotFittedError
-
-        raise NotFittedError(
-            f"This {type(model).__name__} instance is not fitted yet. Call 'fit' with "
-            "appropriate arguments before using this estimator."
-        )
-    return {
-        "means": np.asarray(model.means_, dtype=np.float64),
-        "chol": np.asarray(model.precisions_cholesky_, dtype=np.float64),
-        "weights": np.asarray(model.weights_, dtype=np.float64),
-        "covariance_type": str(model.covariance_type),
-    }
 
 
 def mixture_geometry(

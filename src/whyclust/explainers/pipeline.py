@@ -2,7 +2,7 @@
 
 The steps in front of the clusterer are read as encoders (imputation, one-hot encoding,
 column selection) followed by one affine map z = A u + a (see
-:mod:`whyclust.explainers._fold`); the clusterer (``KMeans``, ``MiniBatchKMeans``,
+:mod:`whyclust.engine.fold`); the clusterer (``KMeans``, ``MiniBatchKMeans``,
 ``MeanShift``, ``BisectingKMeans``, ``GaussianMixture``) is explained in z and its relevance
 pulled back exactly to the encoded columns u (:mod:`whyclust.engine.affine`), then summed
 over the indicator columns of each one-hot encoded column. Conservation holds in every
@@ -17,9 +17,9 @@ import numpy as np
 
 from whyclust._validation import check_centers, resolve_dtype
 from whyclust.engine.affine import AffineMap, kmeans_coefficients
+from whyclust.engine.fold import fold_preprocessing, missing_cells
 from whyclust.engine.kmeans import KMeansGeometry, assigned_logits
 from whyclust.explainers._engine import drive, on_device
-from whyclust.explainers._fold import fold_preprocessing, missing_cells
 from whyclust.explainers.bisecting import bisecting_geometry
 from whyclust.explainers.explanation import Explanation
 from whyclust.explainers.mixture import batch_rows, mixture_geometry

@@ -1,6 +1,7 @@
-"""Read a fitted scikit-learn preprocessing chain as encoders followed by one affine map.
+"""Fitted scikit-learn models read as plain numpy arrays (no sklearn or torch import).
 
-The chain in front of a Pipeline's clusterer is split into
+``mixture_arrays`` (GaussianMixture), ``bisecting_arrays`` (BisectingKMeans' tree) and
+``fold_preprocessing``, which splits the chain in front of a Pipeline's clusterer into
 
 - an *encoding* u = E(X) run by the fitted estimators themselves (``SimpleImputer``,
   ``OneHotEncoder``, column selection by a ``ColumnTransformer``): every column of u comes
@@ -20,7 +21,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["AFFINE_STEPS", "ENCODING_STEPS", "Folded", "fold_preprocessing"]
+__all__ = [
+    "AFFINE_STEPS",
+    "ENCODING_STEPS",
+    "Folded",
+    "bisecting_arrays",
+    "fold_preprocessing",
+    "missing_cells",
+    "mixture_arrays",
+]
 
 AFFINE_STEPS = (
     "StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler", "PCA", "TruncatedSVD",
@@ -293,3 +302,67 @@ def missing_cells(X: Any, imputed: list[tuple[list[int], Any]], n_inputs: int) -
     for cols, missing in imputed:
         mask[:, cols] |= _missing_mask(_select(X, cols), missing)
     return mask
+
+
+def mixture_arrays(model: Any) -> dict[str, Any]:
+    """The fitted arrays of a ``GaussianMixture`` (``means``, ``chol``, ``weights``) and its
+    ``covariance_type``; NotFittedError if it is not fitted."""
+    if getattr(model, "precisions_cholesky_", None) is None or not hasattr(model, "means_"):
+        from sklearn.exceptions import NotFittedError
+
+        raise NotFittedError(
+            f"This {type(model).__name__} instance is not fitted yet. Call 'fit' with "
+            "appropriate arguments before using this estimator."
+        )
+    return {
+        "means": np.asarray(model.means_, dtype=np.float64),
+        "chol": np.asarray(model.precisions_cholesky_, dtype=np.float64),
+        "weights": np.asarray(model.weights_, dtype=np.float64),
+        "covariance_type": str(model.covariance_type),
+    }
+
+
+def bisecting_arrays(model: Any) -> dict[str, np.ndarray]:
+    """The tree of a fitted ``BisectingKMeans`` as arrays (float64 centres in input space).
+
+    ``left``, ``right`` (J, d): children of each internal node; ``signs`` (K, J): +1 / -1
+    where leaf c lies under the left / right child of node j, 0 off c's path;
+    ``divergence`` (K, K): the node where the paths of two leaves part.
+    """
+    tree = getattr(model, "_bisecting_tree", None)
+    if tree is None or getattr(model, "cluster_centers_", None) is None:
+        from sklearn.exceptions import NotFittedError
+
+        raise NotFittedError(
+            f"This {type(model).__name__} instance is not fitted yet. Call 'fit' with "
+            "appropriate arguments before using this estimator."
+        )
+    # predict compares x with the children's centres plus the training mean (when kept)
+    shift = np.asarray(getattr(model, "_X_mean", 0.0), dtype=np.float64)
+    k = int(model.cluster_centers_.shape[0])
+    left, right, paths = [], [], {}
+    stack = [(tree, [])]
+    while stack:
+        node, path = stack.pop()
+        if node.left is None:
+            paths[int(node.label)] = path
+            continue
+        j = len(left)
+        left.append(np.asarray(node.left.center, dtype=np.float64) + shift)
+        right.append(np.asarray(node.right.center, dtype=np.float64) + shift)
+        stack.append((node.right, [*path, (j, -1.0)]))
+        stack.append((node.left, [*path, (j, 1.0)]))
+    if sorted(paths) != list(range(k)) or len(left) != k - 1:
+        raise ValueError("the bisection tree does not match cluster_centers_ (corrupt model?)")
+    signs = np.zeros((k, k - 1))
+    for c, path in paths.items():
+        for j, s in path:
+            signs[c, j] = s
+    divergence = np.zeros((k, k), dtype=np.int64)
+    for c in range(k):
+        for o in range(k):
+            if c != o:
+                parted = (signs[c] * signs[o]) < 0  # exactly one node: where paths part
+                divergence[c, o] = int(np.argmax(parted))
+    return {"left": np.stack(left), "right": np.stack(right), "signs": signs,
+            "divergence": divergence}  # fmt: skip
