@@ -32,7 +32,8 @@ __all__ = ["AffineMap", "kmeans_coefficients"]
 
 class AffineMap:
     """z = u * diag + offset (``diag`` (p,), m = p) or z = u @ linear^T + offset
-    (``linear`` (m, p)); ``pinv`` (p, m) is A^+ for the dense form."""
+    (``linear`` (m, p)); ``pinv`` (p, m) is A^+ for the dense form (needed by the
+    pull-backs only)."""
 
     def __init__(self, offset: Any, *, diag: Any = None, linear: Any = None, pinv: Any = None):
         if (diag is None) == (linear is None):
@@ -45,8 +46,9 @@ class AffineMap:
         if linear is not None:
             xp = self.xp
             self.linear_t = xp.asarray(xp.matrix_transpose(linear), copy=True)
-            self.pinv = pinv
-            self.pinv_t = xp.asarray(xp.matrix_transpose(pinv), copy=True)
+            self.pinv = pinv  # None: a forward-only map
+            if pinv is not None:
+                self.pinv_t = xp.asarray(xp.matrix_transpose(pinv), copy=True)
         self.n_in = int((diag if diag is not None else linear[0]).shape[0])
         self.n_out = int(offset.shape[0])
 

@@ -67,13 +67,14 @@ def neuralize(
         return neuralize(model, **kwargs).to(device)
     if isinstance(model, ClusterNetwork):
         return model
-    if type(model).__name__ == "BisectingKMeans":
-        # its predict descends the bisection tree: two-way choices, not the nearest centroid
-        raise TypeError(
-            "cannot neuralize a BisectingKMeans: its predict follows the bisection tree, "
-            "which is not the nearest centroid (on digits the two disagree on 8% of points); "
-            "pass model.cluster_centers_ to explain nearest-centroid assignments instead"
-        )
+    from whyclust.engine.kinds import model_kind, no_decision_rule_error
+
+    if (err := no_decision_rule_error(model)) is not None:
+        raise err
+    if (kind := model_kind(model)) is not None:  # Pipeline, GMM, BisectingKMeans, MeanShift
+        from whyclust.networks.pipeline import network_of
+
+        return network_of(model, kind)
     _load_model_modules()
     for test, fn in _REGISTRY:
         if test(model):
