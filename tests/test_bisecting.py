@@ -75,7 +75,7 @@ def test_logit_and_relevance_match_a_per_point_loop(digits):
     X, m, _ = digits
     e = explain_bisecting(m, X[:40], beta=0.01)
     for i, x in enumerate(X[:40]):
-        leaf, path = _walk(m, x)
+        leaf, _ = _walk(m, x)
         assert leaf == e.cluster[i]
         rel, f = _loop_neon(m, x, leaf, 0.01)
         np.testing.assert_allclose(e.logit[i], f, rtol=1e-10)
