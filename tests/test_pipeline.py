@@ -45,7 +45,7 @@ def _loop_pca_kmeans(pipe, X, beta):
     """Oracle: k-means NEON pulled back through A^+ one point and one competitor at a time."""
     pre, km = pipe[:-1], pipe[-1]
     a0 = pre.transform(np.zeros((1, X.shape[1])))[0]
-    A = (pre.transform(np.eye(X.shape[1])) - a0).T  # (m, d): columns are the images of the unit vectors
+    A = (pre.transform(np.eye(X.shape[1])) - a0).T  # (m, d): images of the unit vectors
     B = np.linalg.pinv(A)
     mu = km.cluster_centers_
     out = np.zeros_like(X)
