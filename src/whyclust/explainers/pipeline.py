@@ -324,8 +324,11 @@ def _check_fold(pipeline: Any, frame: Any, U: np.ndarray, folded: Any) -> tuple[
         head = head.astype({c: np.float64 for c, t in head.dtypes.items() if t.kind == "f"})
     elif head.dtype.kind == "f":
         head = head.astype(np.float64)
-    expect = pipeline[:-1].transform(head)
-    expect = np.asarray(expect.toarray() if hasattr(expect, "toarray") else expect, dtype=float)
+    if len(pipeline.steps) > 1:
+        expect = pipeline[:-1].transform(head)
+        expect = np.asarray(expect.toarray() if hasattr(expect, "toarray") else expect, dtype=float)
+    else:  # the clusterer alone
+        expect = np.asarray(head, dtype=float)
     if folded.diag is not None:
         got = U[:m] * folded.diag + folded.offset
     else:
