@@ -117,12 +117,12 @@ def test_check_n_clusters():
         check_n_clusters(True)
 
 
-def test_bisecting_kmeans_is_refused_because_its_predict_is_a_tree():
+def test_bisecting_kmeans_is_neuralized_as_its_tree():
     from sklearn.cluster import BisectingKMeans
 
     X = np.random.default_rng(0).normal(size=(200, 4))
     model = BisectingKMeans(4, random_state=0).fit(X)
-    with pytest.raises(TypeError, match="bisection tree"):
-        wc.neuralize(model)
+    # its predict walks the bisection tree; the network follows it (tests/test_bisecting.py)
+    np.testing.assert_array_equal(wc.neuralize(model).predict(X), model.predict(X))
     # the centroids themselves are accepted: they explain nearest-centroid assignment
     assert wc.neuralize(model.cluster_centers_).n_clusters == 4

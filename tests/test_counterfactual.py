@@ -116,3 +116,105 @@ def test_float32_dataframe_and_errors(fitted):
     kk = wc.KernelKMeans(2, n_init=1, random_state=0).fit(X[:50])
     with pytest.raises(TypeError, match="k-means"):
         wc.counterfactual(kk, X[:3], 0)
+
+
+def _slsqp_polytope(x, A, b):
+    """Reference: projection of x onto {A y + b >= 0} by a general-purpose solver."""
+    res = minimize(
+        lambda y: ((y - x) ** 2).sum(),
+        x,
+        jac=lambda y: 2 * (y - x),
+        constraints=[{"type": "ineq", "fun": lambda y: A @ y + b, "jac": lambda y: A}],
+        method="SLSQP",
+        options={"ftol": 1e-14, "maxiter": 500},
+    )
+    return np.linalg.norm(res.x - x)
+
+
+def test_tied_gmm_cells_are_linear_and_projected_exactly():
+    from sklearn.mixture import GaussianMixture
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(300, 3)) @ np.array([[2.0, 0.5, 0], [0, 1.0, 0.3], [0, 0, 0.5]])
+    X[:100] += 4
+    X[100:200] -= 3
+    g = GaussianMixture(4, covariance_type="tied", random_state=0).fit(X)
+    target = (g.predict(X) + 1) % 4
+    r = wc.counterfactual(g, X, target)
+    assert r.exact.all()
+    np.testing.assert_array_equal(g.predict(r.X_cf), target)
+    # oracle: the cell of c from scipy-free linear algebra of the model's own scores
+    P = np.linalg.inv(g.covariances_)
+    for i in range(10):
+        c = target[i]
+        others = [k for k in range(4) if k != c]
+        A = (P @ (g.means_[c] - g.means_[others]).T).T
+        b = np.array([np.log(g.weights_[c] / g.weights_[k])
+                      - 0.5 * g.means_[c] @ P @ g.means_[c]
+                      + 0.5 * g.means_[k] @ P @ g.means_[k] for k in others])  # fmt: skip
+        np.testing.assert_allclose(r.distance[i], _slsqp_polytope(X[i], A, b), atol=1e-6)
+
+
+def test_bisecting_leaf_cells_follow_the_tree():
+    from sklearn.cluster import BisectingKMeans
+    from sklearn.datasets import load_digits
+
+    X = load_digits().data[:300]
+    m = BisectingKMeans(6, random_state=0).fit(X)
+    target = (m.predict(X[:60]) + 3) % 6
+    r = wc.counterfactual(m, X[:60], target)
+    assert r.exact.all()
+    np.testing.assert_array_equal(m.predict(r.X_cf), target)
+    # oracle: the leaf's path constraints read from the tree, solved by SLSQP
+    shift = m._X_mean
+
+    def path_to(node, leaf, path):
+        if node.left is None:
+            return path if node.label == leaf else None
+        lc, rc = node.left.center + shift, node.right.center + shift
+        return path_to(node.left, leaf, [*path, (lc, rc)]) or path_to(
+            node.right, leaf, [*path, (rc, lc)]
+        )
+
+    for i in range(6):
+        pairs = path_to(m._bisecting_tree, target[i], [])
+        A = np.array([2 * (c - s) for c, s in pairs])
+        b = np.array([(s**2).sum() - (c**2).sum() for c, s in pairs])
+        np.testing.assert_allclose(r.distance[i], _slsqp_polytope(X[i], A, b), atol=1e-5)
+
+
+def test_affine_pipeline_cells_in_the_input_columns():
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(240, 4)) * [1.0, 5.0, 0.2, 2.0] + 10
+    X[:80, 0] += 4
+    X[80:160, 1] -= 12
+    for steps in ([StandardScaler()], [StandardScaler(), PCA(3)]):
+        pipe = make_pipeline(*steps, KMeans(3, n_init=3, random_state=0)).fit(X)
+        target = (pipe.predict(X[:30]) + 1) % 3
+        r = wc.counterfactual(pipe, X[:30], target)
+        assert r.exact.all()
+        np.testing.assert_array_equal(pipe.predict(r.X_cf), target)
+        # oracle: the k-means cell of z = A x + a, written in x, solved by SLSQP
+        a0 = pipe[:-1].transform(np.zeros((1, 4)))[0]
+        L = (pipe[:-1].transform(np.eye(4)) - a0).T
+        mu = pipe[-1].cluster_centers_
+        for i in range(8):
+            c = target[i]
+            others = [k for k in range(3) if k != c]
+            W = 2 * (mu[c] - mu[others])
+            bz = (mu[others] ** 2).sum(1) - (mu[c] ** 2).sum()
+            ref = _slsqp_polytope(X[i], W @ L, W @ a0 + bz)
+            np.testing.assert_allclose(r.distance[i], ref, atol=1e-6)
+
+
+def test_curved_cells_are_refused():
+    from sklearn.mixture import GaussianMixture
+
+    X = np.random.default_rng(0).normal(size=(80, 2))
+    g = GaussianMixture(2, covariance_type="full", random_state=0).fit(X)
+    with pytest.raises(TypeError, match="curved"):
+        wc.counterfactual(g, X[:3], 0)

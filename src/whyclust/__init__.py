@@ -19,6 +19,7 @@ _LAZY = {
     "TELL": ("whyclust.models.tell", "TELL"),
     "KernelKMeans": ("whyclust.models.kernel_kmeans", "KernelKMeans"),
     "counterfactual": ("whyclust.api", "counterfactual"),
+    "surrogate_kmeans": ("whyclust.explainers.surrogate", "surrogate_kmeans"),
     "save": ("whyclust.io", "save"),
     "load": ("whyclust.io", "load"),
     "metrics": ("whyclust.metrics", None),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from whyclust._features import check_feature_names
 from whyclust._validation import as_float_array, feature_names_of
 from whyclust.explainers import run_method
 from whyclust.explainers.explanation import Explanation
@@ -78,6 +79,7 @@ def explain(
         ``relevance`` (same shape as ``X``), ``logit``, ``cluster``, ``target``, ``beta``.
     """
     names = feature_names_of(X)
+    check_feature_names(model, X)
     if type(X).__module__.startswith("dask."):
         from whyclust.scale import explain_dask
 
@@ -90,7 +92,6 @@ def explain(
     if method == "neon":
         direct = _array_engine(model)
         if direct is not None:
-            X = as_float_array(X, ndim=(2, 3, 4), allow_nan=True)
             return _named(direct(X, **neon, **options), names)
     net = neuralize(model)
     X = as_float_array(
@@ -101,17 +102,27 @@ def explain(
 
 def _array_engine(model: Any) -> Any:
     """``fn(X, **options) -> Explanation`` for models NEON explains without torch, or None."""
+    from whyclust.explainers.dispatch import engine_for
     from whyclust.explainers.kernel import explain_kernel, kernel_parts
     from whyclust.explainers.kmeans import explain_kmeans, fitted_mean, kmeans_centers
+
+    family = engine_for(model)  # Pipelines, mixtures, bisecting k-means, ...
+    if family is not None:
+        return lambda X, **kw: family(model, X, **kw)
 
     centers = kmeans_centers(model)
     if centers is not None:
         mean = fitted_mean(model)
-        return lambda X, **kw: explain_kmeans(centers, X, model_mean=mean, **kw)
+        return lambda X, **kw: explain_kmeans(centers, _checked(X), model_mean=mean, **kw)
     parts = kernel_parts(model)
     if parts is not None:
-        return lambda X, **kw: explain_kernel(*parts, X, **kw)
+        return lambda X, **kw: explain_kernel(*parts, _checked(X), **kw)
     return None
+
+
+def _checked(X: Any) -> Any:
+    # NaN / inf surface in the scores pass with their row, at O(n K) instead of O(n d)
+    return as_float_array(X, ndim=(2, 3, 4), allow_nan=True)
 
 
 def _neon_options(method: str, contrast: Any, reference: Any) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Smallest changes that move points into another cluster (DESIGN.md section 1, counterfactual).
 
-For k-means-type models the cell of cluster k is the polytope
+For k-means-type models (and tied Gaussian mixtures, bisecting k-means, affine Pipelines of
+these: see :func:`counterfactual`) the cell of cluster k is the polytope
 {x : h_kj(x) = w_kj . x + b_kj >= 0 for all j != k}. The smallest L2 change moving x into
 it is the Euclidean projection of x onto the (slightly shrunk) polytope {h_kj >= margin}:
 
@@ -83,16 +84,21 @@ def counterfactual(
 
     Parameters
     ----------
-    model : fitted k-means model, (K, d) centers or KMeansNetwork
-        Anything :func:`whyclust.networks` turns into a k-means network.
+    model : fitted model with polytope cells
+        k-means models (KMeans, centroids, KMeansNetwork, MeanShift), a
+        ``GaussianMixture(covariance_type="tied")`` (linear cells), a ``BisectingKMeans``
+        (leaf c's cell is the polytope of its path's node constraints), or a Pipeline of
+        affine steps ending in one of these (cells pulled back to its input columns). Other
+        mixtures have curved cells and are refused.
     X : array-like of shape (n, d)
         Points to move (images are flattened and reshaped back).
     target : int or array-like of shape (n,)
         Cluster each point should move to.
     margin : float, optional
-        The counterfactual satisfies h_kj(x') >= margin for every competitor j, so that it
-        lies strictly inside the target cell despite rounding. Default: 1e-9 (float64) or
-        1e-4 (float32) times the mean squared distance between centroids.
+        The counterfactual satisfies h(x') >= margin for every constraint h of the target
+        cell, so that it lies strictly inside it despite rounding. Default: 1e-9 (float64)
+        or 1e-4 (float32) times the model's typical margin (k-means: the mean squared
+        distance between centroids).
     max_iter : int, default=2000
         Iterations of the dual solver per round.
     tol : float, default=1e-10
@@ -105,33 +111,21 @@ def counterfactual(
     from whyclust._validation import feature_names_of
 
     names = feature_names_of(X)
-    net = neuralize(model)
-    if not isinstance(net, KMeansNetwork):
-        raise TypeError(
-            "counterfactual needs a k-means-type model (KMeans, centroids, KMeansNetwork); "
-            f"got a {type(net).__name__}"
-        )
-    X = as_float_array(X, ndim=(2, 3, 4), n_features=net.n_features)
+    cells = _cells_of(model)
+    X = as_float_array(X, ndim=(2, 3, 4), n_features=cells.n_features)
     if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
         raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
     n = X.shape[0]
     flat = torch.from_numpy(X.reshape(n, -1)).double()
-    mu = net.centers.detach().cpu().double()
-    offset = mu.mean(0)
-    mu = mu - offset  # translation invariant; keeps the margins well conditioned
-    xs = flat - offset
-    k = mu.shape[0]
-    pair = ((mu[:, None, :] - mu[None]) ** 2).sum(-1)
-    scale = float(pair.sum()) / (k * (k - 1))
     if margin is None:
-        margin = (1e-9 if X.dtype == np.float64 else 1e-4) * scale
+        margin = (1e-9 if X.dtype == np.float64 else 1e-4) * cells.scale
     margin = float(margin)
     if not np.isfinite(margin) or margin < 0:
         raise ValueError(f"margin must be a finite number >= 0, got {margin}")
 
-    sq = (mu * mu).sum(1)
-    scores = 2.0 * xs @ mu.T - sq  # s_k; h_kj = s_k - s_j
-    assigned = scores.argmax(1)
+    xs = flat - cells.offset  # translation keeps the margins well conditioned
+    assigned = cells.assign(xs)
+    k = cells.n_clusters
     tgt = resolve_targets(target, assigned, k)
     change = torch.zeros_like(xs)  # the change delta = A^T l, computed without the shift
     exact = torch.ones(n, dtype=torch.bool)
@@ -139,15 +133,13 @@ def counterfactual(
         rows = torch.nonzero(tgt == c)[:, 0]
         if rows.numel() == 0:
             continue
-        others = torch.tensor([j for j in range(k) if j != c])
-        A = 2.0 * (mu[c] - mu[others])  # (K-1, d)
-        cvec = margin - (sq[others] - sq[c])  # A x' >= cvec
+        A, bias = cells.cell(c)  # the cell: A (x - o) + bias >= 0
+        cvec = margin - bias  # A x' >= cvec
         # unit normals: the same polytope, but a dual with unit diagonal converges fast
         # even when two centroids are very close (tiny w_kj)
         norm = A.norm(dim=1).clamp_min(torch.finfo(A.dtype).tiny)
         A, cvec = A / norm[:, None], cvec / norm
-        x = xs[rows]
-        lam, ok = _project(A, cvec, x, max_iter, tol)
+        lam, ok = _project(A, cvec, xs[rows], max_iter, tol)
         change[rows] = lam @ A
         exact[rows] = ok
     x_cf = (flat + change).numpy().astype(X.dtype).reshape(X.shape)
@@ -161,8 +153,122 @@ def counterfactual(
         cluster=assigned.numpy(),
         exact=exact.numpy(),
         feature_names=names,
-        extras={"margin": margin},
+        extras={"margin": margin, "model": cells.name},
     )
+
+
+class _Cells:
+    """The polytope cells of a model: cell(c) = (A, bias) with the cell
+    {x : A (x - offset) + bias >= 0}, and assign(x - offset) the cluster of each row."""
+
+    def __init__(self, name: str, w: torch.Tensor, b: torch.Tensor, signs: torch.Tensor | None,
+                 offset: torch.Tensor, scale: float) -> None:  # fmt: skip
+        # k-means / tied mixtures: scores s_k = w_k . x + b_k and cell c = {s_c - s_k >= 0};
+        # bisecting: node margins m_j = w_j . x + b_j and cell c = {S_cj m_j >= 0, j on path}
+        self.name, self.w, self.b, self.signs = name, w, b, signs
+        self.offset, self.scale = offset, float(scale)
+        self.n_features = int(w.shape[1])
+        self.n_clusters = int(w.shape[0]) if signs is None else int(signs.shape[0])
+
+    def assign(self, xs: torch.Tensor) -> torch.Tensor:
+        s = xs @ self.w.T + self.b
+        if self.signs is None:
+            return s.argmax(1)
+        h = torch.where(self.signs[None] != 0, self.signs[None] * s[:, None, :], torch.inf)
+        return h.amin(2).argmax(1)
+
+    def cell(self, c: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.signs is None:
+            others = torch.tensor([j for j in range(self.n_clusters) if j != c])
+            return self.w[c] - self.w[others], self.b[c] - self.b[others]
+        on = torch.nonzero(self.signs[c] != 0)[:, 0]
+        s = self.signs[c, on]
+        return s[:, None] * self.w[on], s * self.b[on]
+
+    def then_affine(self, lin: np.ndarray, off: np.ndarray) -> _Cells:
+        """The same cells for inputs u of a preceding affine map z = lin u + off."""
+        lin_t, off_t = torch.from_numpy(lin).double(), torch.from_numpy(off).double()
+        zo = self.offset  # w . (z - o) + b = (w lin) . (u - o_u) + b + w . (lin o_u + off - o)
+        w_u = self.w @ lin_t
+        o_u = torch.linalg.lstsq(lin_t, (zo - off_t)[:, None]).solution[:, 0]
+        b_u = self.b + self.w @ (lin_t @ o_u + off_t - zo)
+        return _Cells("pipeline+" + self.name, w_u, b_u, self.signs, o_u, self.scale)
+
+
+def _cells_of(model: Any) -> _Cells:
+    """The polytope cells of ``model``, or a TypeError saying why it has none."""
+    from whyclust.engine.kinds import model_kind
+
+    kind = model_kind(model)
+    if kind == "pipeline":
+        return _pipeline_cells(model)
+    if kind == "mixture":
+        return _tied_cells(model)
+    if kind == "bisecting":
+        from whyclust.engine.fold import bisecting_arrays
+
+        arr = bisecting_arrays(model)
+        left, right = (torch.from_numpy(arr[s]).double() for s in ("left", "right"))
+        o = torch.cat([left, right]).mean(0)
+        lt, rt = left - o, right - o
+        w, b = 2.0 * (lt - rt), (rt * rt).sum(1) - (lt * lt).sum(1)
+        signs = torch.from_numpy(arr["signs"]).double()
+        return _Cells("bisecting", w, b, signs, o, float(((lt - rt) ** 2).sum(1).mean()))
+    if kind == "centers":
+        model = np.asarray(model.cluster_centers_)
+    net = neuralize(model)
+    if not isinstance(net, KMeansNetwork):
+        raise TypeError(
+            "counterfactual needs a model whose cells are polytopes (k-means models, "
+            "tied GaussianMixture, BisectingKMeans, affine Pipelines of these); "
+            f"got a {type(net).__name__}"
+        )
+    mu = net.centers.detach().cpu().double()
+    offset = mu.mean(0)
+    mu = mu - offset
+    k = mu.shape[0]
+    pair = ((mu[:, None, :] - mu[None]) ** 2).sum(-1)
+    return _Cells("kmeans", 2.0 * mu, -(mu * mu).sum(1), None, offset,
+                  float(pair.sum()) / (k * (k - 1)))  # fmt: skip
+
+
+def _tied_cells(model: Any) -> _Cells:
+    from whyclust.engine.fold import mixture_arrays
+
+    arr = mixture_arrays(model)
+    if arr["covariance_type"] != "tied":
+        raise TypeError(
+            f"counterfactual needs polytope cells; a GaussianMixture with covariance_type="
+            f"{arr['covariance_type']!r} has curved (quadratic) cell boundaries. Refit with "
+            "covariance_type='tied' (linear boundaries) for exact counterfactuals"
+        )
+    mu = torch.from_numpy(arr["means"]).double()
+    chol = torch.from_numpy(arr["chol"]).double()
+    prec = chol @ chol.T
+    offset = mu.mean(0)
+    m = mu - offset
+    pm = m @ prec  # rows P (mu_k - o)
+    b = torch.log(torch.from_numpy(arr["weights"]).double()) - 0.5 * (pm * m).sum(1)
+    k = mu.shape[0]
+    gap = ((pm[:, None, :] - pm[None]) * (m[:, None, :] - m[None])).sum(-1)  # Mahalanobis^2
+    return _Cells("gmm-tied", pm, b, None, offset, float(gap.sum()) / (2 * k * (k - 1)))
+
+
+def _pipeline_cells(pipe: Any) -> _Cells:
+    from whyclust.engine.fold import fold_preprocessing
+
+    steps = list(pipe.steps)
+    n_in = int(getattr(pipe, "n_features_in_", 0))
+    folded = fold_preprocessing(steps[:-1], n_in)
+    if folded.width != n_in or not np.array_equal(folded.groups, np.arange(n_in)):
+        raise TypeError(
+            "counterfactual through a Pipeline needs numeric columns without encoders "
+            "(imputer, one-hot): a continuous change of an indicator column is no data point"
+        )
+    head = steps[-1][1]
+    if type(head).__name__ in ("KMeans", "MiniBatchKMeans"):
+        head = np.asarray(head.cluster_centers_)
+    return _cells_of(head).then_affine(folded.dense(), folded.offset)
 
 
 def _project(

@@ -63,14 +63,15 @@ def neuralize(
     convert = getattr(type(model), "__neuralize__", None)
     if convert is not None:
         return convert(model, **kwargs)
+    from whyclust.engine.kinds import model_kind, no_decision_rule_error
+
+    if (err := no_decision_rule_error(model)) is not None:
+        raise err
+    if (kind := model_kind(model)) is not None:  # Pipeline, GMM, BisectingKMeans, MeanShift
+        from whyclust.networks.pipeline import network_of
+
+        return network_of(model, kind)
     name, module = type(model).__name__, type(model).__module__
-    if name == "BisectingKMeans":
-        # its predict descends the bisection tree: two-way choices, not the nearest centroid
-        raise TypeError(
-            "cannot neuralize a BisectingKMeans: its predict follows the bisection tree, "
-            "which is not the nearest centroid; pass model.cluster_centers_ to explain "
-            "nearest-centroid assignments instead"
-        )
     from whyclust.networks.deep import is_encoder_centers_pair, neuralize_encoder_centers
 
     if is_encoder_centers_pair(model):

@@ -1,0 +1,128 @@
+"""Affine preprocessing folded into layer 1, and relevance pulled back through it (array API).
+
+A chain of affine steps is one map z = A u + a from the encoded inputs u (p,) to the
+model's inputs z (m,). A margin h(z) composed with it is h(A u + a). For a root r_z of h in
+z-space, the u-space root nearest u along the preimage is r_u = u - B (z - r_z) with
+B = A^+ (A B = I_m: A must have full row rank), and
+
+    R_u = (B (z - r_z)) * (A^T grad h(mid_z)),   sum_i R_u,i = (z - r_z) . grad h(mid_z),
+
+the same total as the z-space map (exact for linear and quadratic margins, section 9 of
+the design). A diagonal A (scalers) gives R_u = R_z column by column, so the model-space
+relevance is used as is. For the linear heads the pull-back factorises into
+(n, K) x (K, p) products:
+
+- k-means, midpoint roots m_ck: with zh = B (z - o), nu = B (mu - o), tau = A^T (mu - o)
+  (rows per centroid), mixing alpha = s e_c - a,
+  R = 2 zh * (alpha @ tau) - nu_c * (alpha @ tau) - tau_c * (a @ nu) + a @ (nu * tau);
+- node margins (bisecting) with roots at their midpoints q_j and normals w_j:
+  R = zh * (alpha @ tau) - alpha @ (nu * tau), nu = B (q - o), tau = A^T w;
+- a baseline root on the segment z..z0: R = (zh - zh0) * (beta @ tau_w), tau_w = A^T w.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from whyclust.engine._xp import namespace, onehot
+from whyclust.engine.pool import margins_for_target, min_take_most, spread
+
+__all__ = ["AffineMap", "kmeans_coefficients"]
+
+
+class AffineMap:
+    """z = u * diag + offset (``diag`` (p,), m = p) or z = u @ linear^T + offset
+    (``linear`` (m, p)); ``pinv`` (p, m) is A^+ for the dense form (needed by the
+    pull-backs only)."""
+
+    def __init__(self, offset: Any, *, diag: Any = None, linear: Any = None, pinv: Any = None):
+        if (diag is None) == (linear is None):
+            raise ValueError("give exactly one of diag and linear")
+        self.xp = namespace(offset)
+        self.offset = offset
+        self.diag = diag
+        self.linear = linear
+        self.is_diagonal = diag is not None
+        if linear is not None:
+            xp = self.xp
+            self.linear_t = xp.asarray(xp.matrix_transpose(linear), copy=True)
+            self.pinv = pinv  # None: a forward-only map
+            if pinv is not None:
+                self.pinv_t = xp.asarray(xp.matrix_transpose(pinv), copy=True)
+        self.n_in = int((diag if diag is not None else linear[0]).shape[0])
+        self.n_out = int(offset.shape[0])
+
+    def __call__(self, u: Any) -> Any:
+        if self.is_diagonal:
+            return u * self.diag + self.offset
+        return u @ self.linear_t + self.offset
+
+    def back(self, v: Any) -> Any:
+        """B v for rows v (..., m) -> (..., p)."""
+        return v @ self.pinv_t
+
+    def adjoint(self, g: Any) -> Any:
+        """A^T g for rows g (..., m) -> (..., p)."""
+        return g @ self.linear
+
+    # ---- pull-backs (dense A) -----------------------------------------------------------
+
+    def pull_pairs(self, info: dict[str, Any]) -> Any:
+        """sum_k coef_k ((B delta_k) * (A^T grad_k) + remainder_k / p) (n, p)."""
+        xp = self.xp
+        maps = self.back(info["delta"]) * self.adjoint(info["grad"])
+        maps = maps + info["remainder"][:, :, None] / self.n_in
+        return xp.sum(info["coef"][:, :, None] * maps, axis=1)
+
+    def pull_kmeans(self, zh: Any, target: Any, alpha: Any, nu: Any, tau: Any, ntau: Any) -> Any:
+        """The k-means midpoint map pulled back (formula in the module docstring)."""
+        xp = self.xp
+        k = alpha.shape[1]
+        own = xp.sum(alpha * onehot(target, k, alpha.dtype, xp), axis=1, keepdims=True)
+        a = onehot(target, k, alpha.dtype, xp) * own - alpha  # a_c = 0, alpha = s e_c - a
+        at = alpha @ tau
+        nu_c = xp.take(nu, target, axis=0)
+        tau_c = xp.take(tau, target, axis=0)
+        return 2.0 * zh * at - nu_c * at - tau_c * (a @ nu) + a @ ntau
+
+
+def kmeans_coefficients(
+    geom: Any,
+    scores: Any,
+    target: Any,
+    beta: float,
+    *,
+    contrast: Any = None,
+    delta: Any = None,
+) -> tuple[Any, Any, Any, Any]:
+    """The mixing coefficients of k-means NEON: midpoint ``alpha`` (n, K), baseline
+    ``beta_mix`` (n, K) or None, the logit (n,) and the baseline share (n,) or None.
+
+    ``geom`` is a :class:`~whyclust.engine.kmeans.KMeansGeometry`; ``delta`` (n, m) is
+    z - z0 for a baseline reference z0 (None: midpoint roots only). The same rule as
+    :meth:`KMeansGeometry.neon`, returned before the product with the centroids so that it
+    can be pulled back through an affine map.
+    """
+    xp = geom.xp
+    h = margins_for_target(scores, target)
+    k = geom.n_clusters
+    if contrast is None:
+        f = xp.min(h, axis=1)
+        weights = min_take_most(h, beta)
+    else:
+        weights = onehot(contrast, k, h.dtype, xp)
+        f = xp.sum(xp.where(weights > 0, h, 0.0), axis=1)
+    share = weights * f[:, None]
+    if delta is None:
+        return spread(share, target, h, geom.eps), None, f, None
+    dproj = margins_for_target(2.0 * (delta @ geom.shifted_t), target)
+    finite = xp.isfinite(h)
+    h0 = xp.where(finite, h, 0.0)
+    dproj = xp.where(finite, dproj, 0.0)
+    valid = finite & (xp.abs(dproj) > geom.eps) & (h0 * (h0 - dproj) <= 0.0)
+    b = xp.where(valid, share / xp.where(valid, dproj, 1.0), 0.0)
+    beta_mix = onehot(target, k, b.dtype, xp) * xp.sum(b, axis=1, keepdims=True) - b
+    alpha = spread(xp.where(valid, 0.0, share), target, h, geom.eps)
+    total = xp.sum(share, axis=1)
+    took = xp.sum(xp.where(valid, share, 0.0), axis=1) / xp.where(total == 0.0, 1.0, total)
+    return alpha, beta_mix, f, took

@@ -1,0 +1,383 @@
+"""NEON for scikit-learn Pipelines, with the relevance in the user's own columns.
+
+The steps in front of the clusterer are read as encoders (imputation, one-hot encoding,
+column selection) followed by one affine map z = A u + a (see
+:mod:`whyclust.engine.fold`); the clusterer (``KMeans``, ``MiniBatchKMeans``,
+``MeanShift``, ``BisectingKMeans``, ``GaussianMixture``) is explained in z and its relevance
+pulled back exactly to the encoded columns u (:mod:`whyclust.engine.affine`), then summed
+over the indicator columns of each one-hot encoded column. Conservation holds in every
+space: the relevance of a row sums to its logit. numpy / pandas input never imports torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from whyclust._validation import check_centers, resolve_dtype
+from whyclust.engine.affine import AffineMap, kmeans_coefficients
+from whyclust.engine.fold import fold_preprocessing, missing_cells
+from whyclust.engine.kmeans import KMeansGeometry, assigned_logits
+from whyclust.explainers._engine import drive, on_device
+from whyclust.explainers.bisecting import bisecting_geometry
+from whyclust.explainers.explanation import Explanation
+from whyclust.explainers.mixture import batch_rows, mixture_geometry
+
+__all__ = ["explain_pipeline", "head_kind"]
+
+_KMEANS_HEADS = ("KMeans", "MiniBatchKMeans", "MeanShift")
+_BATCH_VALUES = 1 << 20
+_FOLD_CHECK_ROWS = 64
+
+
+def head_kind(est: Any) -> str | None:
+    """``"kmeans"``, ``"mixture"`` or ``"bisecting"`` for a supported scikit-learn
+    clusterer (by class name and module, nothing imported), else None."""
+    name, module = type(est).__name__, type(est).__module__
+    if not module.startswith("sklearn."):
+        return None
+    if name in _KMEANS_HEADS:
+        return "kmeans"
+    if name == "GaussianMixture":
+        return "mixture"
+    if name == "BisectingKMeans":
+        return "bisecting"
+    return None
+
+
+def explain_pipeline(
+    pipeline: Any,
+    X: Any,
+    *,
+    target: Any = "assigned",
+    beta: Any = "auto",
+    contrast: Any = None,
+    reference: Any = "midpoint",
+    batch_size: int | None = None,
+    eps: float | None = None,
+    device: Any = None,
+    space: str = "input",
+) -> Explanation:
+    """NEON relevance of a fitted Pipeline's cluster assignment, in X's own columns.
+
+    ``X`` is what the pipeline takes (a DataFrame with its input columns, in order, or an
+    array). ``extras["imputed"]`` marks the cells an imputer filled in (they carry the
+    relevance of their fill value). ``reference="mean"`` is the mean of the encoded rows of
+    X; an array reference must be numeric with X's columns (no encoders). ``space="model"``
+    adds the relevance of the clusterer's own inputs, ``extras["model_relevance"]`` with
+    ``extras["model_feature_names"]``.
+    """
+    if space not in ("input", "model"):
+        raise ValueError(f"space must be 'input' or 'model', got {space!r}")
+    steps = list(pipeline.steps)
+    head = steps[-1][1]
+    kind = head_kind(head)
+    if kind is None:
+        raise TypeError(
+            f"cannot explain a Pipeline ending in {type(head).__name__}: supported "
+            "clusterers are KMeans, MiniBatchKMeans, MeanShift, BisectingKMeans and "
+            "GaussianMixture"
+        )
+    frame, names = _input_frame(pipeline, X)
+    n_in = len(names)
+    folded = fold_preprocessing(steps[:-1], n_in)
+    U64 = folded.encode(frame)
+    _check_encoded(U64, folded.groups, names)
+    amap64 = _check_fold(pipeline, frame, U64, folded)
+    dtype = _compute_dtype(frame)
+    U = np.ascontiguousarray(U64, dtype=dtype)
+    arrays = {"offset": folded.offset}
+    dense = folded.diag is None or not np.all(folded.diag != 0)
+    if dense:
+        arrays.update(linear=amap64[0], pinv=amap64[1])
+    else:
+        arrays["diag"] = folded.diag
+    t = on_device(arrays, dtype, device)
+    amap = (
+        AffineMap(t["offset"], linear=t["linear"], pinv=t["pinv"])
+        if dense
+        else AffineMap(t["offset"], diag=t["diag"])
+    )
+    geom, rows = _head_geometry(kind, head, dtype, device, eps, amap.n_out)
+    if geom.n_features != amap.n_out:
+        raise ValueError("the preprocessing output does not match the clusterer's inputs")
+    bs = int(batch_size) if batch_size is not None else rows
+    model_parts: list[np.ndarray] = []
+    ref = _reference_for(reference, folded, n_in)
+    like = t["offset"]
+    if not dense:
+        res = drive(geom, U, like=like, target=target, beta=beta, contrast=contrast,
+                    reference=ref, model_mean=None, batch_size=bs, transform=amap)  # fmt: skip
+        rel_u = res["relevance"]
+        if space == "model":
+            model_parts.append(rel_u)
+    else:
+        head_view = _DenseHead(kind, geom, amap, keep_model=space == "model")
+        res = drive(head_view, U, like=like, target=target, beta=beta, contrast=contrast,
+                    reference=ref, model_mean=None, batch_size=bs, transform=amap,
+                    pullback=head_view.pull)  # fmt: skip
+        rel_u = res["relevance"]
+        model_parts = head_view.model_parts
+    relevance = _sum_groups(rel_u, folded.groups, n_in)
+    extras: dict[str, Any] = {
+        "reference": res["reference"] or "midpoint",
+        "model": kind,
+        "encoded_groups": folded.groups,
+        "affine": "diagonal" if not dense else "dense",
+    }
+    if folded.imputed:
+        extras["imputed"] = missing_cells(frame, folded.imputed, n_in)
+    if res["info"] is not None:
+        key = "root" if kind == "mixture" else "baseline_root_share"
+        extras[key] = res["info"].astype(np.int8) if kind == "mixture" else res["info"]
+    if model_parts:
+        extras["model_relevance"] = np.concatenate(model_parts, axis=0)
+        extras["model_feature_names"] = _model_names(pipeline, extras["model_relevance"].shape[1])
+    other = res["contrast"]
+    return Explanation(
+        relevance=relevance,
+        logit=res["logit"],
+        cluster=res["cluster"],
+        target=res["target"],
+        beta=res["beta"],
+        method="neon" if other is None else "neon-contrast",
+        contrast=other,
+        feature_names=names,
+        extras=extras,
+    )
+
+
+# ---- heads --------------------------------------------------------------------------------
+
+
+def _head_geometry(
+    kind: str, head: Any, dtype: np.dtype, device: Any, eps: float | None, m: int
+) -> tuple[Any, int]:
+    if kind == "kmeans":
+        if getattr(head, "cluster_centers_", None) is None:
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError(f"This {type(head).__name__} instance is not fitted yet.")
+        centers = check_centers(np.asarray(head.cluster_centers_))
+        geom = _KMeansHead(on_device({"c": centers}, dtype, device)["c"], eps)
+        return geom, max(64, _BATCH_VALUES // max(1, m * 2))
+    if kind == "mixture":
+        geom = mixture_geometry(head, dtype, device, eps)
+        return geom, batch_rows(geom.n_clusters, m, geom.covariance_type)
+    geom = bisecting_geometry(head, dtype, device, eps)
+    return geom, max(64, _BATCH_VALUES // max(1, m * 2))
+
+
+class _KMeansHead(KMeansGeometry):
+    """A KMeansGeometry with the driver's interface."""
+
+    def assigned_logit(self, scores: Any) -> Any:
+        return assigned_logits(scores)
+
+    def neon(self, xprep, scores, target, beta, *, contrast=None, reference=None):  # type: ignore[override]
+        return super().neon(xprep, scores, target, beta, contrast=contrast, reference=reference)
+
+
+class _DenseHead:
+    """A model-space geometry seen through a dense affine map: coefficients from the
+    head, relevance pulled back to the encoded columns (and kept in model space)."""
+
+    def __init__(self, kind: str, geom: Any, amap: AffineMap, keep_model: bool) -> None:
+        self.kind, self.geom, self.amap = kind, geom, amap
+        self.xp, self.n_clusters = geom.xp, geom.n_clusters
+        self.prepare, self.scores = geom.prepare, geom.scores
+        self.assigned_logit = geom.assigned_logit
+        self.keep_model = keep_model
+        self.model_parts: list[np.ndarray] = []
+        if kind == "kmeans":
+            self.tau = geom.shifted @ amap.linear  # A^T (mu - o), rows
+            self.nu = amap.back(geom.shifted)  # B (mu - o)
+        elif kind == "bisecting":
+            self.tau = geom.direction @ amap.linear
+            self.nu = amap.back(geom.midpoints)
+        if kind != "mixture":
+            self.ntau = self.nu * self.tau
+
+    def neon(self, zprep, scores, target, beta, *, contrast=None, reference=None):
+        info: dict[str, Any] = {"zprep": zprep, "target": target, "reference": reference}
+        if self.kind == "mixture":
+            _, f, pairs = self.geom.neon(
+                zprep, scores, target, beta, contrast=contrast, reference=reference, pairs=True
+            )
+            info.update(pairs)
+            return None, f, info
+        if self.kind == "kmeans":
+            delta = None if reference is None else zprep - reference
+            alpha, bmix, f, took = kmeans_coefficients(
+                self.geom, scores, target, beta, contrast=contrast, delta=delta
+            )
+        else:
+            alpha, bmix, f, took = self.geom.coefficients(
+                zprep, target, beta, contrast=contrast, reference=reference
+            )
+        info.update(alpha=alpha, bmix=bmix, code=took)
+        return None, f, info
+
+    def pull(self, raw: Any, info: dict[str, Any]) -> Any:
+        from whyclust.engine._xp import to_numpy
+
+        amap, geom, zprep = self.amap, self.geom, info["zprep"]
+        if self.kind == "mixture":
+            if self.keep_model:
+                xp = self.xp
+                maps = info["delta"] * info["grad"] + info["remainder"][:, :, None] / zprep.shape[1]
+                self.model_parts.append(to_numpy(xp.sum(info["coef"][:, :, None] * maps, axis=1)))
+            return amap.pull_pairs(info)
+        alpha, bmix, ref = info["alpha"], info["bmix"], info["reference"]
+        if self.kind == "kmeans":
+            zs = zprep if geom.shift_inputs else zprep - geom.offset
+            rel = amap.pull_kmeans(amap.back(zs), info["target"], alpha, self.nu, self.tau,
+                                   self.ntau)  # fmt: skip
+            wide = 2.0 * self.tau
+            model = geom.relevance(zprep, alpha) if self.keep_model else None
+            w_model = geom.mixing[:, : geom.n_features]
+        else:
+            rel = amap.back(zprep) * (alpha @ self.tau) - alpha @ self.ntau
+            wide = self.tau
+            model = None
+            if self.keep_model:
+                model = zprep * (alpha @ geom.direction) + alpha @ geom.quadratic
+            w_model = geom.direction
+        if bmix is not None:
+            delta = zprep - ref
+            rel = rel + amap.back(delta) * (bmix @ wide)
+            if model is not None:
+                model = model + delta * (bmix @ w_model)
+        if model is not None:
+            self.model_parts.append(to_numpy(model))
+        return rel
+
+
+# ---- inputs -------------------------------------------------------------------------------
+
+
+def _input_frame(pipeline: Any, X: Any) -> tuple[Any, list[str]]:
+    """X as the pipeline takes it, and the names of its columns (checked)."""
+    names_in = getattr(pipeline, "feature_names_in_", None)
+    if hasattr(X, "columns") and hasattr(X, "iloc"):
+        cols = [str(c) for c in X.columns]
+        if names_in is not None:
+            expect = [str(c) for c in names_in]
+            if cols != expect:
+                missing = [c for c in expect if c not in cols]
+                extra = [c for c in cols if c not in expect]
+                detail = []
+                if missing:
+                    detail.append(f"missing {missing}")
+                if extra:
+                    detail.append(f"unexpected {extra}")
+                if not detail:
+                    detail.append(f"in the order {cols} instead of {expect}")
+                raise ValueError(
+                    "X's columns do not match the pipeline's input columns: " + "; ".join(detail)
+                )
+        elif len(cols) != int(pipeline.n_features_in_):
+            raise ValueError(
+                f"X has {len(cols)} columns, the pipeline was fitted with {pipeline.n_features_in_}"
+            )
+        return X, cols
+    arr = np.asarray(X)
+    if arr.ndim != 2:
+        raise ValueError(f"X must be a 2-D array or a DataFrame, got shape {arr.shape}")
+    n_in = int(getattr(pipeline, "n_features_in_", arr.shape[1]))
+    if arr.shape[1] != n_in:
+        raise ValueError(f"X has {arr.shape[1]} features, the pipeline was fitted with {n_in}")
+    if names_in is not None:
+        import pandas as pd
+
+        return pd.DataFrame(arr, columns=list(names_in)), [str(c) for c in names_in]
+    return arr, [f"x{i}" for i in range(n_in)]
+
+
+def _compute_dtype(frame: Any) -> np.dtype:
+    """float64 when every numeric input column is float64, else float32."""
+    if hasattr(frame, "dtypes"):
+        kinds = [np.dtype(t) for t in frame.dtypes if getattr(t, "kind", "O") in "iufb"]
+        if kinds and all(k == np.float64 for k in kinds):
+            return np.dtype(np.float64)
+        return np.dtype(np.float32)
+    return resolve_dtype(frame.dtype) if frame.dtype != object else np.dtype(np.float32)
+
+
+def _check_encoded(U: np.ndarray, groups: np.ndarray, names: list[str]) -> None:
+    bad = ~np.isfinite(U)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise ValueError(
+            f"X has a NaN or infinite value at row {row} in column {names[groups[col]]!r} that "
+            "no imputer of the pipeline fills in"
+        )
+
+
+def _check_fold(pipeline: Any, frame: Any, U: np.ndarray, folded: Any) -> tuple[Any, Any]:
+    """The dense (A, A^+) (None for diagonal maps), after checking the fold against the
+    pipeline's own transform on the first rows and that A has full row rank."""
+    m = min(U.shape[0], _FOLD_CHECK_ROWS)
+    head = frame.iloc[:m] if hasattr(frame, "iloc") else frame[:m]
+    if hasattr(head, "dtypes"):  # the check runs in float64, like the fold
+        head = head.astype({c: np.float64 for c, t in head.dtypes.items() if t.kind == "f"})
+    elif head.dtype.kind == "f":
+        head = head.astype(np.float64)
+    if len(pipeline.steps) > 1:
+        expect = pipeline[:-1].transform(head)
+        expect = np.asarray(expect.toarray() if hasattr(expect, "toarray") else expect, dtype=float)
+    else:  # the clusterer alone
+        expect = np.asarray(head, dtype=float)
+    if folded.diag is not None:
+        got = U[:m] * folded.diag + folded.offset
+    else:
+        got = U[:m] @ folded.linear.T + folded.offset
+    scale = 1.0 + float(np.abs(expect).max(initial=0.0))
+    if got.shape != expect.shape or not np.allclose(got, expect, rtol=1e-6, atol=1e-7 * scale):
+        raise ValueError(
+            "the pipeline's preprocessing could not be folded exactly into the cluster network "
+            "(its transform differs from the folded affine map)"
+        )
+    if folded.diag is not None and np.all(folded.diag != 0):
+        return None, None
+    a = folded.dense()
+    pinv = np.linalg.pinv(a)
+    if not np.allclose(a @ pinv, np.eye(a.shape[0]), atol=1e-8):
+        raise ValueError(
+            "the pipeline's affine steps lose rank (A A^+ != I): relevance cannot be pulled "
+            "back exactly; drop the redundant components"
+        )
+    return a, pinv
+
+
+def _reference_for(reference: Any, folded: Any, n_in: int) -> Any:
+    if isinstance(reference, str) or reference is None:
+        return "midpoint" if reference is None else reference
+    identity = folded.width == n_in and np.array_equal(folded.groups, np.arange(n_in))
+    if not identity or folded.imputed:
+        raise ValueError(
+            "an array reference needs a pipeline without encoders (imputer, one-hot); "
+            "use reference='mean' or 'midpoint'"
+        )
+    return reference
+
+
+def _sum_groups(rel: np.ndarray, groups: np.ndarray, n_in: int) -> np.ndarray:
+    """Sum the encoded columns' relevance onto their input columns (0 for unused ones)."""
+    if groups.shape[0] == n_in and np.array_equal(groups, np.arange(n_in)):
+        return rel
+    out = np.zeros((rel.shape[0], n_in), dtype=rel.dtype)
+    order = np.argsort(groups, kind="stable")
+    g = groups[order]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    out[:, g[starts]] = np.add.reduceat(rel[:, order], starts, axis=1)
+    return out
+
+
+def _model_names(pipeline: Any, width: int) -> list[str]:
+    try:
+        names = [str(n) for n in pipeline[:-1].get_feature_names_out()]
+    except (AttributeError, ValueError, TypeError):
+        names = []
+    return names if len(names) == width else [f"z{i}" for i in range(width)]

@@ -1,0 +1,245 @@
+"""Pipelines explained in the user's own columns: exact folding, one-hot sums, imputation."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.cluster import BisectingKMeans, KMeans
+from sklearn.compose import ColumnTransformer
+from sklearn.datasets import make_blobs
+from sklearn.decomposition import PCA, TruncatedSVD
+from sklearn.impute import SimpleImputer
+from sklearn.mixture import GaussianMixture
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import (
+    MaxAbsScaler,
+    MinMaxScaler,
+    Normalizer,
+    OneHotEncoder,
+    RobustScaler,
+    StandardScaler,
+)
+
+import whyclust as wc
+from whyclust.explainers.kmeans import explain_kmeans
+from whyclust.explainers.mixture import explain_mixture
+from whyclust.explainers.pipeline import explain_pipeline
+
+
+def _data(n=300, d=6, k=4, seed=0):
+    X, _ = make_blobs(n, n_features=d, centers=k, random_state=seed)
+    return X * np.arange(1, d + 1) + 20.0  # unequal scales, far from the origin
+
+
+def _conserves(e, tol=1e-9):
+    return np.abs(e.relevance.sum(1) - e.logit).max() <= tol * np.abs(e.logit).max()
+
+
+def _loop_pca_kmeans(pipe, X, beta):
+    """Oracle: k-means NEON pulled back through A^+ one point and one competitor at a time."""
+    pre, km = pipe[:-1], pipe[-1]
+    a0 = pre.transform(np.zeros((1, X.shape[1])))[0]
+    A = (pre.transform(np.eye(X.shape[1])) - a0).T  # (m, d): images of the unit vectors
+    B = np.linalg.pinv(A)
+    mu = km.cluster_centers_
+    out = np.zeros_like(X)
+    for i, x in enumerate(X):
+        z = pre.transform(x[None])[0]
+        d2 = ((z - mu) ** 2).sum(1)
+        c = d2.argmin()
+        others = [k for k in range(len(mu)) if k != c]
+        h = d2[others] - d2[c]
+        f = h.min()
+        w = np.exp(-beta * (h - f))
+        w /= w.sum()
+        for k, hk, wk in zip(others, h, w, strict=True):
+            wz = 2 * (mu[c] - mu[k])
+            out[i] += wk * f / hk * (B @ (z - (mu[c] + mu[k]) / 2)) * (A.T @ wz)
+    return out
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        [StandardScaler()],
+        [StandardScaler(), PCA(5)],
+        [MinMaxScaler(), PCA(4, whiten=True)],
+        [RobustScaler(), MaxAbsScaler()],
+        [StandardScaler(), TruncatedSVD(3, random_state=0)],
+    ],
+    ids=lambda s: "+".join(type(x).__name__ for x in s),
+)
+@pytest.mark.parametrize("head", ["kmeans", "gmm", "bisecting"])
+def test_affine_pipelines_are_exact(steps, head):
+    X = _data()
+    est = {"kmeans": KMeans(4, n_init=3, random_state=0),
+           "gmm": GaussianMixture(4, random_state=0),
+           "bisecting": BisectingKMeans(4, random_state=0)}[head]  # fmt: skip
+    pipe = make_pipeline(*steps, est).fit(X)
+    assert len(np.unique(pipe.predict(X))) == 4
+    for Xd, tol in ((X, 1e-9), (X.astype(np.float32), 1e-4)):
+        e = explain_pipeline(pipe, Xd)
+        assert e.relevance.shape == X.shape and e.relevance.dtype == Xd.dtype
+        if Xd.dtype == np.float64:
+            np.testing.assert_array_equal(e.cluster, pipe.predict(X))
+        else:  # float32 rounding may only flip points on a boundary
+            assert (e.cluster == pipe.predict(X)).mean() >= 0.99
+        assert _conserves(e, tol)
+    for kw in ({"target": 0}, {"reference": "mean"}, {"contrast": (pipe.predict(X) + 1) % 4}):
+        assert _conserves(explain_pipeline(pipe, X, **kw))
+
+
+def test_pca_kmeans_matches_a_per_point_pullback_loop():
+    X = _data(120)
+    pipe = make_pipeline(StandardScaler(), PCA(3), KMeans(4, n_init=3, random_state=0)).fit(X)
+    e = explain_pipeline(pipe, X, beta=0.05)
+    np.testing.assert_allclose(e.relevance, _loop_pca_kmeans(pipe, X, 0.05), rtol=1e-7,
+                               atol=1e-9 * np.abs(e.logit).max())  # fmt: skip
+
+
+def test_diagonal_pipeline_equals_the_model_space_explanation():
+    """Scalers: the relevance of each column is that of its scaled copy (section 9)."""
+    X = _data()
+    km = make_pipeline(StandardScaler(), KMeans(4, n_init=3, random_state=0)).fit(X)
+    ref = explain_kmeans(km[-1].cluster_centers_, km[:-1].transform(X), beta=0.1)
+    np.testing.assert_allclose(explain_pipeline(km, X, beta=0.1).relevance, ref.relevance,
+                               rtol=1e-9, atol=1e-12)  # fmt: skip
+    gm = make_pipeline(RobustScaler(), GaussianMixture(4, covariance_type="diag", random_state=0))
+    gm.fit(X)
+    ref = explain_mixture(gm[-1], gm[:-1].transform(X), beta=0.1)
+    np.testing.assert_allclose(explain_pipeline(gm, X, beta=0.1).relevance, ref.relevance,
+                               rtol=1e-9, atol=1e-12)  # fmt: skip
+
+
+def test_model_space_relevance_of_a_dense_gmm_pipeline():
+    X = _data()
+    pipe = make_pipeline(StandardScaler(), PCA(4), GaussianMixture(4, random_state=0)).fit(X)
+    e = explain_pipeline(pipe, X, beta=0.2, space="model")
+    ref = explain_mixture(pipe[-1], pipe[:-1].transform(X), beta=0.2)
+    np.testing.assert_allclose(e.extras["model_relevance"], ref.relevance, rtol=1e-8,
+                               atol=1e-10 * np.abs(e.logit).max())  # fmt: skip
+    assert e.extras["model_feature_names"] == ["pca0", "pca1", "pca2", "pca3"]
+    assert _conserves(e)
+
+
+@pytest.fixture(scope="module")
+def mixed_frame():
+    rng = np.random.default_rng(0)
+    X = _data(400, 3)
+    df = pd.DataFrame({"height": X[:, 0], "weight": X[:, 1],
+                       "colour": rng.choice(["red", "green", "blue"], 400),
+                       "age": X[:, 2], "id": np.arange(400.0)})  # fmt: skip
+    df.loc[rng.random(400) < 0.1, "weight"] = np.nan
+    ct = ColumnTransformer(
+        [("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
+          ["height", "weight"]),
+         ("cat", OneHotEncoder(), ["colour"]),
+         ("drop_id", "drop", ["id"])],
+        remainder="passthrough",
+    )  # fmt: skip
+    return df, ct
+
+
+@pytest.mark.parametrize("with_pca", [False, True])
+@pytest.mark.parametrize("head", ["kmeans", "gmm", "bisecting"])
+def test_column_transformer_with_one_hot_and_imputer(mixed_frame, with_pca, head):
+    df, ct = mixed_frame
+    est = {"kmeans": KMeans(3, n_init=3, random_state=0),
+           "gmm": GaussianMixture(3, random_state=0),
+           "bisecting": BisectingKMeans(3, random_state=0)}[head]  # fmt: skip
+    pipe = make_pipeline(ct, *([PCA(4)] if with_pca else []), est).fit(df)
+    e = explain_pipeline(pipe, df, space="model")
+    assert e.feature_names == list(df.columns)
+    assert list(e.to_frame().columns) == list(df.columns)
+    np.testing.assert_array_equal(e.cluster, pipe.predict(df))
+    assert _conserves(e)
+    assert (e.relevance[:, 4] == 0).all()  # the dropped column
+    np.testing.assert_array_equal(e.extras["imputed"][:, 1], df["weight"].isna().to_numpy())
+    assert not e.extras["imputed"][:, [0, 2, 3, 4]].any()
+    if not with_pca:  # diagonal: the colour relevance is the sum over its indicators
+        names = pipe[:-1].get_feature_names_out()
+        ind = [i for i, n in enumerate(names) if n.startswith("cat__colour_")]
+        summed = e.extras["model_relevance"][:, ind].sum(1)
+        np.testing.assert_allclose(e.relevance[:, 2], summed, rtol=1e-12)
+
+
+def test_column_checks_name_missing_extra_and_reordered(mixed_frame):
+    df, ct = mixed_frame
+    pipe = make_pipeline(ct, KMeans(3, n_init=2, random_state=0)).fit(df)
+    with pytest.raises(ValueError, match=r"missing \['age'\]"):
+        explain_pipeline(pipe, df.drop(columns="age"))
+    with pytest.raises(ValueError, match=r"unexpected \['extra'\]"):
+        explain_pipeline(pipe, df.assign(extra=1.0))
+    with pytest.raises(ValueError, match="in the order"):
+        explain_pipeline(pipe, df[df.columns[::-1]])
+
+
+def test_non_affine_steps_are_refused_by_name():
+    X = _data()
+    pipe = make_pipeline(StandardScaler(), Normalizer(), KMeans(3, n_init=2)).fit(X)
+    with pytest.raises(TypeError, match=r"'normalizer' \(Normalizer\)"):
+        explain_pipeline(pipe, X)
+    pipe = make_pipeline(MinMaxScaler(clip=True), KMeans(3, n_init=2)).fit(X)
+    with pytest.raises(TypeError, match="clip"):
+        explain_pipeline(pipe, X)
+    from sklearn.cluster import AgglomerativeClustering
+
+    with pytest.raises(TypeError, match="no rule that assigns a new point"):
+        wc.explain(AgglomerativeClustering(3).fit(X), X)
+    with pytest.raises(TypeError, match="AgglomerativeClustering"):
+        wc.neuralize(AgglomerativeClustering(3).fit(X))
+
+
+def test_unimputed_nan_is_named():
+    X = _data()
+    pipe = make_pipeline(StandardScaler(), KMeans(3, n_init=2, random_state=0)).fit(X)
+    X = X.copy()
+    X[5, 2] = np.nan
+    with pytest.raises(ValueError, match="row 5 in column 'x2'"):
+        explain_pipeline(pipe, X)
+
+
+def test_torch_views_of_pipelines(mixed_frame):
+    X = _data()
+    for pipe in (make_pipeline(StandardScaler(), PCA(3), KMeans(4, n_init=2, random_state=0)),
+                 make_pipeline(MinMaxScaler(), GaussianMixture(4, random_state=0))):  # fmt: skip
+        pipe.fit(X)
+        net = wc.neuralize(pipe)
+        np.testing.assert_array_equal(net(torch.from_numpy(X)).argmax(1).numpy(), pipe.predict(X))
+        e = wc.explain(pipe, X)
+        np.testing.assert_array_equal(e.cluster, pipe.predict(X))
+    df, ct = mixed_frame
+    pipe = make_pipeline(ct, KMeans(3, n_init=2, random_state=0)).fit(df)
+    net = wc.neuralize(pipe)
+    u = torch.from_numpy(net.encode(df))
+    np.testing.assert_array_equal(net(u).argmax(1).numpy(), pipe.predict(df))
+
+
+def test_numpy_path_never_imports_torch():
+    code = textwrap.dedent(
+        """
+        import sys
+        import numpy as np
+        from sklearn.cluster import BisectingKMeans, KMeans, MeanShift
+        from sklearn.decomposition import PCA
+        from sklearn.mixture import GaussianMixture
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+        from whyclust.explainers import explain  # wc.explain, without whyclust.api's imports
+        X = np.random.default_rng(0).normal(size=(200, 4))
+        X[:100] += 4
+        for m in (make_pipeline(StandardScaler(), PCA(3), KMeans(3, n_init=2)),
+                  GaussianMixture(3, covariance_type="full"), BisectingKMeans(3),
+                  MeanShift(bandwidth=2.0)):
+            e = explain(m.fit(X), X)
+            assert (e.cluster == m.predict(X)).all()
+        assert "torch" not in sys.modules, "torch was imported"
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
