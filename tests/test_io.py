@@ -209,6 +209,36 @@ def test_header_that_is_not_json(tmp_path, kmeans):
         wc.load(path)
 
 
+def write_legacy_kmeans(model, path: Path) -> Path:
+    """A KMeans file in the layout of whyclust's first format (kind "sklearn-kmeans")."""
+    from safetensors.numpy import save_file
+
+    tensors = {
+        "cluster_centers": np.asarray(model.cluster_centers_),
+        "labels": np.asarray(model.labels_, dtype=np.int64),
+    }
+    params = {k: v for k, v in model.get_params().items() if isinstance(v, (int, str, type(None)))}
+    config = {
+        "class": type(model).__name__,
+        "params": params,
+        "n_iter": int(model.n_iter_),
+        "inertia": float(model.inertia_),
+    }
+    header = {"format_version": 1, "kind": "sklearn-kmeans", "config": config}
+    header["sha256"] = io._digest(header, tensors)
+    save_file(tensors, str(path), metadata={"whyclust": json.dumps(header, sort_keys=True)})
+    return path
+
+
+@pytest.mark.parametrize("cls", [KMeans, MiniBatchKMeans])
+def test_files_of_the_first_format_still_load(tmp_path, cls):
+    model = cls(n_clusters=3, n_init=2, random_state=0).fit(X)
+    back = wc.load(write_legacy_kmeans(model, tmp_path / "old.whyclust"))
+    assert type(back) is cls
+    np.testing.assert_array_equal(back.predict(X), model.predict(X))
+    np.testing.assert_array_equal(back.cluster_centers_, model.cluster_centers_)
+
+
 @pytest.mark.parametrize(
     ("edit", "match"),
     [
@@ -225,7 +255,43 @@ def test_header_that_is_not_json(tmp_path, kmeans):
         (lambda h, t: t.update(labels=np.full(60, 7)), "labels must be cluster indices"),
     ],
 )
-def test_resigned_but_invalid_content(tmp_path, kmeans, edit, match):
+def test_resigned_but_invalid_legacy_content(tmp_path, kmeans, edit, match):
+    path = write_legacy_kmeans(kmeans, tmp_path / "m.whyclust")
+    resign(path, edit)
+    with pytest.raises(ValueError, match=match):
+        wc.load(path)
+
+
+def _estimator(header):
+    return header["config"]["estimator"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda h, t: _estimator(h).update({"class": "Exploit"}), "'Exploit' is not allowed"),
+        (lambda h, t: _estimator(h).update({"class": "os.system"}), "is not allowed"),
+        (lambda h, t: _estimator(h)["attrs"].update(evil_=1), "'evil_' is not allowed"),
+        (lambda h, t: _estimator(h)["params"].update(evil=1), "unexpected keyword|evil"),
+        (lambda h, t: _estimator(h)["params"].update(n_clusters=-3), "n_clusters"),
+        (
+            lambda h, t: t["m.a.cluster_centers_"].__setitem__((1, 2), np.nan),
+            "cluster_centers_ contains NaN",
+        ),
+        (
+            lambda h, t: t.update({"m.a.cluster_centers_": np.zeros((3, 4))}),
+            "cluster_centers_ has shape",
+        ),
+        (lambda h, t: t.pop("m.a.cluster_centers_"), "missing tensor"),
+        (
+            lambda h, t: _estimator(h)["attrs"].update(n_features_in_={"$eval": "1"}),
+            "unknown value tag",
+        ),
+        (lambda h, t: h.update(feature_names=["a", "b"]), "names 2 features"),
+        (lambda h, t: h.update(config={"estimator": {}, "x": 1}), "one estimator"),
+    ],
+)
+def test_resigned_but_invalid_sklearn_content(tmp_path, kmeans, edit, match):
     path = wc.save(kmeans, tmp_path / "m.whyclust")
     resign(path, edit)
     with pytest.raises(ValueError, match=match):
