@@ -259,7 +259,8 @@ def _convert(col, name, lines, path, missing, sep, as_text) -> np.ndarray:
     i = int(np.flatnonzero(failed)[0])
     raise ValueError(
         f"{path.name} line {int(lines[i])}, column {name!r}: {text.iloc[i]!r} is not a number "
-        "(if it marks a missing value, list it as missing; if the column is categorical, say so)"
+        "(a marker of missing values? list it with --na-values / missing=; a text column? "
+        "name it with --categorical / categorical=)"
     )
 
 

@@ -290,14 +290,19 @@ def read_data(
     return X, y, [str(c) for c in frame.columns]
 
 
-def check_table_finite(X: np.ndarray, frame, name: str) -> None:
-    """``ValueError`` naming the file line and column of the first missing / infinite cell."""
+def check_table_finite(X: np.ndarray, frame, name: str, hint: str = "") -> None:
+    """``ValueError`` naming the file line and column of the first missing / infinite cell.
+
+    ``hint`` is appended to the message for a missing cell (how to fill it).
+    """
     bad = ~np.isfinite(X)
     if bad.any():
         row, col = (int(i) for i in np.argwhere(bad)[0])
-        what = "a missing value (empty or NaN)" if np.isnan(X[row, col]) else "an infinite value"
+        nan = bool(np.isnan(X[row, col]))
+        what = "a missing value (empty or NaN)" if nan else "an infinite value"
         raise ValueError(
             f"{name} has {what} in {_row_name(frame, row)}, column {frame.columns[col]!r}"
+            + (hint if nan else "")
         )
 
 
