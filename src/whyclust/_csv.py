@@ -4,9 +4,10 @@ Rules (each refusal is a ``ValueError`` naming the file, the line and the column
 
 - encoding: UTF-8 with or without a byte-order mark, UTF-16 with one; anything else is
   read as Latin-1 (every byte is a character there), with a note;
-- lines starting with ``#`` and blank lines are skipped; the delimiter is ``sep`` or, if
-  not given, whichever of tab, ``;``, ``,`` and ``|`` splits every sampled line into the
-  same number (at least 2) of fields; ``;`` tables may use decimal commas;
+- lines starting with ``#`` and blank lines are skipped; the delimiter is ``sep``, or an
+  Excel ``sep=;`` first line, or else whichever of tab, ``;``, ``,`` and ``|`` splits
+  every sampled line into the same number (at least 2) of fields; ``;`` tables may use
+  decimal commas;
 - the header is the first line unless that line is made only of numbers (then the columns
   are ``x0, x1, ...``); names must be unique and non-empty;
 - a row with more fields than the header is refused (a metadata first line, or columns
@@ -66,6 +67,13 @@ def read_table(
     lines, numbers = _content_lines(text)
     if not lines:
         raise ValueError(f"{path.name} has no rows (only comments or blank lines)")
+    excel = re.fullmatch(r"\s*sep=(.)\s*", lines[0])
+    if excel:  # Excel's "sep=;" first line names the delimiter
+        notes.append(f"{path.name}: line {numbers[0]} says the delimiter is {excel.group(1)!r}")
+        sep = sep or excel.group(1)
+        lines, numbers = lines[1:], numbers[1:]
+        if not lines:
+            raise ValueError(f"{path.name} has no rows")
     if sep is None:
         sep = _sniff(lines, path)
     elif sep in ("\\t", "tab"):
@@ -184,9 +192,9 @@ def _check_widths(names, body, body_lines, header_is_data, path, notes):
     if bad.size:
         i = int(bad[0])
         what = "header (the first line)" if not header_is_data else "first row"
-        hint = (
+        hint = (  # already the first data row disagrees: the header is suspect
             "; is the first line metadata rather than column names?"
-            if widths[i] > width and not header_is_data
+            if i == 0 and not header_is_data
             else ""
         )
         raise ValueError(
