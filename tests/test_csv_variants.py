@@ -178,6 +178,18 @@ VARIANTS = {
             "is the first line metadata",
         ),
     ),
+    "sklearn metadata line as wide as the rows (iris.csv)": (
+        "iris.csv",
+        "3,2,setosa\n5.1,3.5,0\n4.9,3.0,1\n4.7,3.2,0\n",
+        {},
+        ("error", r"iris.csv line 1 is a metadata line, not column names"),
+    ),
+    "year columns are names": (
+        "years.csv",
+        "country,2019,2020\nfr,1,2\nde,3,4\n",
+        {},
+        ("ok", {"country": ["fr", "de"], "2019": [1, 3], "2020": [2, 4]}, None),
+    ),
     "more fields than the header": (
         "lg.csv",
         "a,b\n1,2\n3,4\n5,6,7\n",

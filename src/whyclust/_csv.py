@@ -12,7 +12,8 @@ Rules (each refusal is a ``ValueError`` naming the file, the line and the column
   are ``x0, x1, ...``); names must be unique and non-empty;
 - a row with more fields than the header is refused (a metadata first line, or columns
   shifted into an index), as is a row with fewer; one trailing delimiter on every data row
-  is dropped with a note;
+  is dropped with a note; a first line starting with the number of rows and another
+  integer (scikit-learn's ``n_samples, n_features, class names`` line) is refused;
 - a leading unnamed column holding 0, 1, ..., n-1 (pandas' ``to_csv`` index) is dropped
   with a note; other unnamed columns are refused; columns with no value at all are dropped
   with a note;
@@ -91,6 +92,12 @@ def read_table(
     if not body:
         raise ValueError(f"{path.name} has a header but no rows")
     names, body = _check_widths(names, body, body_lines, header_is_data, path, notes)
+    if not header_is_data and _counts_rows(names, len(body)):
+        raise ValueError(
+            f"{path.name} line {row_lines[0]} is a metadata line, not column names: its first "
+            f"fields ({names[0]}, {names[1]}) count the rows and columns (scikit-learn's "
+            "bundled CSV layout); give the file a header of column names"
+        )
     cells = np.array(body, dtype=object).reshape(len(body), len(names))
     lines_arr = np.asarray(body_lines, dtype=np.int64)
     names, cells = _drop_index_and_empty(names, cells, path, notes, set(missing))
@@ -202,6 +209,13 @@ def _check_widths(names, body, body_lines, header_is_data, path, notes):
             f"{width}{hint}"
         )
     return names, body
+
+
+def _counts_rows(names: list[str], n_rows: int) -> bool:
+    """Whether the header starts with the row count and another integer (n_samples, n_features)."""
+    if len(names) < 2 or not all(c.strip().isdigit() for c in names[:2]):
+        return False
+    return int(names[0]) == n_rows
 
 
 def _drop_index_and_empty(names, cells, path, notes, missing):
