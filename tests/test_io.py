@@ -393,3 +393,57 @@ def test_header_length_is_never_mistaken_for_a_pickle(tmp_path):
                 break
         assert path.read_bytes()[0] == wanted
         assert wc.load(path).n_features == 4
+
+
+# --- one-way imports: io -> models through a table, models -> _fileformat ------------------
+
+
+def test_fileformat_imports_nothing_of_whyclust_at_module_level():
+    import ast
+
+    source = Path(io.__file__).with_name("_fileformat.py").read_text()
+    tree = ast.parse(source)
+    top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    names = [a.name for n in top if isinstance(n, ast.Import) for a in n.names]
+    names += [n.module for n in top if isinstance(n, ast.ImportFrom) and n.module]
+    assert not [m for m in names if m.startswith("whyclust")], names
+
+
+def test_io_imports_no_model_module_when_loading_sklearn_files(tmp_path, kmeans):
+    import subprocess
+    import sys
+
+    path = wc.save(kmeans, tmp_path / "k.whyclust")
+    code = (
+        "import sys, whyclust as wc\n"
+        f"wc.load({str(path)!r})\n"
+        "bad = [m for m in ('torch', 'whyclust.models', 'whyclust.networks') if m in sys.modules]\n"
+        "print(bad)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_model_module_protocol(tmp_path, monkeypatch):
+    """A model module listed in MODEL_MODULES is written and read by its to_file / from_file."""
+    import sys
+    import types
+
+    module = types.ModuleType("whyclust.models._fake")
+
+    class Fake:
+        def __init__(self, w):
+            self.w = w
+
+    Fake.__module__ = module.__name__
+    module.Fake = Fake
+    module.to_file = lambda m: ({"w": m.w}, {"note": "fake"})
+    module.from_file = lambda t, c: Fake(t["w"]) if c == {"note": "fake"} else None
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setitem(io.MODEL_MODULES, "fake", "whyclust.models._fake:Fake")
+    back = wc.load(wc.save(Fake(np.arange(3.0)), tmp_path / "f.whyclust"))
+    assert isinstance(back, Fake)
+    np.testing.assert_array_equal(back.w, np.arange(3.0))
+    header, _ = io.read_model_file(tmp_path / "f.whyclust")
+    assert header["kind"] == "fake" and header["config"] == {"note": "fake"}
