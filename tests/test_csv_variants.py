@@ -323,6 +323,9 @@ def test_refused_by_the_cli_with_nothing_written(tmp_path, capsys, case):
         ("a,b\n1,2\n3,4\n", ["--impute", "mean", "--drop", "a,b"], r"no feature columns"),
         ("a,b\n1,\n3,\n5,6\n", ["--impute", "mean"], None),
         ("a,b\n1,2\n3,4\n", ["--sep", ";;"], r"one character"),
+        ("a,c,d\n1,x,y\n2,z,w\n", ["--categorical", "c"], r"not named by --categorical: d"),
+        ("a,c,d\n1,x,y\n2,z,w\n", ["--categorical", "c,d"], None),
+        ("a,zip\n1,01\n2,02\n", ["--categorical", "zip"], None),
     ],
 )
 def test_cli_table_errors(tmp_path, capsys, content, args, message):
@@ -337,3 +340,15 @@ def test_cli_table_errors(tmp_path, capsys, content, args, message):
     assert code == 2
     assert re.search(message, err.strip()), err
     assert not (tmp_path / "m.whyclust").exists()
+
+
+def test_parquet_reads_like_a_csv(tmp_path):
+    frame = pd.DataFrame({"a": [1, 2, 3], "zip": [1, 2, None], "colour": ["r", None, "b"]})
+    frame.to_parquet(tmp_path / "t.parquet")
+    got, _, notes = read_frame(tmp_path / "t.parquet", categorical=["zip"])
+    assert notes == []
+    assert got["a"].dtype == np.float64 and got["a"].tolist() == [1, 2, 3]
+    assert [None if pd.isna(v) else v for v in got["zip"]] == ["1.0", "2.0", None]
+    assert [None if pd.isna(v) else v for v in got["colour"]] == ["r", None, "b"]
+    with pytest.raises(ValueError, match="categorical column"):
+        read_frame(tmp_path / "t.parquet", categorical=["nope"])

@@ -68,6 +68,11 @@ def cli() -> None:
 
     DATA is a CSV / TSV file with a header row, a .npy array, a Parquet file or a folder
     of images (PNG, JPEG; class subfolders give labels).
+
+    CSV files are read strictly: the delimiter is sniffed (or --sep), '#' lines are
+    comments, and rows wider or narrower than the header, duplicate or empty column names
+    and cells that are not numbers are refused with their line and column. pandas' unnamed
+    index column (0, 1, ..., n-1) is left out, with a note.
     """
 
 
@@ -469,6 +474,13 @@ def _table_pipeline(frame, est, scale: str, impute: str, categorical: str | None
             hint="one-hot encode them with --categorical auto, leave them out with --drop, "
             "or name the label column with --label-column",
         )
+    if categorical not in (None, "auto"):
+        unnamed = [c for c in text if c not in set(_split_list(categorical))]
+        if unnamed:
+            raise TypeError(
+                f"{Path(data).name} has non-numeric columns not named by --categorical: "
+                f"{', '.join(unnamed[:5])} (add them, use --categorical auto, or --drop them)"
+            )
     numeric = [str(c) for c in frame.columns if str(c) not in set(text)]
     if numeric:
         values = frame[numeric].to_numpy(dtype=np.float64)

@@ -357,6 +357,12 @@ def read_frame(
         notes = table.notes
     elif suffix in {".parquet", ".pq"}:
         frame = _read_parquet(path)
+        unknown = [c for c in categorical if c not in frame.columns]
+        if unknown:
+            raise ValueError(f"categorical column(s) not in {path.name}: {', '.join(unknown)}")
+        for col in categorical:  # named columns are text, as for a CSV
+            values = frame[col]
+            frame[col] = values.astype(str).astype(object).where(values.notna(), None)
     else:
         raise ValueError(
             f"unsupported file type {suffix!r}: use .csv, .tsv, .npy, .parquet or a folder "
