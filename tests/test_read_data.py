@@ -199,6 +199,7 @@ _junk_text = st.text(
 )
 
 
+@pytest.mark.filterwarnings("ignore:.*(Latin-1|hold no value|ends with a delimiter|row index)")
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(content=st.one_of(st.binary(max_size=80), _junk_text.map(str.encode)))
 def test_junk_gives_value_or_type_error_only(tmp_path, content):
@@ -209,3 +210,24 @@ def test_junk_gives_value_or_type_error_only(tmp_path, content):
     except (ValueError, TypeError):
         return
     assert X.ndim == 2 and X.shape[0] >= 1 and np.isfinite(X).all()
+
+
+def test_pandas_index_column_is_announced_and_left_out(tmp_path):
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [4.0, 5.0, 6.0]})
+    frame.to_csv(tmp_path / "i.csv")  # with pandas' unnamed index column
+    with pytest.warns(UserWarning, match="row index written by pandas"):
+        X, _, names = read_data(tmp_path / "i.csv")
+    assert names == ["a", "b"]
+    np.testing.assert_array_equal(X, frame.to_numpy())
+
+
+def test_drop_sep_and_missing_options(tmp_path):
+    path = write(tmp_path, "d.csv", "id;a;b\n1;1,5;7\n2;2;3\n")
+    X, _, names = read_data(path, drop=["id"], sep=";")
+    assert names == ["a", "b"]
+    np.testing.assert_array_equal(X, [[1.5, 7.0], [2.0, 3.0]])  # decimal comma
+    path = write(tmp_path, "q.csv", "id,a,b\n1,1,?\n2,2,3\n")
+    with pytest.raises(ValueError, match=r"missing value .* line 2, column 'b'"):
+        read_data(path, drop=["id"], missing=("", "?"))
+    with pytest.raises(ValueError, match=r"line 2, column 'b': '\?' is not a number"):
+        read_data(path, drop=["id"])
