@@ -14,12 +14,23 @@ from typing import Any
 
 import click
 
+from whyclust._cli_tables import (
+    is_pipeline,
+    last_step,
+    model_input,
+    model_n_clusters,
+    read_any,
+    scaler,
+    split_list,
+    table_pipeline,
+    timed_fit,
+)
+
 __all__ = ["main", "run"]
 
 MODELS = ("kmeans", "tell", "kernel-kmeans")
 DATASETS = ("digits", "mnist5k", "fashion-mnist")
 OUTPUT_SUFFIXES = (".csv", ".npy", ".parquet")
-TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
 
 _quiet_option = click.option(
     "--quiet", "-q", is_flag=True, help="No progress bars and no summary output."
@@ -57,10 +68,6 @@ def _table_options(func):
     return func
 
 
-def _split_list(value: str | None) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else []
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="whyclust")
 def cli() -> None:
@@ -82,49 +89,6 @@ def cli() -> None:
 def _say(quiet: bool, message: str, err: bool = False) -> None:
     if not quiet:
         click.echo(message, err=err)
-
-
-def _is_table(path: str) -> bool:
-    return Path(path).suffix.lower() in TABLE_SUFFIXES and not Path(path).is_dir()
-
-
-def _read_any(path, label_column, quiet, drop=None, sep=None, na_values=None, categorical=()):
-    """``(frame, None, y)`` for a table (strictly parsed, notes printed), else ``(None, X, y)``."""
-    from whyclust import datasets
-
-    if not _is_table(path):
-        if drop or sep or na_values:
-            raise ValueError("--drop, --sep and --na-values apply to CSV and Parquet files")
-        X, y, _ = datasets.read_data(path, label_column=label_column, progress=not quiet)
-        return None, X, y
-    from whyclust._csv import MISSING
-
-    frame, y, notes = datasets.read_frame(
-        path,
-        label_column=label_column,
-        drop=_split_list(drop),
-        sep=sep,
-        missing=(*MISSING, *_split_list(na_values)),
-        categorical=categorical,
-    )
-    for note in notes:
-        _say(quiet, f"note: {note}", err=True)
-    return frame, None, y
-
-
-def _text_columns(frame) -> list[str]:
-    from whyclust.datasets import _numeric_dtype
-
-    return [
-        str(c) for c, t in zip(frame.columns, frame.dtypes, strict=True) if not _numeric_dtype(t)
-    ]
-
-
-def _refuse_text_columns(frame, path: str, hint: str) -> None:
-    text = _text_columns(frame)
-    if text:
-        shown = ", ".join(text[:5]) + (" ..." if len(text) > 5 else "")
-        raise TypeError(f"{Path(path).name} has non-numeric columns: {shown} ({hint})")
 
 
 def _make_model(name: str, n_clusters: int, seed: int, n_samples: int) -> Any:
@@ -412,8 +376,8 @@ def fit(
     import whyclust as wc
 
     _check_output(output)
-    named = [] if categorical in (None, "auto") else _split_list(categorical)
-    frame, X, y = _read_any(data, label_column, quiet, drop, sep, na_values, named)
+    named = [] if categorical in (None, "auto") else split_list(categorical)
+    frame, X, y = read_any(data, label_column, quiet, drop, sep, na_values, named)
     if frame is None:
         if categorical is not None or impute != "none":
             raise ValueError("--categorical and --impute apply to CSV and Parquet tables")
@@ -422,21 +386,21 @@ def fit(
         if scale not in (None, "none"):
             from sklearn.pipeline import Pipeline
 
-            est = Pipeline([("scale", _scaler(scale)), ("cluster", est)])
-        fitted, elapsed = _timed_fit(est, flat, quiet)
+            est = Pipeline([("scale", scaler(scale)), ("cluster", est)])
+        fitted, elapsed = timed_fit(est, flat, quiet)
         n_rows, n_cols, what = X.shape[0], flat.shape[1], "features"
         labels = fitted.predict(flat)
     else:
         est = _make_model(model, n_clusters, seed, frame.shape[0])
-        pipe, note = _table_pipeline(frame, est, scale or "standard", impute, categorical, data)
-        fitted, elapsed = _timed_fit(pipe, frame, quiet)
+        pipe, note = table_pipeline(frame, est, scale or "standard", impute, categorical, data)
+        fitted, elapsed = timed_fit(pipe, frame, quiet)
         n_rows, n_cols, what = frame.shape[0], frame.shape[1], f"columns ({note})"
         labels = fitted.predict(frame)
     wc.save(fitted, output)
     if quiet:
         return
     click.echo(
-        f"fitted {type(_last_step(fitted)).__name__} (K={n_clusters}) on {n_rows:,} points x "
+        f"fitted {type(last_step(fitted)).__name__} (K={n_clusters}) on {n_rows:,} points x "
         f"{n_cols} {what} in {elapsed:.1f} s"
     )
     click.echo(_cluster_line(labels, n_clusters))
@@ -446,113 +410,6 @@ def fit(
             "against labels: " + ", ".join(f"{k.upper()} {v:.3f}" for k, v in scores.items())
         )
     click.echo(f"saved {output}")
-
-
-def _scaler(name: str):
-    from sklearn import preprocessing
-
-    return {
-        "standard": preprocessing.StandardScaler,
-        "robust": preprocessing.RobustScaler,
-        "minmax": preprocessing.MinMaxScaler,
-    }[name]()
-
-
-def _table_pipeline(frame, est, scale: str, impute: str, categorical: str | None, data: str):
-    """Pipeline(ColumnTransformer(numeric: impute + scale, text: one-hot), clusterer)."""
-    import numpy as np
-    from sklearn.compose import ColumnTransformer
-    from sklearn.pipeline import Pipeline
-
-    from whyclust.datasets import check_table_finite
-
-    text = _text_columns(frame)
-    if text and categorical is None:
-        _refuse_text_columns(
-            frame,
-            data,
-            hint="one-hot encode them with --categorical auto, leave them out with --drop, "
-            "or name the label column with --label-column",
-        )
-    if categorical not in (None, "auto"):
-        unnamed = [c for c in text if c not in set(_split_list(categorical))]
-        if unnamed:
-            raise TypeError(
-                f"{Path(data).name} has non-numeric columns not named by --categorical: "
-                f"{', '.join(unnamed[:5])} (add them, use --categorical auto, or --drop them)"
-            )
-    numeric = [str(c) for c in frame.columns if str(c) not in set(text)]
-    if numeric:
-        values = frame[numeric].to_numpy(dtype=np.float64)
-        if impute == "none":
-            check_table_finite(values, frame[numeric], Path(data).name, hint=" (use --impute)")
-        else:  # missing cells are filled; infinite ones never are
-            check_table_finite(
-                np.where(np.isnan(values), 0.0, values), frame[numeric], Path(data).name
-            )
-            empty = [c for c in numeric if frame[c].isna().all()]
-            if empty:
-                raise ValueError(
-                    f"{Path(data).name}: column {empty[0]!r} has no value to impute from"
-                )
-    parts: list[tuple[str, Any, list[str]]] = []
-    steps: list[tuple[str, Any]] = []
-    if impute != "none":
-        from sklearn.impute import SimpleImputer
-
-        steps.append(("impute", SimpleImputer(strategy=impute)))
-    if scale != "none":
-        steps.append(("scale", _scaler(scale)))
-    if numeric:
-        parts.append(("numeric", Pipeline(steps) if steps else "passthrough", numeric))
-    if text:
-        from sklearn.preprocessing import OneHotEncoder
-
-        encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
-        parts.append(("categorical", encoder, text))
-    note = f"{scale} scaling" if scale != "none" else "no scaling"
-    if impute != "none":
-        note += f", {impute} imputation"
-    if text:
-        note += f", {len(text)} one-hot encoded"
-    if not steps and not text:
-        return _Named(est), note  # nothing to prepare: the bare clusterer, fitted by name
-    prepare = ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
-    return Pipeline([("prepare", prepare), ("cluster", est)]), note
-
-
-class _Named:
-    """Fit a bare clusterer on a numeric frame and make sure it records the column names."""
-
-    def __init__(self, est: Any) -> None:
-        self.est = est
-        self.steps = None
-
-    def fit(self, frame):
-        self.est.fit(frame)
-        if getattr(self.est, "feature_names_in_", None) is None:  # e.g. KernelKMeans
-            import numpy as np
-
-            self.est.feature_names_in_ = np.asarray([str(c) for c in frame.columns], dtype=object)
-        return self.est
-
-
-def _timed_fit(est, X, quiet: bool):
-    last = _last_step(est)
-    params = last.get_params() if hasattr(last, "get_params") else {}
-    own = type(last).__module__.startswith("whyclust")  # scikit-learn's verbose is noisy
-    if own and "verbose" in params and not quiet:
-        last.set_params(verbose=1 if isinstance(params["verbose"], int) else True)
-    start = time.perf_counter()
-    fitted = est.fit(X)
-    return fitted, time.perf_counter() - start
-
-
-def _last_step(model: Any) -> Any:
-    if isinstance(model, _Named):
-        return model.est
-    steps = getattr(model, "steps", None)
-    return steps[-1][1] if isinstance(steps, list) and steps else model
 
 
 @cli.command(short_help="Explain every point's cluster assignment.")
@@ -621,16 +478,16 @@ def explain(
     est = wc.load(model_path)
     suffix = out.suffix.lower()
     streams = suffix == ".npy" and Path(data).suffix.lower() == ".npy" and label_column is None
-    if streams and not _is_pipeline(est):
+    if streams and not is_pipeline(est):
         # .npy to .npy streams from disk to disk: memory stays bounded by the batch
         expl, elapsed = _explain_npy_stream(est, data, out, method, tgt, beta_value, batch_size)
-        n_clusters = _model_n_clusters(est, expl)
+        n_clusters = model_n_clusters(est, expl)
     else:
-        X, names, _ = _model_input(est, data, model_path, label_column, quiet, drop, sep, na_values)
+        X, names, _ = model_input(est, data, model_path, label_column, quiet, drop, sep, na_values)
         start = time.perf_counter()
         expl = wc.explain(est, X, method, target=tgt, beta=beta_value, batch_size=batch_size)
         elapsed = time.perf_counter() - start
-        n_clusters = _model_n_clusters(est, expl)
+        n_clusters = model_n_clusters(est, expl)
         names = expl.feature_names or names
         with atomic_path(out) as tmp:
             if suffix == ".npy":
@@ -649,66 +506,6 @@ def explain(
         )
         click.echo(_cluster_line(expl.cluster, n_clusters))
         click.echo(f"wrote {out}")
-
-
-def _is_pipeline(model: Any) -> bool:
-    return isinstance(getattr(model, "steps", None), list)
-
-
-def _model_input(est, data, model_path, label_column, quiet, drop, sep, na_values):
-    """``(X, names, y)``: the raw table for a Pipeline, numbers otherwise, and the labels.
-
-    Column names are checked against the model's fitted names first (missing, extra or
-    reordered columns are an error), and for arrays the number of features.
-    """
-    from whyclust._features import check_feature_names
-
-    frame, X, y = _read_any(data, label_column, quiet, drop, sep, na_values)
-    if frame is None:
-        _check_n_features(est, X, data, model_path)
-        return X, None, y
-    names = [str(c) for c in frame.columns]
-    try:
-        check_feature_names(est, frame)
-    except ValueError as exc:
-        raise ValueError(f"{Path(data).name} does not fit {model_path}: {exc}") from None
-    if _is_pipeline(est):
-        return frame, names, y
-    from whyclust._validation import as_float_array
-    from whyclust.datasets import check_table_finite
-
-    _refuse_text_columns(frame, data, hint="--drop them")
-    X = as_float_array(frame, name=Path(data).name, allow_nan=True)
-    check_table_finite(X, frame, Path(data).name)
-    _check_n_features(est, X, data, model_path)
-    if getattr(est, "feature_names_in_", None) is not None:
-        return frame, names, y  # names reach wc.explain, which checks them again
-    return X, names, y
-
-
-def _check_n_features(est, X, data: str, model_path: str) -> None:
-    d = 1
-    for s in X.shape[1:]:
-        d *= int(s)
-    expected = getattr(est, "n_features_in_", None)
-    if expected is None:
-        expected = getattr(est, "n_features", None)
-    if isinstance(expected, int) and d != expected:
-        raise ValueError(
-            f"{data} has {d} features, but the model in {model_path} expects {expected}"
-        )
-
-
-def _model_n_clusters(model: Any, expl=None) -> int:
-    last = _last_step(model)
-    centers = getattr(last, "cluster_centers_", None)
-    if centers is not None:
-        return int(centers.shape[0])
-    for attr in ("n_clusters", "n_components"):
-        value = getattr(last, attr, None)
-        if isinstance(value, int):
-            return value
-    return int(expl.cluster.max()) + 1 if expl is not None and expl.n_samples else 0
 
 
 def _explain_npy_stream(est, data: str, out: Path, method: str, target, beta, batch_size):
@@ -802,7 +599,7 @@ def report(
     data_path = Path(data)
     is_column = labels is not None and not Path(labels).is_file()
     label_column = labels if is_column else None
-    X, names, y = _model_input(est, data, model_path, label_column, quiet, drop, sep, na_values)
+    X, names, y = model_input(est, data, model_path, label_column, quiet, drop, sep, na_values)
     if not is_column:
         y = _read_labels(labels, data, y, X.shape[0], quiet)
     write_report(
