@@ -263,3 +263,26 @@ def test_pipeline_step_class_cannot_be_swapped_for_code(tmp_path):
     _resign(path, edit)
     with pytest.raises(ValueError, match="inconsistent"):
         wc.load(path)
+
+
+def test_string_width_is_not_taken_from_the_file(tmp_path):
+    frame = pd.DataFrame({"c": np.array(["ab", "cd", "ab", "cd"])})
+    model = make_pipeline(OneHotEncoder(), _km(2)).fit(frame)
+    path = wc.save(model, tmp_path / "s.whyclust")
+
+    def edit(header, tensors):
+        step = header["config"]["estimator"]["params"]["steps"][0]["$tuple"][1]["$estimator"]
+        names = step["attrs"]["feature_names_in_"]
+        names["dtype"] = "<U999999999"  # would allocate gigabytes if trusted
+        names["$objects"] = ["c"]
+
+    _resign(path, edit)
+    back = wc.load(path)
+    assert list(back.feature_names_in_) == ["c"]
+    np.testing.assert_array_equal(back.predict(frame), model.predict(frame))
+
+
+def test_pipeline_cache_is_refused(tmp_path):
+    model = Pipeline([("s", StandardScaler()), ("k", _km(2))], memory=str(tmp_path)).fit(_X)
+    with pytest.raises(TypeError, match="memory"):
+        wc.save(model, tmp_path / "c.whyclust")

@@ -120,6 +120,8 @@ def encode_estimator(
             "code to run"
         )
     params = est.get_params(deep=False)
+    if name == "Pipeline" and params.get("memory") is not None:
+        raise TypeError("cannot save a Pipeline with a cache (memory=...): set memory=None")
     enc = _Encoder(tensors, other)
     spec_params = {}
     for key, value in params.items():
@@ -258,6 +260,8 @@ class _Decoder:
         if not isinstance(params, dict) or not isinstance(attrs, dict):
             raise ValueError(f"{name}: params and attrs must be JSON objects")
         cls = _class(name)
+        if name == "Pipeline" and params.get("memory") is not None:
+            raise ValueError("a Pipeline in a file caches nowhere (memory must be null)")
         est = cls(**{k: self.value(v, depth + 1, name, k) for k, v in params.items()})
         if name == "FunctionTransformer" and (est.func is not None or est.inverse_func is not None):
             raise ValueError("a FunctionTransformer in a file must be the identity")
@@ -298,12 +302,16 @@ class _Decoder:
             items = [self.value(x, depth + 1, owner, attr) for x in v["$objects"]]
             if any(isinstance(x, (list, dict, tuple)) for x in items):
                 raise ValueError(f"{owner}.{attr}: object arrays hold scalars only")
-            dtype = np.dtype(v["dtype"]) if v["dtype"] != "|O" else np.dtype(object)
-            if dtype.kind not in "OU":
+            kind = v["dtype"][1:2] if isinstance(v["dtype"], str) else ""
+            if kind not in ("O", "U"):
                 raise ValueError(f"{owner}.{attr}: bad dtype {v['dtype']!r}")
             out = np.empty(len(items), dtype=object)
             out[:] = items
-            return out.astype(dtype).reshape(shape)
+            if kind == "U":  # the width comes from the strings, never from the file
+                if not all(isinstance(x, str) for x in items):
+                    raise ValueError(f"{owner}.{attr}: a string array holds non-strings")
+                out = out.astype(str)
+            return out.reshape(shape)
         if len(v) != 1:
             raise ValueError(f"{owner}.{attr}: unexpected value {v!r}")
         body = v[tag]
