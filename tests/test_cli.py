@@ -33,7 +33,7 @@ def work(tmp_path_factory):
     np.save(root / "data.npy", X)
     np.savetxt(root / "labels.txt", y, fmt="%d")
     assert main(["fit", str(root / "data.csv"), "-k", "3", "--label-column", "label",
-                 "-o", str(root / "model.whyclust"), "-q"]) == 0  # fmt: skip
+                 "--scale", "none", "-o", str(root / "model.whyclust"), "-q"]) == 0  # fmt: skip
     return root
 
 
@@ -48,9 +48,9 @@ def run_ok(args, capsys) -> str:
 
 
 def test_fit_prints_summary_and_scores(work, tmp_path, capsys):
-    out = run_ok(["fit", work / "data.csv", "-k", "3", "--label-column", "label",
-                  "--seed", "1", "-o", tmp_path / "m.whyclust"], capsys)  # fmt: skip
-    assert "fitted KMeans (K=3) on 120 points x 6 features" in out
+    out = run_ok(["fit", work / "data.csv", "-k", "3", "--label-column", "label", "--seed",
+                  "1", "--scale", "none", "-o", tmp_path / "m.whyclust"], capsys)  # fmt: skip
+    assert "fitted KMeans (K=3) on 120 points x 6 columns (no scaling)" in out
     acc = float(out.split("ACC ")[1].split(",")[0])
     assert acc > 0.9  # well-separated blobs
     import whyclust as wc
@@ -119,7 +119,8 @@ def test_other_models_fit_and_explain(work, tmp_path, capsys, model):
     if not _model_available(module[model]):
         pytest.skip(f"{model} is not part of this build")
     out = run_ok(["fit", work / "data.csv", "-k", "3", "--model", model, "--label-column",
-                  "label", "-q", "-o", tmp_path / "m.whyclust"], capsys)  # fmt: skip
+                  "label", "--scale", "none", "-q", "-o", tmp_path / "m.whyclust"],
+                 capsys)  # fmt: skip
     assert out == ""
     run_ok(["explain", tmp_path / "m.whyclust", work / "features.csv", "-q",
             "-o", tmp_path / "r.csv"], capsys)  # fmt: skip
@@ -186,7 +187,9 @@ def test_help_and_version(capsys):
 
 
 def _write(path: Path, content) -> Path:
-    if isinstance(content, bytes):
+    if content == "NPY3":  # three features, where the model takes six
+        np.save(path, RNG.normal(size=(4, 3)))
+    elif isinstance(content, bytes):
         path.write_bytes(content)
     else:
         path.write_text(content)
@@ -214,16 +217,17 @@ CASES = {
     "missing file": ({}, ["fit", "{d}/nope.csv", "-k", "2"], "no such file"),
     "empty file": ({"e.csv": ""}, ["fit", "{d}/e.csv", "-k", "2"], "is empty"),
     "ragged long row": (
-        {"r.csv": "a,b\n1,2\n3,4,5\n"}, ["fit", "{d}/r.csv", "-k", "2"], "not a well-formed"
+        {"r.csv": "a,b\n1,2\n3,4,5\n"}, ["fit", "{d}/r.csv", "-k", "2"],
+        "r.csv line 3 has 3 fields but the header (the first line) has 2",
     ),
     "ragged short row": (
         {"r.csv": "a,b,c\n1,2,3\n4,5\n6,7,8\n"}, ["fit", "{d}/r.csv", "-k", "2"],
-        "missing or NaN value in data row 2",
+        "r.csv line 3 has 2 fields but the header (the first line) has 3",
     ),
     "non-numeric column": (
         {"t.csv": "a,colour\n1,red\n2,blue\n3,red\n"}, ["fit", "{d}/t.csv", "-k", "2"],
-        "non-numeric columns: colour; encode or drop them before clustering (name a label "
-        "column with --label-column NAME)",
+        "t.csv has non-numeric columns: colour (one-hot encode them with --categorical auto, "
+        "leave them out with --drop, or name the label column with --label-column)",
     ),
     "NaN": ({"n.csv": "a,b\n1,2\nnan,4\n5,6\n"}, ["fit", "{d}/n.csv", "-k", "2"], "NaN"),
     "inf": ({"i.csv": "a,b\n1,2\n3,inf\n5,6\n"}, ["fit", "{d}/i.csv", "-k", "2"], "infinite"),
@@ -242,9 +246,24 @@ CASES = {
         {"g.csv": GOOD}, ["fit", "{d}/g.csv", "-k", "2", "-o", "{d}/no/m.whyclust"],
         "folder does not exist",
     ),
-    "wrong number of features": (
+    "other columns": (
         {"w.csv": "a,b,c\n1,2,3\n4,5,6\n"},
         ["explain", "MODEL", "{d}/w.csv", "-o", "{d}/out.csv"],
+        "w.csv does not fit",
+    ),
+    "reordered columns": (
+        {"w.csv": "f1,f0,f2,f3,f4,f5\n1,2,3,4,5,6\n"},
+        ["explain", "MODEL", "{d}/w.csv", "-o", "{d}/out.csv"],
+        "in another order ('f1', 'f0' moved",
+    ),
+    "extra column": (
+        {"w.csv": "f0,f1,f2,f3,f4,f5,id\n1,2,3,4,5,6,7\n"},
+        ["report", "MODEL", "{d}/w.csv", "-o", "{d}/out.html"],
+        "unexpected 'id'",
+    ),
+    "wrong number of features": (
+        {"w.npy": "NPY3"},
+        ["explain", "MODEL", "{d}/w.npy", "-o", "{d}/out.csv"],
         "has 3 features, but the model",
     ),
     "unknown method": (
@@ -343,6 +362,6 @@ def test_console_script_subprocess(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
-    assert "non-numeric columns: b" in proc.stderr
+    assert "bad.csv line 3, column 'b': 'x' is not a number" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "m.whyclust").exists()

@@ -209,6 +209,36 @@ def test_header_that_is_not_json(tmp_path, kmeans):
         wc.load(path)
 
 
+def write_legacy_kmeans(model, path: Path) -> Path:
+    """A KMeans file in the layout of whyclust's first format (kind "sklearn-kmeans")."""
+    from safetensors.numpy import save_file
+
+    tensors = {
+        "cluster_centers": np.asarray(model.cluster_centers_),
+        "labels": np.asarray(model.labels_, dtype=np.int64),
+    }
+    params = {k: v for k, v in model.get_params().items() if isinstance(v, (int, str, type(None)))}
+    config = {
+        "class": type(model).__name__,
+        "params": params,
+        "n_iter": int(model.n_iter_),
+        "inertia": float(model.inertia_),
+    }
+    header = {"format_version": 1, "kind": "sklearn-kmeans", "config": config}
+    header["sha256"] = io._digest(header, tensors)
+    save_file(tensors, str(path), metadata={"whyclust": json.dumps(header, sort_keys=True)})
+    return path
+
+
+@pytest.mark.parametrize("cls", [KMeans, MiniBatchKMeans])
+def test_files_of_the_first_format_still_load(tmp_path, cls):
+    model = cls(n_clusters=3, n_init=2, random_state=0).fit(X)
+    back = wc.load(write_legacy_kmeans(model, tmp_path / "old.whyclust"))
+    assert type(back) is cls
+    np.testing.assert_array_equal(back.predict(X), model.predict(X))
+    np.testing.assert_array_equal(back.cluster_centers_, model.cluster_centers_)
+
+
 @pytest.mark.parametrize(
     ("edit", "match"),
     [
@@ -225,7 +255,43 @@ def test_header_that_is_not_json(tmp_path, kmeans):
         (lambda h, t: t.update(labels=np.full(60, 7)), "labels must be cluster indices"),
     ],
 )
-def test_resigned_but_invalid_content(tmp_path, kmeans, edit, match):
+def test_resigned_but_invalid_legacy_content(tmp_path, kmeans, edit, match):
+    path = write_legacy_kmeans(kmeans, tmp_path / "m.whyclust")
+    resign(path, edit)
+    with pytest.raises(ValueError, match=match):
+        wc.load(path)
+
+
+def _estimator(header):
+    return header["config"]["estimator"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda h, t: _estimator(h).update({"class": "Exploit"}), "'Exploit' is not allowed"),
+        (lambda h, t: _estimator(h).update({"class": "os.system"}), "is not allowed"),
+        (lambda h, t: _estimator(h)["attrs"].update(evil_=1), "'evil_' is not allowed"),
+        (lambda h, t: _estimator(h)["params"].update(evil=1), "unexpected keyword|evil"),
+        (lambda h, t: _estimator(h)["params"].update(n_clusters=-3), "n_clusters"),
+        (
+            lambda h, t: t["m.a.cluster_centers_"].__setitem__((1, 2), np.nan),
+            "cluster_centers_ contains NaN",
+        ),
+        (
+            lambda h, t: t.update({"m.a.cluster_centers_": np.zeros((3, 4))}),
+            "cluster_centers_ has shape",
+        ),
+        (lambda h, t: t.pop("m.a.cluster_centers_"), "missing tensor"),
+        (
+            lambda h, t: _estimator(h)["attrs"].update(n_features_in_={"$eval": "1"}),
+            "unknown value tag",
+        ),
+        (lambda h, t: h.update(feature_names=["a", "b"]), "names 2 features"),
+        (lambda h, t: h.update(config={"estimator": {}, "x": 1}), "one estimator"),
+    ],
+)
+def test_resigned_but_invalid_sklearn_content(tmp_path, kmeans, edit, match):
     path = wc.save(kmeans, tmp_path / "m.whyclust")
     resign(path, edit)
     with pytest.raises(ValueError, match=match):
@@ -327,3 +393,57 @@ def test_header_length_is_never_mistaken_for_a_pickle(tmp_path):
                 break
         assert path.read_bytes()[0] == wanted
         assert wc.load(path).n_features == 4
+
+
+# --- one-way imports: io -> models through a table, models -> _fileformat ------------------
+
+
+def test_fileformat_imports_nothing_of_whyclust_at_module_level():
+    import ast
+
+    source = Path(io.__file__).with_name("_fileformat.py").read_text()
+    tree = ast.parse(source)
+    top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    names = [a.name for n in top if isinstance(n, ast.Import) for a in n.names]
+    names += [n.module for n in top if isinstance(n, ast.ImportFrom) and n.module]
+    assert not [m for m in names if m.startswith("whyclust")], names
+
+
+def test_io_imports_no_model_module_when_loading_sklearn_files(tmp_path, kmeans):
+    import subprocess
+    import sys
+
+    path = wc.save(kmeans, tmp_path / "k.whyclust")
+    code = (
+        "import sys, whyclust as wc\n"
+        f"wc.load({str(path)!r})\n"
+        "bad = [m for m in ('torch', 'whyclust.models', 'whyclust.networks') if m in sys.modules]\n"
+        "print(bad)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_model_module_protocol(tmp_path, monkeypatch):
+    """A model module listed in MODEL_MODULES is written and read by its to_file / from_file."""
+    import sys
+    import types
+
+    module = types.ModuleType("whyclust.models._fake")
+
+    class Fake:
+        def __init__(self, w):
+            self.w = w
+
+    Fake.__module__ = module.__name__
+    module.Fake = Fake
+    module.to_file = lambda m: ({"w": m.w}, {"note": "fake"})
+    module.from_file = lambda t, c: Fake(t["w"]) if c == {"note": "fake"} else None
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setitem(io.MODEL_MODULES, "fake", "whyclust.models._fake:Fake")
+    back = wc.load(wc.save(Fake(np.arange(3.0)), tmp_path / "f.whyclust"))
+    assert isinstance(back, Fake)
+    np.testing.assert_array_equal(back.w, np.arange(3.0))
+    header, _ = io.read_model_file(tmp_path / "f.whyclust")
+    assert header["kind"] == "fake" and header["config"] == {"note": "fake"}

@@ -82,11 +82,16 @@ def test_npy_with_pickled_objects_is_refused(tmp_path):
         ("empty.csv", "", ValueError, "is empty"),
         ("blank.csv", "\n\n", ValueError, "empty"),
         ("header.csv", "a,b\n", ValueError, "header but no rows"),
-        ("long.csv", "a,b\n1,2\n3,4,5,6\n", ValueError, "not a well-formed table"),
-        ("short.csv", "a,b,c\n1,2,3\n4,5\n", ValueError, r"missing.*data row 2.*'c'.*ragged"),
+        ("long.csv", "a,b\n1,2\n3,4,5,6\n", ValueError, r"line 3 has 4 fields but the header"),
+        ("short.csv", "a,b,c\n1,2,3\n4,5\n", ValueError, r"line 3 has 2 fields .* has 3"),
         ("text.csv", "a,b\n1,x\n2,y\n", TypeError, "non-numeric columns: b"),
-        ("nan.csv", "a,b\n1,2\nnan,3\n", ValueError, r"NaN value in data row 2, column 'a'"),
-        ("inf.csv", "a,b\n1,2\n3,inf\n", ValueError, "infinite value in data row 2"),
+        (
+            "nan.csv",
+            "a,b\n1,2\nnan,3\n",
+            ValueError,
+            r"missing value \(empty or NaN\) in line 3, column 'a'",
+        ),
+        ("inf.csv", "a,b\n1,2\n3,inf\n", ValueError, "infinite value in line 3, column 'b'"),
         ("only_label.csv", "y\n1\n2\n", ValueError, "no feature columns"),
         ("data.xlsx", "a,b\n1,2\n", ValueError, "unsupported file type '.xlsx'"),
         ("bin.csv", "\x00\x01\x02", ValueError, "csv"),
@@ -194,6 +199,7 @@ _junk_text = st.text(
 )
 
 
+@pytest.mark.filterwarnings("ignore:.*(Latin-1|hold no value|ends with a delimiter|row index)")
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(content=st.one_of(st.binary(max_size=80), _junk_text.map(str.encode)))
 def test_junk_gives_value_or_type_error_only(tmp_path, content):
@@ -204,3 +210,24 @@ def test_junk_gives_value_or_type_error_only(tmp_path, content):
     except (ValueError, TypeError):
         return
     assert X.ndim == 2 and X.shape[0] >= 1 and np.isfinite(X).all()
+
+
+def test_pandas_index_column_is_announced_and_left_out(tmp_path):
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [4.0, 5.0, 6.0]})
+    frame.to_csv(tmp_path / "i.csv")  # with pandas' unnamed index column
+    with pytest.warns(UserWarning, match="row index written by pandas"):
+        X, _, names = read_data(tmp_path / "i.csv")
+    assert names == ["a", "b"]
+    np.testing.assert_array_equal(X, frame.to_numpy())
+
+
+def test_drop_sep_and_missing_options(tmp_path):
+    path = write(tmp_path, "d.csv", "id;a;b\n1;1,5;7\n2;2;3\n")
+    X, _, names = read_data(path, drop=["id"], sep=";")
+    assert names == ["a", "b"]
+    np.testing.assert_array_equal(X, [[1.5, 7.0], [2.0, 3.0]])  # decimal comma
+    path = write(tmp_path, "q.csv", "id,a,b\n1,1,?\n2,2,3\n")
+    with pytest.raises(ValueError, match=r"missing value .* line 2, column 'b'"):
+        read_data(path, drop=["id"], missing=("", "?"))
+    with pytest.raises(ValueError, match=r"line 2, column 'b': '\?' is not a number"):
+        read_data(path, drop=["id"])

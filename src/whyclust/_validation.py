@@ -15,6 +15,7 @@ __all__ = [
     "check_n_clusters",
     "check_targets",
     "feature_names_of",
+    "frame_values",
     "resolve_dtype",
 ]
 
@@ -30,6 +31,28 @@ def feature_names_of(X: Any) -> list[str] | None:
     if columns is None:
         return None
     return [str(c) for c in columns]
+
+
+def frame_values(frame: Any, *, name: str = "X") -> np.ndarray:
+    """The values of a numeric DataFrame as a writeable numpy array.
+
+    ``TypeError`` names non-numeric columns. pandas may hand out a read-only view of its
+    data (copy-on-write); such a view is copied, so that no later step (torch's
+    ``from_numpy``) warns about, or writes into, the caller's frame.
+    """
+    bad = [
+        str(c) for c, t in zip(frame.columns, frame.dtypes, strict=True) if not _is_numeric_dtype(t)
+    ]
+    if bad:
+        raise TypeError(
+            f"{name} has non-numeric columns: {', '.join(bad[:5])}"
+            + (" ..." if len(bad) > 5 else "")
+            + "; encode or drop them before clustering"
+        )
+    arr = frame.to_numpy()
+    if isinstance(arr, np.ndarray) and not arr.flags.writeable:
+        arr = arr.copy()
+    return arr
 
 
 def as_float_array(
@@ -49,14 +72,7 @@ def as_float_array(
     shapes, too few samples, a wrong number of features and NaN / inf.
     """
     if hasattr(X, "dtypes") and hasattr(X, "columns"):  # pandas DataFrame
-        bad = [str(c) for c, t in zip(X.columns, X.dtypes, strict=True) if not _is_numeric_dtype(t)]
-        if bad:
-            raise TypeError(
-                f"{name} has non-numeric columns: {', '.join(bad[:5])}"
-                + (" ..." if len(bad) > 5 else "")
-                + "; encode or drop them before clustering"
-            )
-        X = X.to_numpy()
+        X = frame_values(X, name=name)
     elif hasattr(X, "detach") and hasattr(X, "cpu"):  # torch tensor
         X = X.detach().cpu().numpy()
     try:

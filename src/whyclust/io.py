@@ -1,17 +1,28 @@
 """Safe model files: one safetensors file whose header carries a JSON description.
 
 No pickle anywhere: tensors are read by safetensors (a length-prefixed JSON header plus raw
-buffers) and the model is rebuilt from the JSON config by code registered here; nothing in
-a file can name a class or function to import. Model modules register their own
-(dump, restore) pair with :func:`register_format`. The header records a format version and
-a SHA-256 of every tensor, so truncated, edited or bit-flipped files are refused.
+buffers) and the model is rebuilt from the JSON config by code of this package; nothing in
+a file can name a class or function to import. The header records a format version and a
+SHA-256 of every tensor, so truncated, edited or bit-flipped files are refused.
+
+Which code writes and reads which model is fixed here, in one table:
+
+- scikit-learn estimators (``kind="sklearn"``): KMeans, MiniBatchKMeans, BisectingKMeans,
+  GaussianMixture and Pipelines of scalers, PCA / TruncatedSVD, SimpleImputer,
+  OneHotEncoder and ColumnTransformer ending in any clusterer here (see
+  :mod:`whyclust._sklearn_io`), ``feature_names_in_`` included;
+- whyclust's own models, by :data:`MODEL_MODULES`: ``kind -> "module:Class"``; the module
+  exposes ``to_file(model) -> (tensors, config)`` and ``from_file(tensors, config)`` and
+  imports :mod:`whyclust._fileformat`, never this module;
+- the torch views ``kmeans-network`` and ``encoded-network``;
+- kinds added with :func:`register_format` (for code outside whyclust).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
-import math
 import os
 import sys
 import tempfile
@@ -22,10 +33,22 @@ from typing import Any
 
 import numpy as np
 
+from whyclust._fileformat import (
+    apply_feature_names,
+    build_module,
+    describe_module,
+    feature_names_in,
+    finite_array,
+)
+
 __all__ = [
     "FORMAT_VERSION",
+    "MODEL_MODULES",
     "atomic_path",
+    "build_module",
+    "describe_module",
     "dump_model",
+    "finite_array",
     "load",
     "read_model_file",
     "register_format",
@@ -36,6 +59,12 @@ __all__ = [
 FORMAT_VERSION = 1
 _MAGIC_KEY = "whyclust"
 _MAX_HEADER_BYTES = 64 << 20  # a model description is small; refuse absurd headers early
+
+# whyclust's models: kind -> "module:Class"; the module defines to_file / from_file
+MODEL_MODULES: dict[str, str] = {
+    "tell": "whyclust.models.tell:TELL",
+    "kernel-kmeans": "whyclust.models.kernel_kmeans:KernelKMeans",
+}
 
 Dump = Callable[[Any], tuple[dict[str, np.ndarray], dict[str, Any]]]
 Restore = Callable[[dict[str, np.ndarray], dict[str, Any]], Any]
@@ -53,22 +82,56 @@ _FORMATS: dict[str, _Format] = {}
 
 
 def register_format(kind: str, matches: type | Callable[[Any], bool], dump: Dump, restore: Restore):
-    """Teach :func:`save` / :func:`load` a model type.
+    """Teach :func:`save` / :func:`load` a model type defined outside whyclust.
 
     ``dump(model) -> (tensors, config)`` with numpy arrays and a JSON-serialisable dict;
     ``restore(tensors, config) -> model``. Later registrations are tried first. ``restore``
-    should raise ``ValueError`` / ``KeyError`` / ``TypeError`` on inconsistent input.
+    should raise ``ValueError`` / ``KeyError`` / ``TypeError`` on inconsistent input. The
+    kinds of :data:`MODEL_MODULES` and the built-in kinds cannot be replaced.
     """
     test = (lambda m: isinstance(m, matches)) if isinstance(matches, type) else matches
     _FORMATS.pop(kind, None)  # re-registering moves the kind to the front
     _FORMATS[kind] = _Format(kind, test, dump, restore)
 
 
+def _model_module(kind: str) -> tuple[Any, type]:
+    module_name, cls_name = MODEL_MODULES[kind].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        raise ValueError(
+            f"model kind {kind!r} is not available ({module_name} is missing)"
+        ) from None
+    return module, getattr(module, cls_name)
+
+
+def _model_codec(kind: str) -> tuple[type, Dump, Restore]:
+    module, cls = _model_module(kind)
+    to_file, from_file = getattr(module, "to_file", None), getattr(module, "from_file", None)
+    if to_file is None or from_file is None:
+        # model modules written before the to_file / from_file protocol registered their
+        # (dump, restore) pair with register_format when imported
+        fmt = _FORMATS.get(kind)
+        if fmt is None:
+            raise TypeError(f"{module.__name__} defines no to_file / from_file")
+        to_file, from_file = fmt.dump, fmt.restore
+    return cls, to_file, from_file
+
+
 def _format_for(model: Any) -> _Format:
-    if type(model).__module__.startswith("whyclust."):  # others need no model module (torch)
-        _load_model_modules()
+    from whyclust import _sklearn_io
+
+    if _sklearn_io.is_sklearn_estimator(model):
+        return _Format("sklearn", _sklearn_io.is_sklearn_estimator, _dump_sklearn, _restore_sklearn)
+    if type(model).__module__.startswith("whyclust.models"):
+        for kind in MODEL_MODULES:
+            cls, dump, restore = _model_codec(kind)
+            if isinstance(model, cls):
+                return _Format(kind, lambda m, c=cls: isinstance(m, c), dump, restore)
     for fmt in reversed(list(_FORMATS.values())):
-        if fmt.matches(model):
+        if fmt.kind not in MODEL_MODULES and fmt.matches(model):
             return fmt
     raise TypeError(f"cannot save a {type(model).__name__}: no whyclust file format for it")
 
@@ -115,14 +178,17 @@ def dump_model(model: Any) -> tuple[str, dict[str, np.ndarray], dict[str, Any]]:
 
 
 def restore_model(kind: Any, tensors: dict[str, np.ndarray], config: Any) -> Any:
-    """Rebuild a model of a registered ``kind`` (the inverse of :func:`dump_model`)."""
-    if not (isinstance(kind, str) and kind in _FORMATS):  # built-ins need no model module
-        _load_model_modules()
-    fmt = _FORMATS.get(kind) if isinstance(kind, str) else None
-    if fmt is None:
-        raise ValueError(f"unknown model kind {kind!r} (known: {', '.join(sorted(_FORMATS))})")
+    """Rebuild a model of a known ``kind`` (the inverse of :func:`dump_model`)."""
     if not isinstance(config, dict):
         raise ValueError("model config must be a JSON object")
+    if kind == "sklearn":
+        return _restore_sklearn(tensors, config)
+    if isinstance(kind, str) and kind in MODEL_MODULES:
+        return _model_codec(kind)[2](tensors, config)
+    fmt = _FORMATS.get(kind) if isinstance(kind, str) else None
+    if fmt is None:
+        known = sorted({"sklearn", *MODEL_MODULES, *_FORMATS})
+        raise ValueError(f"unknown model kind {kind!r} (known: {', '.join(known)})")
     return fmt.restore(tensors, config)
 
 
@@ -139,6 +205,9 @@ def save(model: Any, path: str | os.PathLike) -> Path:
     if not arrays:  # safetensors needs no tensors, but keep files uniform
         arrays = {"__empty__": np.zeros(0, dtype=np.float32)}
     header = {"format_version": FORMAT_VERSION, "kind": kind, "config": config}
+    names = feature_names_in(model)
+    if names is not None:  # kept for every kind, whatever its own config records
+        header["feature_names"] = names
     try:
         header["sha256"] = _digest(header, arrays)
         text = json.dumps(header, sort_keys=True, allow_nan=False)
@@ -160,7 +229,8 @@ def load(path: str | os.PathLike) -> Any:
     """
     header, tensors = read_model_file(path)
     try:
-        return restore_model(header.get("kind"), tensors, header.get("config", {}))
+        model = restore_model(header.get("kind"), tensors, header.get("config", {}))
+        return apply_feature_names(model, header.get("feature_names"))
     except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
         detail = " ".join(str(exc).split())  # torch's messages span several lines
         raise ValueError(f"{path}: model file is inconsistent ({detail})") from None
@@ -244,61 +314,33 @@ def _digest(header: dict[str, Any], tensors: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def _load_model_modules() -> None:
-    import whyclust.models  # noqa: F401  (registers model formats)
-
-
-# --- helpers for restore functions ---------------------------------------------------------
-
-
-def finite_array(tensors: dict[str, np.ndarray], key: str, ndim: int | None = None) -> np.ndarray:
-    """A tensor from the file that must exist, be floating point, finite and of rank ``ndim``."""
-    if key not in tensors:
-        raise KeyError(f"missing tensor {key!r}")
-    arr = np.asarray(tensors[key])
-    if not np.issubdtype(arr.dtype, np.floating):
-        raise ValueError(f"tensor {key!r} must be floating point, got {arr.dtype}")
-    if ndim is not None and arr.ndim != ndim:
-        raise ValueError(f"tensor {key!r} must be {ndim}-D, got shape {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"tensor {key!r} contains NaN or infinite values")
-    return arr
-
-
 # --- built-in formats -------------------------------------------------------------------
 
 
-def _is_sklearn_kmeans(model: Any) -> bool:
-    try:
-        from sklearn.cluster import KMeans, MiniBatchKMeans
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(model, (KMeans, MiniBatchKMeans))
+def _no_dump(model: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    raise TypeError("this kind is read-only")
 
 
-def _dump_sklearn_kmeans(model: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def _dump_sklearn(model: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     from sklearn.utils.validation import check_is_fitted
 
-    check_is_fitted(model, "cluster_centers_")
-    params = {
-        k: v
-        for k, v in model.get_params().items()
-        if isinstance(v, (int, float, str, bool, type(None)))
-        and not (isinstance(v, float) and not math.isfinite(v))
-    }
-    inertia = float(getattr(model, "inertia_", float("nan")))
-    config = {
-        "class": type(model).__name__,
-        "params": params,
-        "n_iter": int(getattr(model, "n_iter_", 0)),
-        "inertia": inertia if math.isfinite(inertia) else None,
-    }
-    tensors = {"cluster_centers": np.asarray(model.cluster_centers_)}
-    if getattr(model, "labels_", None) is not None:
-        tensors["labels"] = np.asarray(model.labels_, dtype=np.int64)
-    return tensors, config
+    from whyclust._sklearn_io import encode_estimator
+
+    check_is_fitted(model)
+    tensors: dict[str, np.ndarray] = {}
+    spec = encode_estimator(model, tensors, "m", dump_model)
+    return tensors, {"estimator": spec}
 
 
+def _restore_sklearn(tensors: dict[str, np.ndarray], config: dict[str, Any]) -> Any:
+    from whyclust._sklearn_io import decode_estimator
+
+    if set(config) != {"estimator"}:
+        raise ValueError("an sklearn model config holds one estimator description")
+    return decode_estimator(config["estimator"], tensors, restore_model)
+
+
+# files written before the "sklearn" kind: KMeans / MiniBatchKMeans centres and labels only
 def _restore_sklearn_kmeans(tensors: dict[str, np.ndarray], config: dict[str, Any]) -> Any:
     from sklearn.cluster import KMeans, MiniBatchKMeans
 
@@ -395,127 +437,9 @@ def _restore_encoded_network(tensors: dict[str, np.ndarray], config: dict[str, A
     return EncodedClusterNetwork(encoder, head, n_features).eval()
 
 
-# --- torch modules by description: a whitelist of layer types and their arguments ----------
-
-# layer name -> constructor arguments recorded (all plain ints / floats / bools / tuples)
-_LAYER_ARGS: dict[str, tuple[str, ...]] = {
-    "Linear": ("in_features", "out_features", "bias"),
-    "Conv1d": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation",
-               "groups", "bias", "padding_mode"),
-    "Conv2d": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation",
-               "groups", "bias", "padding_mode"),
-    "BatchNorm1d": ("num_features", "eps", "momentum", "affine", "track_running_stats"),
-    "BatchNorm2d": ("num_features", "eps", "momentum", "affine", "track_running_stats"),
-    "LayerNorm": ("normalized_shape", "eps", "elementwise_affine"),
-    "ReLU": (),
-    "Sigmoid": (),
-    "Tanh": (),
-    "Identity": (),
-    "GELU": (),
-    "Softplus": ("beta", "threshold"),
-    "LeakyReLU": ("negative_slope",),
-    "ELU": ("alpha",),
-    "Dropout": ("p",),
-    "Flatten": ("start_dim", "end_dim"),
-    "Unflatten": ("dim", "unflattened_size"),
-    "MaxPool2d": ("kernel_size", "stride", "padding", "dilation"),
-    "AvgPool2d": ("kernel_size", "stride", "padding"),
-    "AdaptiveAvgPool2d": ("output_size",),
-    "L2Normalize": ("eps",),
-}  # fmt: skip
-_CONTAINERS = ("Sequential",)
-
-
-def _layer_class(name: str) -> type:
-    from torch import nn
-
-    from whyclust.networks.base import L2Normalize
-
-    return L2Normalize if name == "L2Normalize" else getattr(nn, name)
-
-
-def describe_module(module: Any) -> dict[str, Any]:
-    """JSON description of a torch module built only from whitelisted layer types.
-
-    ``nn.Sequential`` nests; anything else raises ``TypeError`` naming the layer, since a
-    file must never name code to run.
-    """
-    name = type(module).__name__
-    if name in _CONTAINERS and type(module) is _layer_class_safe(name):
-        return {"type": name, "children": [describe_module(m) for m in module]}
-    if name not in _LAYER_ARGS or type(module) is not _layer_class(name):
-        raise TypeError(
-            f"cannot save an encoder containing {name}: whyclust files describe encoders "
-            "built from standard layers (nn.Sequential of Linear, Conv2d, BatchNorm, "
-            "activations, pooling, Flatten); save its weights with torch instead"
-        )
-    args = {}
-    for arg in _LAYER_ARGS[name]:
-        value = getattr(module, arg)
-        if arg in {"bias", "affine"} and not isinstance(value, bool):
-            value = value is not None  # Linear / Conv store the bias tensor itself
-        elif arg == "elementwise_affine":
-            value = bool(value)
-        args[arg] = list(value) if isinstance(value, tuple) else value
-    return {"type": name, "args": args}
-
-
-def _layer_class_safe(name: str) -> type:
-    from torch import nn
-
-    return getattr(nn, name)
-
-
-def build_module(spec: Any, state: dict[str, np.ndarray]) -> Any:
-    """Inverse of :func:`describe_module`: the module with its weights from ``state``.
-
-    Layers are created on torch's meta device and their tensors assigned from the file, so a
-    description with absurd sizes allocates nothing; shapes must match exactly.
-    """
-    import torch
-
-    with torch.device("meta"):
-        module = _build(spec, depth=0)
-    tensors = {k: torch.from_numpy(np.array(v)) for k, v in state.items()}
-    module.load_state_dict(tensors, strict=True, assign=True)
-    for key, t in [*module.named_parameters(), *module.named_buffers()]:
-        if t.is_meta:
-            raise ValueError(f"encoder tensor {key!r} is missing from the file")
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise ValueError(f"encoder tensor {key!r} contains NaN or infinite values")
-    return module.eval()
-
-
-def _build(spec: Any, depth: int) -> Any:
-    from torch import nn
-
-    if not isinstance(spec, dict) or depth > 32:
-        raise ValueError("encoder description must be nested JSON objects")
-    name = spec.get("type")
-    if name in _CONTAINERS:
-        children = spec.get("children")
-        if not isinstance(children, list):
-            raise ValueError(f"{name} needs a list of children")
-        return nn.Sequential(*[_build(c, depth + 1) for c in children])
-    if name not in _LAYER_ARGS:
-        raise ValueError(f"layer type {name!r} is not allowed in a whyclust file")
-    args = spec.get("args", {})
-    if not isinstance(args, dict) or set(args) - set(_LAYER_ARGS[name]):
-        raise ValueError(f"bad arguments for {name}: {args!r}")
-    clean = {}
-    for key, value in args.items():
-        ok = (
-            value is None
-            or isinstance(value, (bool, int, float, str))
-            or (isinstance(value, list) and all(isinstance(v, (int, float)) for v in value))
-        )
-        if not ok:
-            raise ValueError(f"bad value for {name}.{key}: {value!r}")
-        clean[key] = tuple(value) if isinstance(value, list) else value
-    return _layer_class(name)(**clean)
-
-
-register_format("sklearn-kmeans", _is_sklearn_kmeans, _dump_sklearn_kmeans, _restore_sklearn_kmeans)
+_FORMATS["sklearn-kmeans"] = _Format(
+    "sklearn-kmeans", lambda m: False, _no_dump, _restore_sklearn_kmeans
+)
 register_format("kmeans-network", _is_kmeans_network, _dump_kmeans_network, _restore_kmeans_network)
 register_format(
     "encoded-network", _is_encoded_network, _dump_encoded_network, _restore_encoded_network

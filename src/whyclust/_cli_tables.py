@@ -1,0 +1,230 @@
+"""Tables for the command line: reading DATA, the stored preparation, the model's input.
+
+Kept apart from :mod:`whyclust.cli` (the click commands) so that each stays readable; it
+imports nothing heavy at module level.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
+
+
+def split_list(value: str | None) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+def is_table(path: str) -> bool:
+    return Path(path).suffix.lower() in TABLE_SUFFIXES and not Path(path).is_dir()
+
+
+def read_any(path, label_column, quiet, drop=None, sep=None, na_values=None, categorical=()):
+    """``(frame, None, y)`` for a table (strictly parsed, notes printed), else ``(None, X, y)``."""
+    from whyclust import datasets
+
+    if not is_table(path):
+        if drop or sep or na_values:
+            raise ValueError("--drop, --sep and --na-values apply to CSV and Parquet files")
+        X, y, _ = datasets.read_data(path, label_column=label_column, progress=not quiet)
+        return None, X, y
+    from whyclust._csv import MISSING
+
+    frame, y, notes = datasets.read_frame(
+        path,
+        label_column=label_column,
+        drop=split_list(drop),
+        sep=sep,
+        missing=(*MISSING, *split_list(na_values)),
+        categorical=categorical,
+    )
+    for note in notes:
+        if not quiet:
+            click.echo(f"note: {note}", err=True)
+    return frame, None, y
+
+
+def text_columns(frame) -> list[str]:
+    from whyclust.datasets import _numeric_dtype
+
+    return [
+        str(c) for c, t in zip(frame.columns, frame.dtypes, strict=True) if not _numeric_dtype(t)
+    ]
+
+
+def refuse_text_columns(frame, path: str, hint: str) -> None:
+    text = text_columns(frame)
+    if text:
+        shown = ", ".join(text[:5]) + (" ..." if len(text) > 5 else "")
+        raise TypeError(f"{Path(path).name} has non-numeric columns: {shown} ({hint})")
+
+
+def scaler(name: str):
+    from sklearn import preprocessing
+
+    return {
+        "standard": preprocessing.StandardScaler,
+        "robust": preprocessing.RobustScaler,
+        "minmax": preprocessing.MinMaxScaler,
+    }[name]()
+
+
+def table_pipeline(frame, est, scale: str, impute: str, categorical: str | None, data: str):
+    """Pipeline(ColumnTransformer(numeric: impute + scale, text: one-hot), clusterer)."""
+    import numpy as np
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    from whyclust.datasets import check_table_finite
+
+    text = text_columns(frame)
+    if text and categorical is None:
+        refuse_text_columns(
+            frame,
+            data,
+            hint="one-hot encode them with --categorical auto, leave them out with --drop, "
+            "or name the label column with --label-column",
+        )
+    if categorical not in (None, "auto"):
+        unnamed = [c for c in text if c not in set(split_list(categorical))]
+        if unnamed:
+            raise TypeError(
+                f"{Path(data).name} has non-numeric columns not named by --categorical: "
+                f"{', '.join(unnamed[:5])} (add them, use --categorical auto, or --drop them)"
+            )
+    numeric = [str(c) for c in frame.columns if str(c) not in set(text)]
+    if numeric:
+        values = frame[numeric].to_numpy(dtype=np.float64)
+        if impute == "none":
+            check_table_finite(values, frame[numeric], Path(data).name, hint=" (use --impute)")
+        else:  # missing cells are filled; infinite ones never are
+            check_table_finite(
+                np.where(np.isnan(values), 0.0, values), frame[numeric], Path(data).name
+            )
+            empty = [c for c in numeric if frame[c].isna().all()]
+            if empty:
+                raise ValueError(
+                    f"{Path(data).name}: column {empty[0]!r} has no value to impute from"
+                )
+    parts: list[tuple[str, Any, list[str]]] = []
+    steps: list[tuple[str, Any]] = []
+    if impute != "none":
+        from sklearn.impute import SimpleImputer
+
+        steps.append(("impute", SimpleImputer(strategy=impute)))
+    if scale != "none":
+        steps.append(("scale", scaler(scale)))
+    if numeric:
+        parts.append(("numeric", Pipeline(steps) if steps else "passthrough", numeric))
+    if text:
+        from sklearn.preprocessing import OneHotEncoder
+
+        encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+        parts.append(("categorical", encoder, text))
+    note = f"{scale} scaling" if scale != "none" else "no scaling"
+    if impute != "none":
+        note += f", {impute} imputation"
+    if text:
+        note += f", {len(text)} one-hot encoded"
+    if not steps and not text:
+        return NamedFit(est), note  # nothing to prepare: the bare clusterer, fitted by name
+    prepare = ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
+    return Pipeline([("prepare", prepare), ("cluster", est)]), note
+
+
+class NamedFit:
+    """Fit a bare clusterer on a numeric frame and make sure it records the column names."""
+
+    def __init__(self, est: Any) -> None:
+        self.est = est
+        self.steps = None
+
+    def fit(self, frame):
+        self.est.fit(frame)
+        if getattr(self.est, "feature_names_in_", None) is None:  # e.g. KernelKMeans
+            import numpy as np
+
+            self.est.feature_names_in_ = np.asarray([str(c) for c in frame.columns], dtype=object)
+        return self.est
+
+
+def timed_fit(est, X, quiet: bool):
+    last = last_step(est)
+    params = last.get_params() if hasattr(last, "get_params") else {}
+    own = type(last).__module__.startswith("whyclust")  # scikit-learn's verbose is noisy
+    if own and "verbose" in params and not quiet:
+        last.set_params(verbose=1 if isinstance(params["verbose"], int) else True)
+    start = time.perf_counter()
+    fitted = est.fit(X)
+    return fitted, time.perf_counter() - start
+
+
+def last_step(model: Any) -> Any:
+    if isinstance(model, NamedFit):
+        return model.est
+    steps = getattr(model, "steps", None)
+    return steps[-1][1] if isinstance(steps, list) and steps else model
+
+
+def is_pipeline(model: Any) -> bool:
+    return isinstance(getattr(model, "steps", None), list)
+
+
+def model_input(est, data, model_path, label_column, quiet, drop, sep, na_values):
+    """``(X, names, y)``: the raw table for a Pipeline, numbers otherwise, and the labels.
+
+    Column names are checked against the model's fitted names first (missing, extra or
+    reordered columns are an error), and for arrays the number of features.
+    """
+    from whyclust._features import check_feature_names
+
+    frame, X, y = read_any(data, label_column, quiet, drop, sep, na_values)
+    if frame is None:
+        check_n_features(est, X, data, model_path)
+        return X, None, y
+    names = [str(c) for c in frame.columns]
+    try:
+        check_feature_names(est, frame)
+    except ValueError as exc:
+        raise ValueError(f"{Path(data).name} does not fit {model_path}: {exc}") from None
+    if is_pipeline(est):
+        return frame, names, y
+    from whyclust._validation import as_float_array
+    from whyclust.datasets import check_table_finite
+
+    refuse_text_columns(frame, data, hint="--drop them")
+    X = as_float_array(frame, name=Path(data).name, allow_nan=True)
+    check_table_finite(X, frame, Path(data).name)
+    check_n_features(est, X, data, model_path)
+    if getattr(est, "feature_names_in_", None) is not None:
+        return frame, names, y  # names reach wc.explain, which checks them again
+    return X, names, y
+
+
+def check_n_features(est, X, data: str, model_path: str) -> None:
+    d = 1
+    for s in X.shape[1:]:
+        d *= int(s)
+    expected = getattr(est, "n_features_in_", None)
+    if expected is None:
+        expected = getattr(est, "n_features", None)
+    if isinstance(expected, int) and d != expected:
+        raise ValueError(
+            f"{data} has {d} features, but the model in {model_path} expects {expected}"
+        )
+
+
+def model_n_clusters(model: Any, expl=None) -> int:
+    last = last_step(model)
+    centers = getattr(last, "cluster_centers_", None)
+    if centers is not None:
+        return int(centers.shape[0])
+    for attr in ("n_clusters", "n_components"):
+        value = getattr(last, attr, None)
+        if isinstance(value, int):
+            return value
+    return int(expl.cluster.max()) + 1 if expl is not None and expl.n_samples else 0

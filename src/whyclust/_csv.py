@@ -1,0 +1,294 @@
+"""CSV / TSV tables read strictly: every guess is either safe and announced, or refused.
+
+Rules (each refusal is a ``ValueError`` naming the file, the line and the column):
+
+- encoding: UTF-8 with or without a byte-order mark, UTF-16 with one; anything else is
+  read as Latin-1 (every byte is a character there), with a note;
+- lines starting with ``#`` and blank lines are skipped; the delimiter is ``sep``, or an
+  Excel ``sep=;`` first line, or else whichever of tab, ``;``, ``,`` and ``|`` splits
+  every sampled line into the same number (at least 2) of fields; ``;`` tables may use
+  decimal commas;
+- the header is the first line unless that line is made only of numbers (then the columns
+  are ``x0, x1, ...``); names must be unique and non-empty;
+- a row with more fields than the header is refused (a metadata first line, or columns
+  shifted into an index), as is a row with fewer; one trailing delimiter on every data row
+  is dropped with a note; a first line starting with the number of rows and another
+  integer (scikit-learn's ``n_samples, n_features, class names`` line) is refused;
+- a leading unnamed column holding 0, 1, ..., n-1 (pandas' ``to_csv`` index) is dropped
+  with a note; other unnamed columns are refused; columns with no value at all are dropped
+  with a note;
+- a column is numeric if all its non-missing cells are numbers; a column with no number at
+  all is categorical (text); a mix is refused at its first non-number.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["MISSING", "Table", "read_table"]
+
+MISSING = ("", "NA", "N/A", "NaN", "nan", "NULL", "null", "None")
+_CANDIDATES = ("\t", ";", ",", "|")
+_SAMPLE_LINES = 50
+_DECIMAL_COMMA = re.compile(r"^[+-]?(\d+(,\d*)?|,\d+)([eE][+-]?\d+)?$")
+_SEP_NAMES = {"\t": "tab", ";": "';'", ",": "','", "|": "'|'"}
+
+
+@dataclass
+class Table:
+    """A parsed table: column names, one array per column, and notes on what was guessed."""
+
+    names: list[str]
+    columns: list[np.ndarray]  # float64 (NaN = missing) or object (str, None = missing)
+    lines: np.ndarray  # file line of every row (1-based), for messages
+    notes: list[str] = field(default_factory=list)
+    sep: str = ","
+
+    def frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(dict(zip(self.names, self.columns, strict=True)), copy=False)
+
+
+def read_table(
+    path: str | Path,
+    *,
+    sep: str | None = None,
+    missing: tuple[str, ...] = MISSING,
+    text_columns: tuple[str, ...] = (),
+) -> Table:
+    """Parse a delimited text file by the rules above. ``text_columns`` stay categorical."""
+    path = Path(path)
+    text, notes = _decode(path)
+    lines, numbers = _content_lines(text)
+    if not lines:
+        raise ValueError(f"{path.name} has no rows (only comments or blank lines)")
+    excel = re.fullmatch(r"\s*sep=(.)\s*", lines[0])
+    if excel:  # Excel's "sep=;" first line names the delimiter
+        notes.append(f"{path.name}: line {numbers[0]} says the delimiter is {excel.group(1)!r}")
+        sep = sep or excel.group(1)
+        lines, numbers = lines[1:], numbers[1:]
+        if not lines:
+            raise ValueError(f"{path.name} has no rows")
+    if sep is None:
+        sep = _sniff(lines, path)
+    elif sep in ("\\t", "tab"):
+        sep = "\t"
+    if len(sep) != 1 or sep in "\"'\r\n":
+        raise ValueError(f"the delimiter must be one character, got {sep!r}")
+    rows, row_lines = _split(lines, numbers, sep, path)
+    header_is_data = all(_is_number(c) for c in rows[0]) and any(c.strip() for c in rows[0])
+    if header_is_data:
+        names = [f"x{i}" for i in range(len(rows[0]))]
+        body, body_lines = rows, row_lines
+    else:
+        names = [c.strip() for c in rows[0]]
+        body, body_lines = rows[1:], row_lines[1:]
+    if not body:
+        raise ValueError(f"{path.name} has a header but no rows")
+    names, body = _check_widths(names, body, body_lines, header_is_data, path, notes)
+    if not header_is_data and _counts_rows(names, len(body)):
+        raise ValueError(
+            f"{path.name} line {row_lines[0]} is a metadata line, not column names: its first "
+            f"fields ({names[0]}, {names[1]}) count the rows and columns (scikit-learn's "
+            "bundled CSV layout); give the file a header of column names"
+        )
+    cells = np.array(body, dtype=object).reshape(len(body), len(names))
+    lines_arr = np.asarray(body_lines, dtype=np.int64)
+    names, cells = _drop_index_and_empty(names, cells, path, notes, set(missing))
+    _check_names(names, path)
+    missing_set = set(missing)
+    columns = [
+        _convert(cells[:, j], name, lines_arr, path, missing_set, sep, name in text_columns)
+        for j, name in enumerate(names)
+    ]
+    unknown = sorted(set(text_columns) - set(names))
+    if unknown:
+        raise ValueError(f"categorical column(s) not in {path.name}: {', '.join(unknown)}")
+    return Table(names, columns, lines_arr, notes, sep)
+
+
+def _decode(path: Path) -> tuple[str, list[str]]:
+    data = path.read_bytes()
+    if not data.strip():
+        raise ValueError(f"{path} is empty")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise ValueError(
+                f"{path.name} has a UTF-16 byte-order mark but is not UTF-16"
+            ) from None
+        notes = []
+    else:
+        try:
+            text = data.decode("utf-8-sig")  # strips a byte-order mark if there is one
+            notes = []
+        except UnicodeDecodeError as exc:
+            text = data.decode("latin-1")
+            line = data[: exc.start].count(b"\n") + 1
+            notes = [f"{path.name} is not UTF-8 (line {line}); read it as Latin-1"]
+    if "\x00" in text:
+        raise ValueError(f"{path.name} contains NUL bytes: a binary file, not a text table")
+    return text, notes
+
+
+def _content_lines(text: str) -> tuple[list[str], list[int]]:
+    """Lines that are not blank and not ``#`` comments, with their 1-based numbers."""
+    lines, numbers = [], []
+    for i, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            lines.append(line)
+            numbers.append(i)
+    return lines, numbers
+
+
+def _sniff(lines: list[str], path: Path) -> str:
+    sample = lines[:_SAMPLE_LINES]
+    for cand in _CANDIDATES:
+        try:
+            counts = {len(r) for r in csv.reader(sample, delimiter=cand, strict=True)}
+        except csv.Error:
+            continue
+        if len(counts) == 1 and counts.pop() >= 2:
+            return cand
+    # no delimiter splits every line alike: take the one the header uses most, and let
+    # the row checks name the line that does not fit
+    header = lines[0]
+    best = max(_CANDIDATES, key=lambda c: (header.count(c), c == ","))
+    return best if header.count(best) else ","
+
+
+def _split(lines: list[str], numbers: list[int], sep: str, path: Path):
+    rows: list[list[str]] = []
+    row_lines: list[int] = []
+    reader = csv.reader(lines, delimiter=sep, strict=True, skipinitialspace=False)
+    try:
+        consumed = 0
+        for row in reader:
+            row_lines.append(numbers[consumed])
+            consumed = reader.line_num
+            rows.append(row)
+    except csv.Error as exc:
+        where = numbers[min(reader.line_num, len(numbers)) - 1]
+        raise ValueError(f"{path.name} line {where}: {exc} (unbalanced quotes?)") from None
+    return rows, row_lines
+
+
+def _check_widths(names, body, body_lines, header_is_data, path, notes):
+    width = len(names)
+    widths = np.fromiter((len(r) for r in body), dtype=np.int64, count=len(body))
+    trailing = (
+        not header_is_data
+        and np.all(widths == width + 1)
+        and all(r[-1].strip() == "" for r in body)
+    )
+    if trailing:
+        notes.append(
+            f"{path.name}: every row ends with a delimiter; the empty last field is ignored"
+        )
+        body = [r[:-1] for r in body]
+        widths = widths - 1
+    bad = np.flatnonzero(widths != width)
+    if bad.size:
+        i = int(bad[0])
+        what = "header (the first line)" if not header_is_data else "first row"
+        hint = (  # already the first data row disagrees: the header is suspect
+            "; is the first line metadata rather than column names?"
+            if i == 0 and not header_is_data
+            else ""
+        )
+        raise ValueError(
+            f"{path.name} line {body_lines[i]} has {int(widths[i])} fields but the {what} has "
+            f"{width}{hint}"
+        )
+    return names, body
+
+
+def _counts_rows(names: list[str], n_rows: int) -> bool:
+    """Whether the header starts with the row count and another integer (n_samples, n_features)."""
+    if len(names) < 2 or not all(c.strip().isdigit() for c in names[:2]):
+        return False
+    return int(names[0]) == n_rows
+
+
+def _drop_index_and_empty(names, cells, path, notes, missing):
+    n = cells.shape[0]
+    if names and names[0] in ("", "Unnamed: 0"):
+        col = [c.strip() for c in cells[:, 0]]
+        if col == [str(i) for i in range(n)]:
+            notes.append(
+                f"{path.name}: the unnamed first column is the row index written by pandas "
+                "(0, 1, ..., n-1); it is not used as a feature"
+            )
+            names, cells = names[1:], cells[:, 1:]
+    empty = [j for j in range(len(names)) if all(str(c).strip() in missing for c in cells[:, j])]
+    if empty and len(empty) < len(names):
+        shown = ", ".join(repr(names[j]) if names[j] else f"#{j + 1}" for j in empty)
+        notes.append(f"{path.name}: column(s) {shown} hold no value and are ignored")
+        keep = [j for j in range(len(names)) if j not in set(empty)]
+        names, cells = [names[j] for j in keep], cells[:, keep]
+    return names, cells
+
+
+def _check_names(names: list[str], path: Path) -> None:
+    unnamed = [i + 1 for i, c in enumerate(names) if not c or c.startswith("Unnamed: ")]
+    if unnamed:
+        raise ValueError(
+            f"{path.name}: column {unnamed[0]} has no name (a pandas index? write the file "
+            "with index=False, or name the column in the header)"
+        )
+    seen: dict[str, int] = {}
+    for i, c in enumerate(names):
+        if c in seen:
+            raise ValueError(
+                f"{path.name}: column name {c!r} appears twice (columns {seen[c] + 1} and "
+                f"{i + 1}); column names must be unique"
+            )
+        seen[c] = i
+
+
+def _convert(col, name, lines, path, missing, sep, as_text) -> np.ndarray:
+    import pandas as pd
+
+    text = pd.Series(col, dtype=object).str.strip()
+    is_missing = text.isin(missing).to_numpy()
+    if as_text:
+        out = text.to_numpy(dtype=object).copy()
+        out[is_missing] = None
+        return out
+    values = pd.to_numeric(text.where(~is_missing), errors="coerce").to_numpy(dtype=np.float64)
+    failed = np.isnan(values) & ~is_missing & ~text.str.lower().isin(["nan"]).to_numpy()
+    if failed.any() and sep == ";":
+        present = text[~is_missing]
+        if present.str.match(_DECIMAL_COMMA).all():  # 1,5 in a ';' table
+            values = pd.to_numeric(
+                text.where(~is_missing).str.replace(",", ".", regex=False), errors="coerce"
+            ).to_numpy(dtype=np.float64)
+            failed = np.isnan(values) & ~is_missing
+    if not failed.any():
+        return values
+    if failed.sum() == (~is_missing).sum():  # no number at all: a text column
+        out = text.to_numpy(dtype=object).copy()
+        out[is_missing] = None
+        return out
+    i = int(np.flatnonzero(failed)[0])
+    raise ValueError(
+        f"{path.name} line {int(lines[i])}, column {name!r}: {text.iloc[i]!r} is not a number "
+        "(a marker of missing values? list it with --na-values / missing=; a text column? "
+        "name it with --categorical / categorical=)"
+    )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.strip())
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,142 @@
+"""Column names against a model's fitted names; DataFrames without warnings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.cluster import BisectingKMeans, KMeans, MiniBatchKMeans
+from sklearn.compose import ColumnTransformer
+from sklearn.mixture import GaussianMixture
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import whyclust as wc
+from whyclust._features import check_feature_names, data_feature_names, model_feature_names
+from whyclust._validation import as_float_array
+
+RNG = np.random.default_rng(0)
+COLUMNS = ["alcohol", "ash", "hue", "proline"]
+FRAME = pd.DataFrame(RNG.normal(size=(40, 4)) + np.repeat([[0], [5]], 20, axis=0), columns=COLUMNS)
+
+
+def _tell():
+    return wc.TELL(n_clusters=2, n_init=1, max_iter=3, random_state=0)
+
+
+MODELS = {
+    "kmeans": lambda: KMeans(2, n_init=2, random_state=0),
+    "minibatch": lambda: MiniBatchKMeans(2, n_init=2, random_state=0),
+    "bisecting": lambda: BisectingKMeans(2, random_state=0),
+    "gmm": lambda: GaussianMixture(2, random_state=0),
+    "pipeline": lambda: make_pipeline(StandardScaler(), KMeans(2, n_init=2, random_state=0)),
+    "column-pipeline": lambda: make_pipeline(
+        ColumnTransformer([("s", StandardScaler(), COLUMNS)]), KMeans(2, n_init=2)
+    ),
+    "tell": _tell,
+    "tell-pipeline": lambda: make_pipeline(StandardScaler(), _tell()),
+    "kernel-pipeline": lambda: make_pipeline(
+        StandardScaler(), wc.KernelKMeans(n_clusters=2, random_state=0)
+    ),
+}
+
+BAD = {
+    "reordered": (FRAME[COLUMNS[::-1]], r"in another order .*'proline'.*expected order"),
+    "missing": (FRAME[COLUMNS[:3]], r"missing 'proline'"),
+    "extra": (FRAME.assign(colour=1.0), r"unexpected 'colour'"),
+    "renamed": (FRAME.rename(columns={"ash": "Ash"}), r"missing 'ash'; unexpected 'Ash'"),
+    "repeated": (FRAME[[*COLUMNS, "hue"]], r"repeated 'hue'"),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def fitted(request):
+    model = MODELS[request.param]().fit(FRAME)
+    return request.param, model
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_mismatched_columns_are_refused(fitted, case):
+    _, model = fitted
+    frame, match = BAD[case]
+    with pytest.raises(ValueError, match=match):
+        check_feature_names(model, frame)
+
+
+def test_matching_frame_and_plain_array_pass(fitted):
+    _, model = fitted
+    check_feature_names(model, FRAME)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_feature_names(model, FRAME.to_numpy())  # no names: accepted, silently
+
+
+def test_names_survive_save_and_load_and_are_still_checked(fitted, tmp_path):
+    name, model = fitted
+    back = wc.load(wc.save(model, tmp_path / f"{name}.whyclust"))
+    assert model_feature_names(back) == COLUMNS
+    with pytest.raises(ValueError, match="in another order"):
+        check_feature_names(back, FRAME[COLUMNS[::-1]])
+
+
+def test_model_fitted_without_names_accepts_any_frame():
+    model = KMeans(2, n_init=2, random_state=0).fit(FRAME.to_numpy())
+    assert model_feature_names(model) is None
+    check_feature_names(model, FRAME[COLUMNS[::-1]])
+
+
+def test_non_string_columns_are_not_names():
+    frame = pd.DataFrame(FRAME.to_numpy())
+    assert data_feature_names(frame) is None
+    assert data_feature_names(FRAME.to_numpy()) is None
+    model = KMeans(2, n_init=2, random_state=0).fit(FRAME)
+    check_feature_names(model, frame)  # as scikit-learn: integer columns carry no names
+
+
+def test_many_names_are_abbreviated():
+    cols = [f"c{i}" for i in range(30)]
+    model = KMeans(2, n_init=1, random_state=0).fit(
+        pd.DataFrame(RNG.normal(size=(10, 30)), columns=cols)
+    )
+    with pytest.raises(ValueError, match=r"and 22 more moved"):
+        check_feature_names(model, pd.DataFrame(RNG.normal(size=(10, 30)), columns=cols[::-1]))
+
+
+# --- DataFrames without torch's "not writable" warning --------------------------------------
+
+
+@pytest.mark.parametrize("n_columns", [1, 3])
+def test_frame_values_are_writeable(n_columns):
+    frame = pd.DataFrame(
+        RNG.normal(size=(20, n_columns)), columns=[f"f{i}" for i in range(n_columns)]
+    )
+    arr = as_float_array(frame)
+    assert arr.flags.writeable
+    arr[0, 0] = 1e6
+    assert frame.iloc[0, 0] != 1e6  # the caller's frame is untouched
+
+
+def test_explain_a_dataframe_raises_no_warning():
+    """In a fresh interpreter: torch warns once per process, so an earlier test could hide it."""
+    code = (
+        "import warnings; warnings.simplefilter('error')\n"
+        "import numpy as np, pandas as pd, whyclust as wc\n"
+        "from sklearn.cluster import KMeans\n"
+        "rng = np.random.default_rng(0)\n"
+        "for d in (1, 3):\n"
+        "    df = pd.DataFrame(rng.normal(size=(30, d)), columns=[f'c{i}' for i in range(d)])\n"
+        "    km = KMeans(2, n_init=2, random_state=0).fit(df)\n"
+        "    for method in ('neon', 'gradient'):\n"
+        "        wc.explain(km, df, method)\n"
+        "print('clean')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "clean" in out.stdout
+    assert "not writable" not in out.stderr
