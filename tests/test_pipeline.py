@@ -231,7 +231,7 @@ def test_numpy_path_never_imports_torch():
         from sklearn.mixture import GaussianMixture
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
-        from whyclust.explainers import explain  # wc.explain, without whyclust.api's imports
+        from whyclust import explain
         X = np.random.default_rng(0).normal(size=(200, 4))
         X[:100] += 4
         for m in (make_pipeline(StandardScaler(), PCA(3), KMeans(3, n_init=2)),

@@ -353,7 +353,7 @@ def read_frame(
             text_columns=tuple(categorical),
         )
         frame = table.frame()
-        frame.attrs["lines"] = table.lines
+        frame.attrs["lines"] = tuple(int(v) for v in table.lines)  # pandas compares attrs
         notes = table.notes
     elif suffix in {".parquet", ".pq"}:
         frame = _read_parquet(path)
