@@ -110,7 +110,7 @@ def group_means(values: Any, groups: Any, n_groups: int) -> np.ndarray:
 
 
 def relevance_share(relevance: Any) -> np.ndarray:
-    """Share of each feature in a relevance profile: R_i / sum_j |R_j| along the last axis.
+    """Share of each feature in a relevance profile: ``R_i / sum_j |R_j|`` along the last axis.
 
     The total is the sum of the **absolute** relevances, so shares lie in [-1, 1], their
     absolute values sum to 1, and a feature speaking against the cluster gets a negative
