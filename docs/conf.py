@@ -23,6 +23,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # MathJax copied into the build: the site works offline
     "sphinx.ext.viewcode",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
@@ -46,7 +47,6 @@ autodoc_typehints = "none"
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_validation_checks: set[str] = set()
-# MathJax is loaded by the browser from its CDN when a page with math is opened
 mathjax3_config = {"tex": {"macros": {"R": r"\mathbb{R}"}}}
 
 sphinx_gallery_conf = {

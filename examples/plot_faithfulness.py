@@ -37,11 +37,19 @@ fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True, layout="constrain
 for ax, protocol in zip(axes, ["mean", "zero"], strict=True):
     for name, ranking in rankings.items():
         curve = deletion_curve(km, X, ranking, baseline=protocol)
-        ax.plot(100 * curve.fractions, curve.normalized.mean(0),
-                label=f"{name} (AUC {curve.mean_auc:.3f})")  # fmt: skip
+        ax.plot(
+            100 * curve.fractions,
+            curve.normalized.mean(0),
+            label=f"{name} (AUC {curve.mean_auc:.3f})",
+        )
     rand = deletion_curve(km, X, method="random", baseline=protocol, random_state=0)
-    ax.plot(100 * rand.fractions, rand.normalized.mean(0), "--", color="grey",
-            label=f"random (AUC {rand.mean_auc:.3f})")  # fmt: skip
+    ax.plot(
+        100 * rand.fractions,
+        rand.normalized.mean(0),
+        "--",
+        color="grey",
+        label=f"random (AUC {rand.mean_auc:.3f})",
+    )
     ax.axhline(0, color="black", lw=0.6)
     ax.set_title(f"removed features replaced by: {protocol}")
     ax.set_xlabel("features removed, most relevant first (%)")

@@ -27,21 +27,23 @@ X, y = np.asarray(X[idx], dtype=np.float32), y[idx]
 # Train a small autoencoder
 # -------------------------
 torch.manual_seed(0)
-encoder = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU(),
-                        nn.Linear(64, 10))  # fmt: skip
-decoder = nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 256), nn.ReLU(),
-                        nn.Linear(256, 784), nn.Sigmoid())  # fmt: skip
+encoder = nn.Sequential(
+    nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU(), nn.Linear(64, 10)
+)
+decoder = nn.Sequential(
+    nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 784), nn.Sigmoid()
+)
 opt = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=2e-3)
 data = torch.from_numpy(X)
-for _epoch in range(8):
+for _epoch in range(10):
     for batch in torch.randperm(len(data)).split(64):
         xb = data[batch]
         loss = nn.functional.binary_cross_entropy(decoder(encoder(xb)), xb)
         opt.zero_grad()
         loss.backward()
         opt.step()
-print(f"reconstruction BCE after 8 epochs: {loss.item():.3f}")
-encoder.eval()
+print(f"reconstruction BCE after 10 epochs: {loss.item():.3f}")
+encoder = encoder.eval()
 
 # %%
 # Cluster the codes, neuralize, explain

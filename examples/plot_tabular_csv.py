@@ -35,14 +35,52 @@ print(table.shape, "->", work / "wine.csv")
 # Fit, explain, report
 # --------------------
 # ``main`` runs the command line in this process and returns its exit code.
-assert whyclust(["fit", str(work / "wine.csv"), "-k", "3", "--label-column", "cultivar",
-                 "-o", str(work / "wine.whyclust"), "--quiet"]) == 0  # fmt: skip
-assert whyclust(["explain", str(work / "wine.whyclust"), str(work / "wine.csv"),
-                 "--label-column", "cultivar", "-o", str(work / "relevance.csv"),
-                 "--quiet"]) == 0  # fmt: skip
-assert whyclust(["report", str(work / "wine.whyclust"), str(work / "wine.csv"),
-                 "--labels", "cultivar", "-o", str(work / "report.html"),
-                 "--quiet"]) == 0  # fmt: skip
+assert (
+    whyclust(
+        [
+            "fit",
+            str(work / "wine.csv"),
+            "-k",
+            "3",
+            "--label-column",
+            "cultivar",
+            "-o",
+            str(work / "wine.whyclust"),
+            "--quiet",
+        ]
+    )
+    == 0
+)
+assert (
+    whyclust(
+        [
+            "explain",
+            str(work / "wine.whyclust"),
+            str(work / "wine.csv"),
+            "--label-column",
+            "cultivar",
+            "-o",
+            str(work / "relevance.csv"),
+            "--quiet",
+        ]
+    )
+    == 0
+)
+assert (
+    whyclust(
+        [
+            "report",
+            str(work / "wine.whyclust"),
+            str(work / "wine.csv"),
+            "--labels",
+            "cultivar",
+            "-o",
+            str(work / "report.html"),
+            "--quiet",
+        ]
+    )
+    == 0
+)
 print(f"report.html: {(work / 'report.html').stat().st_size / 1e6:.1f} MB, self-contained")
 
 # %%

@@ -38,8 +38,10 @@ for step in range(1, 31):
     acc_frozen.append(wc.metrics.cluster_accuracy(yb, frozen.predict(Xb)))
     acc_online.append(wc.metrics.cluster_accuracy(yb, online.predict(Xb)))
     online.partial_fit(Xb)  # learn from the batch after predicting it
-print(f"last 10 batches: online ACC {np.mean(acc_online[-10:]):.3f}, "
-      f"frozen ACC {np.mean(acc_frozen[-10:]):.3f}")  # fmt: skip
+print(
+    f"last 10 batches: online ACC {np.mean(acc_online[-10:]):.3f}, "
+    f"frozen ACC {np.mean(acc_frozen[-10:]):.3f}"
+)
 
 fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
 ax.plot(acc_online, label="partial_fit on every batch")
@@ -57,5 +59,7 @@ plt.show()
 Xb, yb = batch(31)
 e = wc.explain(online, Xb)
 print(e)
-print("max |sum R - f_c| / max |f_c| =",
-      f"{np.abs(e.relevance_sum() - e.logit).max() / np.abs(e.logit).max():.1e}")  # fmt: skip
+print(
+    "max |sum R - f_c| / max |f_c| =",
+    f"{np.abs(e.relevance_sum() - e.logit).max() / np.abs(e.logit).max():.1e}",
+)

@@ -56,16 +56,17 @@ def summary(model, net, expl, data_name, img_shape, flat, rel, sizes, n) -> dict
         ("mean logit f_c", f"{logit.mean():.4g}"),
         ("conservation", conservation),
     ]
-    std = flat.std(0, dtype=np.float64)
-    spread = float(std.max() / std[std > 0].min()) if (std > 0).sum() > 1 else 1.0
     note = None
-    if img_shape is None and spread > 100:
-        note = (
-            f"The features' standard deviations differ by a factor of {_num(spread)}: squared "
-            "distances, and so the clusters and their explanations, are dominated by the "
-            "features with the largest spread. Standardise the data (e.g. a StandardScaler "
-            "before the clusterer) if all features should count."
-        )
+    if img_shape is None and flat.shape[1] > 1:
+        std = flat[:20_000].std(0, dtype=np.float64)  # the spread of the first rows is enough
+        spread = float(std.max() / std[std > 0].min()) if (std > 0).sum() > 1 else 1.0
+        if spread > 100:
+            note = (
+                f"The features' standard deviations differ by a factor of {_num(spread)}: "
+                "squared distances, and so the clusters and their explanations, are dominated "
+                "by the features with the largest spread. Standardise the data (e.g. a "
+                "StandardScaler before the clusterer) if all features should count."
+            )
     return {"rows": rows, "kmeans_head": isinstance(net, KMeansNetwork), "note": note}
 
 
@@ -139,12 +140,13 @@ def prototypes(protos, kind, flat, img_shape, names, sizes) -> dict[str, Any]:
 
 def mean_relevance(mean_rel, names, sizes, img_shape) -> dict[str, Any]:
     k = mean_rel.shape[0]
-    titles = [f"cluster {c} (n={sizes[c]:,})" for c in range(k)]
     if img_shape is not None:
+        titles = [f"{c} (n={sizes[c]:,})" for c in range(k)]  # short: the tiles are small
         maps = mean_rel.reshape(k, *img_shape).sum(1)
         fig = F.mean_relevance_images_figure(np.nan_to_num(maps), titles)
         alt = f"mean relevance heatmap of each of the {k} clusters, one shared colour scale"
         return {"figure": figure(fig, alt), "images": True}
+    titles = [f"cluster {c} (n={sizes[c]:,})" for c in range(k)]
     fig = F.mean_relevance_figure(mean_rel, names, titles)
     alt = f"bar charts of the features with the largest mean relevance in each of {k} clusters"
     return {"figure": figure(fig, alt), "images": False}
@@ -308,18 +310,31 @@ def top_per_point(rel: np.ndarray, n_top: int = 3, block: int = 8192) -> np.ndar
 
 
 def points(ids, cluster, logit, rel, names, max_points, rng) -> dict[str, Any]:
+    """Rows of the searchable table: [row id, cluster, logit (4 digits), top-3 features]."""
     n = len(ids)
     idx = np.arange(n) if n <= max_points else np.sort(rng.choice(n, max_points, replace=False))
     top = top_per_point(rel[idx])
-    used = np.unique(top)
-    local = {int(j): i for i, j in enumerate(used)}
-    lg = logit[idx]
-    rows = [
-        [str(ids[i]), int(cluster[i]), _num(lg[r]), [local[int(j)] for j in top[r]]]
-        for r, i in enumerate(idx)
-    ]
+    used, local = np.unique(top, return_inverse=True)  # only the names that occur
+    rows = list(
+        zip(
+            ids[idx].tolist(),
+            cluster[idx].tolist(),
+            _significant(logit[idx], 4).tolist(),
+            local.reshape(top.shape).tolist(),
+            strict=True,
+        )
+    )
     return {"data": {"names": [str(names[j]) for j in used], "rows": rows},
             "n": n, "shown": int(idx.size)}  # fmt: skip
+
+
+def _significant(values: np.ndarray, digits: int) -> np.ndarray:
+    """``values`` rounded to ``digits`` significant digits (vectorised)."""
+    v = np.asarray(values, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exponent = np.where(v != 0, np.floor(np.log10(np.abs(v))), 0)
+    scale = 10.0 ** (digits - 1 - exponent)
+    return np.round(v * scale) / scale
 
 
 def _csv_uri(frame) -> str:

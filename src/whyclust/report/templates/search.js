@@ -27,7 +27,7 @@
       var tr = document.createElement("tr");
       cell(tr, r[0]);
       cell(tr, String(r[1]), "num");
-      cell(tr, String(r[2]), "num");
+      cell(tr, Math.abs(r[2]) >= 1e5 ? r[2].toExponential(3) : String(r[2]), "num");
       cell(tr, r[3].map(function (j) { return data.names[j]; }).join(", "));
       frag.appendChild(tr);
     }
