@@ -40,6 +40,18 @@ def blobs():
     return X, y, informative, KMeans(n_clusters=3, n_init=2, random_state=0).fit(X)
 
 
+NAMES = [f"gene_{i}, a long name" for i in range(10)]
+
+
+@pytest.fixture(scope="module")
+def tabular(blobs):
+    """One report of a DataFrame (named columns, a string index) with labels, built once."""
+    X, y, _, km = blobs
+    df = pd.DataFrame(X, columns=NAMES, index=[f"s{i:03d}" for i in range(len(X))])
+    page = build_report(km, df, y=y, deletion_points=40, n_examples=2)
+    return df, page, wc.explain(km, df)
+
+
 def images_of(page: str) -> list[tuple[str, str]]:
     return re.findall(r'<img src="([^"]*)" alt="([^"]*)"', page)
 
@@ -88,22 +100,18 @@ def test_report_is_self_contained(digits_report):
     assert "default-src 'none'" in page
 
 
-def test_tabular_report_content(blobs):
-    X, y, informative, km = blobs
-    names = [f"gene_{i}" for i in range(X.shape[1])]
-    page = build_report(km, X, y=y, feature_names=names, deletion_points=60)
-    top = page[
-        page.index('<table class="top">') : page.index(
-            "</table>", page.index('<table class="top">')
-        )
-    ]
+def test_tabular_report_content(blobs, tabular):
+    _, y, informative, km = blobs
+    _, page, _ = tabular
+    start = page.index('<table class="top">')
+    top = page[start : page.index("</table>", start)]
     rows = re.findall(
         r'<tr><td>(\d+)</td><td class="num">[\d,]+</td><td>(.*?)</td></tr>', top, re.S
     )
     assert len(rows) == 3
     for _, cells in rows:  # the three informative features lead every cluster's list
-        top3 = re.findall(r'<span class="feature">(gene_\d+)</span>', cells)[:3]
-        assert {names.index(t) for t in top3} == set(np.flatnonzero(informative))
+        top3 = re.findall(r'<span class="feature">gene_(\d+), a long name</span>', cells)[:3]
+        assert {int(t) for t in top3} == set(np.flatnonzero(informative))
     acc = re.search(
         r"<th>ACC</th><th>NMI</th><th>ARI</th></tr></thead>\s*<tbody><tr><td>([\d.]+)", page
     )
@@ -116,35 +124,30 @@ def test_tabular_report_content(blobs):
     assert "midpoint (mu_c + mu_k) / 2" in page and "the origin 0" in page
 
 
-def test_shares_are_the_summary_definition(blobs):
-    X, _, _, km = blobs
-    names = [f"g{i}" for i in range(X.shape[1])]
-    page = build_report(km, X, feature_names=names, deletion_points=20)
-    e = wc.explain(km, X)
-    share = relevance_share(cluster_relevance(e).to_numpy())
+def test_shares_are_the_summary_definition(tabular):
+    _, page, e = tabular
+    mean = cluster_relevance(e).to_numpy()
+    share = relevance_share(mean)
     top = page[page.index('<table class="top">') :]
-    first = re.search(r'<span class="feature">g(\d+)</span>.*?\((-?\d+)%\)', top, re.S)
-    c0 = cluster_relevance(e).to_numpy()[0]
-    assert int(first.group(1)) == int(np.argmax(c0))
+    first = re.search(
+        r'<span class="feature">gene_(\d+), a long name</span>.*?\((-?\d+)%\)', top, re.S
+    )
+    assert int(first.group(1)) == int(np.argmax(mean[0]))
     assert int(first.group(2)) == round(100 * share[0, int(first.group(1))])
 
 
-def test_downloads_decode_to_the_relevance(blobs):
-    X, _, _, km = blobs
-    names = [f"gene {i}, a long name" for i in range(X.shape[1])]
-    df = pd.DataFrame(X, columns=names, index=[f"s{i:03d}" for i in range(len(X))])
-    page = build_report(km, df, deletion_points=20)
+def test_downloads_decode_to_the_relevance(tabular):
+    df, page, e = tabular
     files = downloads_of(page)
     assert set(files) == {"mean_relevance.csv", "relevance.csv"}
-    e = wc.explain(km, df)
     mean = decode_csv(files["mean_relevance.csv"])
-    assert list(mean.columns) == ["cluster", "size", *names]
+    assert list(mean.columns) == ["cluster", "size", *NAMES]
     np.testing.assert_array_equal(mean["size"], np.bincount(e.cluster, minlength=3))
-    np.testing.assert_allclose(mean[names].to_numpy(), cluster_relevance(e).to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(mean[NAMES].to_numpy(), cluster_relevance(e).to_numpy(), rtol=1e-9)
     every = decode_csv(files["relevance.csv"])
-    assert list(every.columns) == ["row_id", "cluster", "logit", *names]
+    assert list(every.columns) == ["row_id", "cluster", "logit", *NAMES]
     assert list(every["row_id"]) == list(df.index)
-    np.testing.assert_allclose(every[names].to_numpy(), e.relevance, rtol=1e-9)
+    np.testing.assert_allclose(every[NAMES].to_numpy(), e.relevance, rtol=1e-9)
     np.testing.assert_array_equal(every["cluster"], e.cluster)
     # points are named by the DataFrame index, everywhere
     pts = points_of(page)
@@ -153,13 +156,13 @@ def test_downloads_decode_to_the_relevance(blobs):
     assert "row s" in page  # example figures' alt text names the rows shown
     # the three most relevant features of a point, largest first
     r0 = np.argsort(-e.relevance[0])[:3]
-    assert [pts["names"][j] for j in pts["rows"][0][3]] == [names[j] for j in r0]
+    assert [pts["names"][j] for j in pts["rows"][0][3]] == [NAMES[j] for j in r0]
 
 
 def test_row_ids_argument_and_large_tables_are_capped(blobs):
     X, _, _, km = blobs
     ids = [f"id-{i}" for i in range(len(X))]
-    page = build_report(km, X, row_ids=ids, max_table_points=50, deletion_points=20)
+    page = build_report(km, X, row_ids=ids, max_table_points=50, deletion_points=20, n_examples=1)
     pts = points_of(page)
     assert len(pts["rows"]) == 50 and {r[0] for r in pts["rows"]} <= set(ids)
     with pytest.raises(ValueError, match="row_ids has 3 entries"):
@@ -169,7 +172,7 @@ def test_row_ids_argument_and_large_tables_are_capped(blobs):
 def test_two_clusters_get_different_top_feature_lists():
     X, _, _ = wc.datasets.make_blobs_with_relevant_features(200, 2, 6, 2, random_state=1)
     km = KMeans(2, n_init=2, random_state=0).fit(X)
-    page = build_report(km, X, deletion_points=20)
+    page = build_report(km, X, deletion_points=20, n_examples=1)
     top = page[page.index('<table class="top">') :]
     rows = re.findall(r'<tr><td>(\d+)</td><td class="num">.*?</td><td>(.*?)</td></tr>', top, re.S)
     lists = [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", cells)).strip() for _, cells in rows[:2]]
@@ -182,7 +185,9 @@ def test_two_clusters_get_different_top_feature_lists():
 def test_user_text_is_escaped(blobs):
     X, _, _, km = blobs
     names = ["<script>alert(1)</script>", *[f"f{i}" for i in range(1, X.shape[1])]]
-    page = build_report(km, X, feature_names=names, title="<b>t</b>", deletion_points=20)
+    page = build_report(
+        km, X, feature_names=names, title="<b>t</b>", deletion_points=20, n_examples=1
+    )
     assert "<script>alert(1)" not in page and "&lt;b&gt;t&lt;/b&gt;" in page
     assert len(re.findall(r"<script>", page)) == 1
 
@@ -221,7 +226,7 @@ def test_report_accepts_images_and_other_models(tmp_path):
 
     model = KernelKMeans(n_clusters=4, n_init=1, max_iter=10, random_state=0)
     model.fit(X.reshape(200, -1))
-    path = write_report(model, X, tmp_path / "r.html", n_examples=2, deletion_points=40)
+    path = write_report(model, X, tmp_path / "r.html", n_examples=1, deletion_points=30)
     page = path.read_text()
     assert "image 1 x 8 x 8" in page and "KernelKMeans" in page
     assert "mean of the points in each cluster" in page  # no centroids: cluster means
