@@ -230,6 +230,7 @@ def test_report_accepts_images_and_other_models(tmp_path):
     page = path.read_text()
     assert "image 1 x 8 x 8" in page and "KernelKMeans" in page
     assert "mean of the points in each cluster" in page  # no centroids: cluster means
+    assert "midpoints (u_i + u_j) / 2 of support points" in page  # its reference, named
     for protocol in ("zero", "mean", "blur"):
         assert f"AUC ({protocol})" in page
 

@@ -94,7 +94,7 @@ def build_report(
 
     import whyclust as wc
     from whyclust._validation import as_float_array
-    from whyclust.networks import neuralize
+    from whyclust.api import neuralize
     from whyclust.report import _sections as S
     from whyclust.summary import group_means
 

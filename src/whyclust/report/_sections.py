@@ -33,7 +33,7 @@ def _num(v: float) -> str:
 
 
 def summary(model, net, expl, data_name, img_shape, flat, rel, sizes, n) -> dict[str, Any]:
-    from whyclust.networks.kmeans import KMeansNetwork
+    from whyclust.networks import KMeansNetwork
 
     logit = np.asarray(expl.logit, dtype=np.float64)
     features = f"{rel.shape[1]:,}" + (
@@ -72,8 +72,7 @@ def summary(model, net, expl, data_name, img_shape, flat, rel, sizes, n) -> dict
 
 def reference_of(method: str, net, expl=None) -> str:
     """The reference point an explainer's relevance is measured against, in words."""
-    from whyclust.networks.kernel import KernelKMeansNetwork
-    from whyclust.networks.kmeans import KMeansNetwork
+    from whyclust.networks import KMeansNetwork
 
     given = (getattr(expl, "extras", None) or {}).get("reference")
     if isinstance(given, str):
@@ -81,7 +80,7 @@ def reference_of(method: str, net, expl=None) -> str:
     if method == "neon":
         if isinstance(net, KMeansNetwork):
             return "midpoint (mu_c + mu_k) / 2 of the two centroids of each margin"
-        if isinstance(net, KernelKMeansNetwork):
+        if type(net).__name__ == "KernelKMeansNetwork":
             return "midpoints (u_i + u_j) / 2 of support points of the two clusters"
         return "head: centroid midpoints in code space; encoder: LRP rules (no single point)"
     return {
