@@ -85,6 +85,7 @@ html_context = {"default_mode": "light"}
 
 _ATTRIBUTE_LINE = re.compile(r"^\s*\*{0,2}\w[\w, ]*\s:\s|^\s*\w+_\s*$")
 _TRAILING_UNDERSCORE = re.compile(r"(?<![\w`*:|])(\*?[A-Za-z]\w*_)(?![\w`])")
+_DESIGN_NOTE = re.compile(r"DESIGN\.md(?:,? sections?(?: \d+(?:,| and| -)?)+)?")
 _BARS = re.compile(r"(?<![\\`])\|([^|`\n]+?)\|")
 
 
@@ -93,6 +94,8 @@ def _quote_fitted_attributes(app, what, name, obj, options, lines) -> None:
     makes a word a hyperlink reference, which fails the build. Likewise ``|x|`` (an
     absolute value in our docstrings) would be a substitution reference."""
     for i, line in enumerate(lines):
+        # the team's design note is not shipped: point at the mathematics page instead
+        lines[i] = line = _DESIGN_NOTE.sub("the :doc:`/mathematics` page", line)
         if _ATTRIBUTE_LINE.match(line):
             continue
         parts = line.split("``")
