@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint bench venv dev clean
+.PHONY: demo test lint bench docs venv dev clean
 
 $(VENV)/.stamp-venv:
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,17 @@ test: $(VENV)/.stamp-dev
 lint: $(VENV)/.stamp-dev
 	$(VENV)/bin/ruff check src tests benchmarks examples
 
+# The documentation site (Sphinx + executed gallery) in docs/_build/html, warning-free.
+$(VENV)/.stamp-docs: $(VENV)/.stamp-base pyproject.toml
+	$(PIP) install -e ".[docs]"
+	touch $@
+
+docs: $(VENV)/.stamp-docs
+	MPLBACKEND=Agg $(VENV)/bin/sphinx-build -b html -W --keep-going -q docs docs/_build/html
+
 bench: $(VENV)/.stamp-dev
 	$(VENV)/bin/whyclust bench
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .hypothesis
+	rm -rf docs/_build docs/auto_examples docs/generated docs/sg_execution_times.rst

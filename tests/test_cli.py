@@ -109,7 +109,7 @@ def test_report_with_labels_from_file_and_column(work, tmp_path, capsys):
                 "-o", out_path], capsys)  # fmt: skip
         page = out_path.read_text()
         assert "Agreement with the labels" in page
-        assert "<script" not in page and "http://" not in page and "https://" not in page
+        assert "<script src" not in page and "http://" not in page and "https://" not in page
         out_path.unlink()
 
 

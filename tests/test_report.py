@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
+import json
 import os
 import re
 import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.cluster import KMeans
 
 import whyclust as wc
 from whyclust.report import build_report, write_report
+from whyclust.summary import cluster_relevance, relevance_share
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -32,65 +36,187 @@ def digits_report(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def blobs():
-    X, y, informative = wc.datasets.make_blobs_with_relevant_features(
-        300, 3, 10, 3, random_state=0
-    )
+    X, y, informative = wc.datasets.make_blobs_with_relevant_features(300, 3, 10, 3, random_state=0)
     return X, y, informative, KMeans(n_clusters=3, n_init=2, random_state=0).fit(X)
 
 
-def images_of(page: str) -> list[str]:
-    return re.findall(r"<img [^>]*src='([^']*)'", page)
+NAMES = [f"gene_{i}, a long name" for i in range(10)]
+
+
+@pytest.fixture(scope="module")
+def tabular(blobs):
+    """One report of a DataFrame (named columns, a string index) with labels, built once."""
+    X, y, _, km = blobs
+    df = pd.DataFrame(X, columns=NAMES, index=[f"s{i:03d}" for i in range(len(X))])
+    page = build_report(km, df, y=y, deletion_points=40, n_examples=2)
+    return df, page, wc.explain(km, df)
+
+
+def images_of(page: str) -> list[tuple[str, str]]:
+    return re.findall(r'<img src="([^"]*)" alt="([^"]*)"', page)
+
+
+def downloads_of(page: str) -> dict[str, str]:
+    links = re.findall(r'<a class="download" href="([^"]*)" download="([^"]*)"', page)
+    return {name: href for href, name in links}
+
+
+def decode_csv(href: str) -> pd.DataFrame:
+    head, payload = href.split(",", 1)
+    assert head == "data:text/csv;charset=utf-8;base64"
+    return pd.read_csv(io.StringIO(base64.b64decode(payload).decode("utf-8")))
+
+
+def points_of(page: str) -> dict:
+    blob = re.search(r'<script type="application/json" id="points-data">(.*?)</script>', page, re.S)
+    return json.loads(blob.group(1))
 
 
 def test_report_is_self_contained(digits_report):
     page = digits_report.read_text()
     assert page.startswith("<!DOCTYPE html>")
-    for needle in ("http://", "https://", "<script", "<link", "@import", "url("):
+    for needle in ("http://", "https://", "<link", "@import", "url(", "<script src"):
         assert needle not in page
     for title in ("Summary", "Cluster sizes", "Agreement with the labels", "Prototypes",
-                  "Top features per cluster", "Why these points are in their cluster",
-                  "Map of the data", "Faithfulness: deletion curve"):  # fmt: skip
+                  "Mean relevance per cluster", "Top features per cluster",
+                  "Why these points are in their cluster", "Map of the data",
+                  "Faithfulness: deletion curves", "Find a point",
+                  "Download the relevance"):  # fmt: skip
         assert f"<h2>{title}</h2>" in page
     srcs = images_of(page)
-    assert len(srcs) >= 6
+    assert len(srcs) >= 7 and page.count("<img") == len(srcs)  # every image: source + alt
     from PIL import Image
 
-    for src in srcs:
+    for src, alt in srcs:
+        assert len(alt) > 10
         assert src.startswith("data:image/png;base64,")
         img = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
         assert img.width > 50 and img.height > 50
-    assert page.count("<img") == len(srcs)  # every image has an embedded source
+    # the only executable script is the inline one, and the CSP allows exactly it by hash
+    scripts = re.findall(r"<script>(.*?)</script>", page, re.S)
+    assert len(scripts) == 1
+    digest = base64.b64encode(hashlib.sha256(scripts[0].encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}'" in page
+    assert "default-src 'none'" in page
 
 
-def test_tabular_report_content(blobs):
-    X, y, informative, km = blobs
-    names = [f"gene_{i}" for i in range(X.shape[1])]
-    page = build_report(km, X, y=y, feature_names=names, deletion_points=60)
-    # the three informative features lead every cluster's top-feature list
-    rows = re.findall(r"<tr><td>(\d+)</td><td>[\d,]+</td><td>(.*?)</td></tr>", page)
+def test_tabular_report_content(blobs, tabular):
+    _, y, informative, km = blobs
+    _, page, _ = tabular
+    start = page.index('<table class="top">')
+    top = page[start : page.index("</table>", start)]
+    rows = re.findall(
+        r'<tr><td>(\d+)</td><td class="num">[\d,]+</td><td>(.*?)</td></tr>', top, re.S
+    )
     assert len(rows) == 3
-    for _, cells in rows:
-        top3 = re.findall(r"(gene_\d+) <span", cells)[:3]
-        assert {names.index(t) for t in top3} == set(np.flatnonzero(informative))
-    acc = float(re.search(r"<td>([\d.]+)</td><td>[\d.]+</td><td>[\d.]+</td>", page).group(1))
-    assert acc == pytest.approx(wc.metrics.cluster_accuracy(y, km.labels_), abs=1e-3)
+    for _, cells in rows:  # the three informative features lead every cluster's list
+        top3 = re.findall(r'<span class="feature">gene_(\d+), a long name</span>', cells)[:3]
+        assert {int(t) for t in top3} == set(np.flatnonzero(informative))
+    acc = re.search(
+        r"<th>ACC</th><th>NMI</th><th>ARI</th></tr></thead>\s*<tbody><tr><td>([\d.]+)", page
+    )
+    assert float(acc.group(1)) == pytest.approx(
+        wc.metrics.cluster_accuracy(y, km.labels_), abs=1e-3
+    )
     assert "max |sum R - f_c| / max |f_c|" in page and "(exact)" in page
+    for protocol in ("mean", "zero"):  # the replacement protocols are named
+        assert f"AUC ({protocol})" in page
+    assert "midpoint (mu_c + mu_k) / 2" in page and "the origin 0" in page
+
+
+def test_shares_are_the_summary_definition(tabular):
+    _, page, e = tabular
+    mean = cluster_relevance(e).to_numpy()
+    share = relevance_share(mean)
+    top = page[page.index('<table class="top">') :]
+    first = re.search(
+        r'<span class="feature">gene_(\d+), a long name</span>.*?\((-?\d+)%\)', top, re.S
+    )
+    assert int(first.group(1)) == int(np.argmax(mean[0]))
+    assert int(first.group(2)) == round(100 * share[0, int(first.group(1))])
+
+
+def test_downloads_decode_to_the_relevance(tabular):
+    df, page, e = tabular
+    files = downloads_of(page)
+    assert set(files) == {"mean_relevance.csv", "relevance.csv"}
+    mean = decode_csv(files["mean_relevance.csv"])
+    assert list(mean.columns) == ["cluster", "size", *NAMES]
+    np.testing.assert_array_equal(mean["size"], np.bincount(e.cluster, minlength=3))
+    np.testing.assert_allclose(mean[NAMES].to_numpy(), cluster_relevance(e).to_numpy(), rtol=1e-9)
+    every = decode_csv(files["relevance.csv"])
+    assert list(every.columns) == ["row_id", "cluster", "logit", *NAMES]
+    assert list(every["row_id"]) == list(df.index)
+    np.testing.assert_allclose(every[NAMES].to_numpy(), e.relevance, rtol=1e-9)
+    np.testing.assert_array_equal(every["cluster"], e.cluster)
+    # points are named by the DataFrame index, everywhere
+    pts = points_of(page)
+    assert [r[0] for r in pts["rows"]] == list(df.index)
+    assert [r[1] for r in pts["rows"]] == list(e.cluster)
+    assert "row s" in page  # example figures' alt text names the rows shown
+    # the three most relevant features of a point, largest first
+    r0 = np.argsort(-e.relevance[0])[:3]
+    assert [pts["names"][j] for j in pts["rows"][0][3]] == [NAMES[j] for j in r0]
+
+
+def test_row_ids_argument_and_large_tables_are_capped(blobs):
+    X, _, _, km = blobs
+    ids = [f"id-{i}" for i in range(len(X))]
+    page = build_report(km, X, row_ids=ids, max_table_points=50, deletion_points=20, n_examples=1)
+    pts = points_of(page)
+    assert len(pts["rows"]) == 50 and {r[0] for r in pts["rows"]} <= set(ids)
+    with pytest.raises(ValueError, match="row_ids has 3 entries"):
+        build_report(km, X, row_ids=ids[:3])
+
+
+def test_two_clusters_get_different_top_feature_lists():
+    X, _, _ = wc.datasets.make_blobs_with_relevant_features(200, 2, 6, 2, random_state=1)
+    km = KMeans(2, n_init=2, random_state=0).fit(X)
+    page = build_report(km, X, deletion_points=20, n_examples=1)
+    top = page[page.index('<table class="top">') :]
+    rows = re.findall(r'<tr><td>(\d+)</td><td class="num">.*?</td><td>(.*?)</td></tr>', top, re.S)
+    lists = [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", cells)).strip() for _, cells in rows[:2]]
+    assert lists[0] != lists[1]
+    # the leading feature is higher in one cluster and lower in the other
+    arrows = [re.search(r'<span class="(up|down)"', cells).group(1) for _, cells in rows[:2]]
+    assert sorted(arrows) == ["down", "up"]
+
+
+def test_user_text_is_escaped(blobs):
+    X, _, _, km = blobs
+    names = ["<script>alert(1)</script>", *[f"f{i}" for i in range(1, X.shape[1])]]
+    page = build_report(
+        km, X, feature_names=names, title="<b>t</b>", deletion_points=20, n_examples=1
+    )
+    assert "<script>alert(1)" not in page and "&lt;b&gt;t&lt;/b&gt;" in page
+    assert len(re.findall(r"<script>", page)) == 1
+
+
+def test_compact_numbers():
+    from whyclust.report._figures import compact_number
+
+    cases = {0: "0", 0.5: "0.5", 12.345: "12.3", 1500: "1,500", 25_000: "25k",
+             100_000: "100k", 1_234_567: "1.23M", -2e9: "-2G", 1e-5: "1.0e-05"}  # fmt: skip
+    for value, text in cases.items():
+        assert compact_number(value) == text
 
 
 def test_deletion_curve_ranks_neon_above_random(blobs):
-    from whyclust.report import _deletion_curves
+    from whyclust.report._sections import deletion_curves
 
     X, _, _, km = blobs
     net = wc.neuralize(km)
     rel = wc.explain(km, X[:80]).relevance
-    curves = _deletion_curves(net, X[:80], rel, "neon", "mean", seed=0)
-    fractions, _ = curves.pop("__fractions__")
+    curves = deletion_curves(net, X[:80], rel, "neon", ["mean", "zero"], seed=0)
+    fractions = curves.pop("__fractions__")
     assert fractions[0] == 0 and fractions[-1] == 1
-    for curve, _ in curves.values():
-        assert curve[0] == pytest.approx(1.0)
-    # deleting every feature leaves the same point whatever the order
-    assert curves["neon"][0][-1] == pytest.approx(curves["random"][0][-1])
-    assert curves["neon"][1] < curves["random"][1]
+    assert set(curves) == {"mean", "zero"}
+    for protocol in curves.values():
+        for curve, _ in protocol.values():
+            assert curve[0] == pytest.approx(1.0)
+        # deleting every feature leaves the same point whatever the order
+        assert protocol["neon"][0][-1] == pytest.approx(protocol["random"][0][-1])
+    assert curves["mean"]["neon"][1] < curves["mean"]["random"][1]
 
 
 def test_report_accepts_images_and_other_models(tmp_path):
@@ -100,10 +226,13 @@ def test_report_accepts_images_and_other_models(tmp_path):
 
     model = KernelKMeans(n_clusters=4, n_init=1, max_iter=10, random_state=0)
     model.fit(X.reshape(200, -1))
-    path = write_report(model, X, tmp_path / "r.html", n_examples=2, deletion_points=40)
+    path = write_report(model, X, tmp_path / "r.html", n_examples=1, deletion_points=30)
     page = path.read_text()
     assert "image 1 x 8 x 8" in page and "KernelKMeans" in page
     assert "mean of the points in each cluster" in page  # no centroids: cluster means
+    assert "midpoints (u_i + u_j) / 2 of support points" in page  # its reference, named
+    for protocol in ("zero", "mean", "blur"):
+        assert f"AUC ({protocol})" in page
 
 
 def test_bad_arguments_write_nothing(tmp_path, blobs):
@@ -116,6 +245,8 @@ def test_bad_arguments_write_nothing(tmp_path, blobs):
         write_report(km, X, tmp_path / "r.html", feature_names=["a", "b"])
     with pytest.raises(ValueError, match="unknown method"):
         write_report(km, X, tmp_path / "r.html", method="magic")
+    with pytest.raises(ValueError, match="max_points must be an integer"):
+        write_report(km, X, tmp_path / "r.html", max_points=0)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -141,9 +272,40 @@ def test_report_renders_in_headless_chromium(digits_report, tmp_path):
         state = driver.execute_script(
             "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt])"
         )
-        assert len(state) >= 6
+        assert len(state) >= 7
         for complete, width, alt in state:
             assert complete and width > 0, f"figure not rendered: {alt}"
+            assert alt.strip(), "an image has no alt text"
+        errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+        assert errors == []
+        # the download links carry the CSV the page was built from
+        links = driver.execute_script(
+            "return Array.from(document.querySelectorAll('a.download'))"
+            ".map(a => [a.getAttribute('download'), a.href])"
+        )
+        files = dict(links)
+        mean = decode_csv(files["mean_relevance.csv"])
+        assert list(mean.columns[:3]) == ["cluster", "size", "pixel (0,0)"]
+        assert len(mean) == 10 and mean["size"].sum() == 600
+        every = decode_csv(files["relevance.csv"])
+        assert len(every) == 600 and list(every.columns[:3]) == ["row_id", "cluster", "logit"]
+        # the search box filters the table of points (the inline script ran)
+        status = driver.find_element("id", "points-status")
+        assert status.text.startswith("600 of 600 points match")
+        box = driver.find_element("id", "point-search")
+        box.send_keys("cluster:3")
+        shown = driver.execute_script(
+            "return Array.from(document.querySelectorAll('#points-body tr'))"
+            ".map(tr => tr.children[1].textContent)"
+        )
+        assert shown and set(shown) == {"3"}
+        box.clear()
+        box.send_keys("599")
+        rows = driver.execute_script(
+            "return Array.from(document.querySelectorAll('#points-body tr'))"
+            ".map(tr => tr.children[0].textContent)"
+        )
+        assert rows == ["599"]
         errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
         assert errors == []
         height = driver.execute_script("return document.documentElement.scrollHeight")

@@ -6,10 +6,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from sklearn.cluster import KMeans
 
 import whyclust as wc
-from whyclust.summary import cluster_relevance, cluster_summary, contrastive
+from whyclust.summary import (
+    cluster_relevance,
+    cluster_summary,
+    contrastive,
+    group_means,
+    relevance_share,
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +49,13 @@ def test_top_features_are_the_informative_ones_with_names(setup):
     e = wc.explain(km, df)
     s = cluster_summary(e, top=3)
     assert list(s.columns) == [
-        "cluster", "rank", "feature", "feature_index", "mean_relevance", "share", "size",
+        "cluster",
+        "rank",
+        "feature",
+        "feature_index",
+        "mean_relevance",
+        "share",
+        "size",
         "mean_logit",
     ]
     assert len(s) == 9 and set(s["cluster"]) == {0, 1, 2}
@@ -88,3 +103,64 @@ def test_contrastive_for_kmeans_kernel_and_deep(setup):
     np.testing.assert_allclose(ed.extras["head_conservation"], 1.0, atol=1e-9)
     with pytest.raises(ValueError, match="competitor"):
         contrastive(km, X)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    arrays(np.float64, st.tuples(st.integers(1, 30), st.integers(1, 6)),
+           elements=st.floats(-1e3, 1e3)),
+    st.integers(1, 5),
+    st.integers(0, 2**31 - 1),
+)  # fmt: skip
+def test_group_means_match_a_loop(values, n_groups, seed):
+    groups = np.random.default_rng(seed).integers(0, n_groups, len(values))
+    got = group_means(values, groups, n_groups)
+    for g in range(n_groups):  # oracle: a plain loop over the groups
+        rows = values[groups == g]
+        if len(rows):
+            np.testing.assert_allclose(got[g], rows.mean(0), rtol=1e-12, atol=1e-9)
+        else:
+            assert np.isnan(got[g]).all()
+
+
+def test_group_means_blocks_and_bad_input(monkeypatch):
+    import whyclust.summary as S
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(50, 3)).astype(np.float32)
+    groups = rng.integers(0, 4, 50)
+    full = group_means(values, groups, 4)
+    monkeypatch.setattr(S, "_BLOCK_ROWS", 7)  # many blocks: same result
+    np.testing.assert_allclose(group_means(values, groups, 4), full, rtol=1e-12)
+    assert full.dtype == np.float64
+    with pytest.raises(ValueError, match=r"groups must lie in \[0, 2\)"):
+        group_means(values, groups, 2)
+    with pytest.raises(TypeError, match="integers"):
+        group_means(values, groups.astype(float), 4)
+    with pytest.raises(ValueError, match="values must be"):
+        group_means(values[:, 0], groups, 4)
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(1, 8)),
+              elements=st.floats(-1e6, 1e6)))  # fmt: skip
+def test_relevance_share_divides_by_the_absolute_total(rel):
+    share = relevance_share(rel)
+    total = np.abs(rel).sum(1)
+    for r in range(len(rel)):  # second formula, row by row
+        if total[r] > 0:
+            np.testing.assert_allclose(share[r], rel[r] / total[r])
+            assert np.abs(share[r]).sum() == pytest.approx(1.0)
+            assert np.all(np.sign(share[r]) == np.sign(rel[r]))
+        else:
+            assert np.isnan(share[r]).all()
+
+
+def test_summary_share_is_relevance_share(setup):
+    df, km, _ = setup
+    e = wc.explain(km, df)
+    s = cluster_summary(e, top=12)
+    want = relevance_share(cluster_relevance(e).to_numpy())
+    got = np.full_like(want, np.nan)
+    got[s["cluster"].to_numpy(), s["feature_index"].to_numpy()] = s["share"].to_numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-12)

@@ -4,6 +4,8 @@
 - :func:`cluster_summary`: per cluster, its top features by mean relevance (a tidy table).
 - :func:`contrastive`: "why cluster c and not cluster k" for any pair, for any model NEON
   explains (k-means, TELL, kernel k-means, deep).
+- :func:`relevance_share`: each feature's share of a relevance profile (the one definition
+  used here and by the HTML report).
 """
 
 from __future__ import annotations
@@ -14,7 +16,16 @@ import numpy as np
 
 from whyclust.explainers.explanation import Explanation
 
-__all__ = ["cluster_relevance", "cluster_summary", "contrastive"]
+__all__ = [
+    "cluster_relevance",
+    "cluster_summary",
+    "contrastive",
+    "group_means",
+    "relevance_share",
+]
+
+#: rows per block of the group means (bounds the float64 working copy)
+_BLOCK_ROWS = 8192
 
 
 def _groups(expl: Explanation, by: str) -> np.ndarray:
@@ -48,17 +59,78 @@ def cluster_relevance(expl: Explanation, *, by: str = "cluster"):
         DataFrame columns, else ``x0, x1, ...`` over the flattened features).
     """
     import pandas as pd
-    from scipy import sparse
 
     groups = _groups(expl, by)
     rel = np.asarray(expl.relevance).reshape(expl.n_samples, -1)
-    ids, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
-    onehot = sparse.csr_matrix(
-        (np.ones(len(groups)), (inverse, np.arange(len(groups)))), shape=(len(ids), len(groups))
-    )
-    mean = np.asarray(onehot @ rel.astype(np.float64)) / counts[:, None]
+    ids, inverse = np.unique(groups, return_inverse=True)
+    mean = group_means(rel, inverse, len(ids))
     names = _feature_names(expl, rel.shape[1])
     return pd.DataFrame(mean, index=pd.Index(ids, name=by), columns=names)
+
+
+def group_means(values: Any, groups: Any, n_groups: int) -> np.ndarray:
+    """Mean of the rows of ``values`` in each group, in float64, one block of rows at a time.
+
+    Parameters
+    ----------
+    values : array-like of shape (n, d)
+    groups : array-like of int of shape (n,)
+        Group of each row, in ``[0, n_groups)``.
+    n_groups : int
+
+    Returns
+    -------
+    ndarray of shape (n_groups, d)
+        Row means per group; NaN for a group without rows.
+    """
+    from scipy import sparse
+
+    values = np.asarray(values)
+    groups = np.asarray(groups)
+    if groups.dtype.kind not in "iu":
+        raise TypeError(f"groups must be integers, got dtype {groups.dtype}")
+    if values.ndim != 2 or groups.shape != (values.shape[0],):
+        raise ValueError(
+            f"values must be (n, d) and groups (n,), got {values.shape} and {groups.shape}"
+        )
+    if groups.size and (groups.min() < 0 or groups.max() >= n_groups):
+        raise ValueError(f"groups must lie in [0, {n_groups})")
+    n, d = values.shape
+    sums = np.zeros((n_groups, d), dtype=np.float64)
+    for start in range(0, n, _BLOCK_ROWS):
+        rows = slice(start, min(n, start + _BLOCK_ROWS))
+        g = groups[rows]
+        onehot = sparse.csr_matrix(
+            (np.ones(g.size), (g, np.arange(g.size))), shape=(n_groups, g.size)
+        )
+        sums += onehot @ values[rows].astype(np.float64)
+    counts = np.bincount(groups, minlength=n_groups).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return sums / counts[:, None]
+
+
+def relevance_share(relevance: Any) -> np.ndarray:
+    """Share of each feature in a relevance profile: ``R_i / sum_j |R_j|`` along the last axis.
+
+    The total is the sum of the **absolute** relevances, so shares lie in [-1, 1], their
+    absolute values sum to 1, and a feature speaking against the cluster gets a negative
+    share. (Dividing by the signed total, i.e. the logit for NEON, would make shares
+    explode where evidence for and against nearly cancels.) Rows whose relevance is all
+    zero get NaN.
+
+    Parameters
+    ----------
+    relevance : array-like of shape (..., d)
+        E.g. the (clusters x features) mean relevance of :func:`cluster_relevance`.
+
+    Returns
+    -------
+    ndarray of the same shape, float64
+    """
+    rel = np.asarray(relevance, dtype=np.float64)
+    total = np.abs(rel).sum(-1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total > 0, rel / total, np.nan)
 
 
 def cluster_summary(expl: Explanation, top: int = 10, *, by: str = "cluster"):
@@ -78,7 +150,8 @@ def cluster_summary(expl: Explanation, top: int = 10, *, by: str = "cluster"):
     pandas.DataFrame
         One row per (cluster, rank) with columns ``cluster``, ``rank`` (1 = most relevant),
         ``feature``, ``feature_index`` (in the flattened input), ``mean_relevance``,
-        ``share`` (fraction of the cluster's total mean relevance), ``size`` (members) and
+        ``share`` (:func:`relevance_share`: the feature's mean relevance over the sum of the
+        absolute mean relevances of the cluster), ``size`` (members) and
         ``mean_logit``.
     """
     import pandas as pd
@@ -93,9 +166,7 @@ def cluster_summary(expl: Explanation, top: int = 10, *, by: str = "cluster"):
     k = min(int(top), values.shape[1])
     order = np.argsort(-values, axis=1, kind="stable")[:, :k]
     picked = np.take_along_axis(values, order, axis=1)
-    total = values.sum(1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(total != 0, picked / total, np.nan)
+    share = np.take_along_axis(relevance_share(values), order, axis=1)
     names = np.asarray(mean.columns, dtype=object)
     return pd.DataFrame(
         {
