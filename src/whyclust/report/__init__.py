@@ -93,6 +93,7 @@ def build_report(
     from tqdm.auto import tqdm
 
     import whyclust as wc
+    from whyclust._features import check_feature_names
     from whyclust._validation import as_float_array
     from whyclust.api import neuralize
     from whyclust.report import _sections as S
@@ -101,7 +102,13 @@ def build_report(
     start = time.perf_counter()
     names = feature_names if feature_names is not None else _column_names(X)
     ids = _row_ids(X, row_ids)
-    X = as_float_array(X, ndim=(2, 3, 4))
+    raw = X
+    pipeline = type(model).__name__ == "Pipeline"
+    if pipeline:  # explained in its raw columns; the figures use a numeric view of them
+        check_feature_names(model, raw)
+        X, coded = _numeric_view(raw)
+    else:
+        X, coded = as_float_array(X, ndim=(2, 3, 4)), []
     n = X.shape[0]
     flat = X.reshape(n, -1)
     d = flat.shape[1]
@@ -122,7 +129,10 @@ def build_report(
 
     steps = tqdm(total=9, desc="report", disable=not progress)
     net = neuralize(model)
-    expl = explanation if explanation is not None else wc.explain(net, X, method, beta=beta)
+    if explanation is not None:
+        expl = explanation
+    else:
+        expl = wc.explain(model if pipeline else net, raw if pipeline else X, method, beta=beta)
     if expl.n_samples != n:
         raise ValueError(f"explanation covers {expl.n_samples} points, X has {n}")
     steps.update()
@@ -152,7 +162,14 @@ def build_report(
     steps.update()
     ctx["map"] = S.data_map(flat, cluster, k, protos, sizes, max_points, rng)
     steps.update()
-    ctx["faith"] = S.faithfulness(net, X, expl, img_shape, deletion_points, rng)
+    if pipeline and (coded or int(net.n_features) != d):
+        ctx["faith"] = {"skipped": (
+            "Not measured: the pipeline encodes some of its columns (imputation, one-hot), so "
+            "removing a feature of the raw table has no single replacement value."
+        )}  # fmt: skip
+    else:
+        ctx["faith"] = S.faithfulness(net, X, expl, img_shape, deletion_points, rng)
+        ctx["faith"]["skipped"] = None
     steps.update()
     ctx["points"] = S.points(ids, cluster, logit, rel, names, max_table_points, rng)
     ctx["downloads"] = S.downloads(np.nan_to_num(mean_rel), sizes, names, rel, ids, cluster, logit)
@@ -203,6 +220,29 @@ def _asset(name: str) -> str:
 
 
 # --- data shapes and names ---------------------------------------------------------------
+
+
+def _numeric_view(frame: Any) -> tuple[np.ndarray, list[str]]:
+    """A float array of a table for the figures: text columns as category codes, missing
+    cells as their column's mean; also the names of the coded columns."""
+    import pandas as pd
+
+    if not hasattr(frame, "columns"):
+        arr = np.asarray(frame, dtype=np.float64)
+        return np.where(np.isnan(arr), np.nanmean(arr, axis=0), arr), []
+    cols, coded = [], []
+    for name in frame.columns:
+        col = frame[name]
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            codes = pd.factorize(col, use_na_sentinel=True)[0].astype(np.float64)
+            values = np.where(codes < 0, np.nan, codes)
+            coded.append(str(name))
+        if np.isnan(values).all():
+            values = np.zeros_like(values)
+        cols.append(np.where(np.isnan(values), np.nanmean(values), values))
+    return np.ascontiguousarray(np.stack(cols, axis=1)), coded
 
 
 def _column_names(X: Any) -> list[str] | None:

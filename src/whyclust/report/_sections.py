@@ -75,8 +75,13 @@ def reference_of(method: str, net, expl=None) -> str:
     from whyclust.networks import KMeansNetwork
 
     given = (getattr(expl, "extras", None) or {}).get("reference")
-    if isinstance(given, str):
-        return given
+    if isinstance(given, str) and given != "midpoint":
+        return {
+            "mean": "the data mean (root on the segment to it where a margin changes sign "
+            "there, else the centroid midpoint)",
+            "array": "the given reference point (root on the segment to it where a margin "
+            "changes sign there, else the centroid midpoint)",
+        }.get(given, given)
     if method == "neon":
         if isinstance(net, KMeansNetwork):
             return "midpoint (mu_c + mu_k) / 2 of the two centroids of each margin"
