@@ -52,10 +52,12 @@ def is_stream(X: Any) -> bool:
     return isinstance(X, Iterable) and not isinstance(X, (str, bytes))
 
 
-def rows_per_block(row_shape: tuple[int, ...], itemsize: int = 4, budget: int = BLOCK_BYTES) -> int:
-    """Rows of shape ``row_shape`` that fit in ``budget`` bytes (at least 1)."""
+def rows_per_block(
+    row_shape: tuple[int, ...], itemsize: int = 4, budget: int | None = None
+) -> int:
+    """Rows of shape ``row_shape`` that fit in ``budget`` bytes (default :data:`BLOCK_BYTES`)."""
     row_bytes = itemsize * max(1, int(np.prod(row_shape)))
-    return max(1, budget // row_bytes)
+    return max(1, (BLOCK_BYTES if budget is None else budget) // row_bytes)
 
 
 def read_rows(X: Any, start: int, stop: int) -> Any:

@@ -114,7 +114,7 @@ def train_encoded(
             "encoder mode trains for several epochs and cannot use a one-shot iterator; "
             "pass an array, a dask / zarr array or a re-iterable of batches"
         )
-    device, metric = model._device_, model.metric
+    device, metric = model._device_, model.metric_
     seed = int(rng.randint(np.iinfo(np.int32).max))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

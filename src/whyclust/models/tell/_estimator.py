@@ -50,8 +50,10 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
     ----------
     n_clusters : int, default=8
         Number of clusters K >= 1 (neuralize and explain need K >= 2).
-    metric : {"euclidean", "cosine"}, default="euclidean"
-        Geometry of the cluster layer (see above).
+    metric : {"auto", "euclidean", "cosine"}, default="auto"
+        Geometry of the cluster layer (see above). ``"auto"``: "euclidean" in raw mode,
+        "cosine" with an encoder (the geometry the encoder schedule was tuned with).
+        Cosine suits data whose direction carries the class and whose norm does not.
     encoder : None, "mlp", "conv" or (encoder, decoder) pair of torch modules, default=None
         ``None`` clusters the inputs. ``"mlp"`` is the paper's autoencoder
         d-500-500-2000-``n_latent``; ``"conv"`` its convolutional autoencoder for images
@@ -114,6 +116,8 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
 
     Attributes
     ----------
+    metric_ : str
+        The metric used ("euclidean" or "cosine").
     cluster_centers_ : ndarray of shape (K, d_z)
         Centers Omega_j in feature space (unit norm for the cosine metric).
     labels_ : ndarray of shape (n_samples,)
@@ -150,7 +154,7 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
 
     _parameter_constraints: ClassVar[dict] = {
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
-        "metric": [StrOptions({"euclidean", "cosine"})],
+        "metric": [StrOptions({"auto", "euclidean", "cosine"})],
         "encoder": [None, StrOptions({"mlp", "conv"}), tuple, list],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
@@ -177,7 +181,7 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         self,
         n_clusters: int = 8,
         *,
-        metric: str = "euclidean",
+        metric: str = "auto",
         encoder: Any = None,
         n_init: int = 4,
         max_iter: int | str = "auto",
@@ -251,7 +255,12 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         return device
 
     def _lr(self) -> float:
-        return float(_DEFAULT_LR[self.metric, self.optimizer] if self.lr is None else self.lr)
+        return float(_DEFAULT_LR[self._metric(), self.optimizer] if self.lr is None else self.lr)
+
+    def _metric(self) -> str:
+        if self.metric != "auto":
+            return self.metric
+        return "euclidean" if self.encoder is None else "cosine"
 
     def _partial_lr(self) -> float:
         return self._lr() / 10.0 if self.partial_lr is None else float(self.partial_lr)
@@ -333,7 +342,7 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         """Features z (n, d_z) of a batch already on the device."""
-        return features(x if self.encoder_ is None else self.encoder_(x), self.metric)
+        return features(x if self.encoder_ is None else self.encoder_(x), self.metric_)
 
     @torch.no_grad()
     def _feature_batches(self, data: RowSource, batch_size: int) -> Iterator[torch.Tensor]:
@@ -361,6 +370,7 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         """
         self._check_params()
         self._device_ = self._device()
+        self.metric_ = self._metric()
         data = self._data(X, reset=True)
         self._dtype_ = (
             torch.float64 if data.dtype == np.float64 and self.encoder is None else torch.float32
@@ -407,8 +417,8 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         return Z[torch.from_numpy(idx).to(Z.device)]
 
     def _new_trainer(self, Z: torch.Tensor, rng: np.random.RandomState, lr: float):
-        centers = seed_centers(Z, self.n_clusters, self.n_init, rng, self.metric)
-        return CenterTrainer(centers, self.metric, self.optimizer, lr, self.center_step)
+        centers = seed_centers(Z, self.n_clusters, self.n_init, rng, self.metric_)
+        return CenterTrainer(centers, self.metric_, self.optimizer, lr, self.center_step)
 
     def _fit_raw(self, data: RowSource, rng: np.random.RandomState) -> None:
         Z = None
@@ -503,7 +513,7 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         for block in data.batches(4096):
             h = self.encoder_(self._to_device(block))
             h = h.reshape(h.shape[0], -1)
-            lab, loss = assign(features(h, self.metric), centers)
+            lab, loss = assign(features(h, self.metric_), centers)
             norm_sum.index_add_(0, lab[0], h.norm(dim=1).double())
             counts.index_add_(0, lab[0], torch.ones_like(lab[0], dtype=torch.float64))
             labels.append(lab[0].cpu().numpy())
@@ -533,6 +543,7 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
                     "train the autoencoder, then partial_fit adapts the centers"
                 )
             self._device_ = self._device()
+            self.metric_ = self._metric()
             data = self._data(X, reset=True)
             self._dtype_ = torch.float64 if data.dtype == np.float64 else torch.float32
             self.encoder_ = self.decoder_ = None
@@ -612,7 +623,7 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         check_is_fitted(self, "cluster_centers_")
         dtype = torch.float64 if self.cluster_centers_.dtype == np.float64 else torch.float32
         head = KMeansNetwork(torch.from_numpy(self.cluster_centers_).to(dtype))
-        cosine = self.metric == "cosine"
+        cosine = self.metric_ == "cosine"
         if self.encoder_ is None:
             net = (EncodedClusterNetwork(L2Normalize(), head, self.n_features_in_)
                    if cosine else head)
@@ -635,7 +646,7 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         if self.encoder_ is None:
             return self.cluster_centers_.reshape(self.n_clusters, *self.input_shape_)
         h = self.cluster_centers_
-        if self.metric == "cosine":
+        if self.metric_ == "cosine":
             h = h * self.feature_scale_[:, None]
         with torch.no_grad():
             self.decoder_.eval()

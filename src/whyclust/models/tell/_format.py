@@ -47,6 +47,7 @@ def dump(model: TELL) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         "n_steps": int(getattr(model, "n_steps_", 0)),
         "loss": float(model.loss_) if math.isfinite(model.loss_) else None,
         "device": str(model.device),
+        "metric": model.metric_,
     }
     if hasattr(model, "feature_names_in_"):
         config["feature_names"] = [str(c) for c in model.feature_names_in_]
@@ -70,12 +71,15 @@ def restore(tensors: dict[str, np.ndarray], config: dict[str, Any]) -> TELL:
     params = config["params"]
     if not isinstance(params, dict) or set(params) - {*_JSON_PARAMS, "augment", "random_state"}:
         raise ValueError("bad TELL parameters")
-    params = {"metric": "cosine", **params}  # files written before the metric existed
     mode = config.get("mode")
     if mode not in ("raw", "mlp", "conv", "user"):
         raise ValueError(f"unknown TELL mode {mode!r}")
     model = TELL(**params)
     model._validate_params()
+    # files written before the metric existed hold cosine models
+    model.metric_ = config.get("metric", "cosine")
+    if model.metric_ not in ("euclidean", "cosine"):
+        raise ValueError(f"unknown TELL metric {model.metric_!r}")
     centers = finite_array(tensors, "cluster_centers", ndim=2)
     k = centers.shape[0]
     if k != params.get("n_clusters") or k < 1:
@@ -129,7 +133,7 @@ def restore(tensors: dict[str, np.ndarray], config: dict[str, Any]) -> TELL:
             raise ValueError("feature_scale must hold one value per cluster")
         model.feature_scale_ = scale
     model._trainer = CenterTrainer(
-        torch.from_numpy(centers)[None], model.metric, model.optimizer, model._partial_lr(),
+        torch.from_numpy(centers)[None], model.metric_, model.optimizer, model._partial_lr(),
         model.center_step,
     )
     return model
