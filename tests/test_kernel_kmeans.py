@@ -18,7 +18,7 @@ from whyclust.networks.kernel import KernelKMeansNetwork
 
 
 def _direct_logits(X, support, labels, gamma):
-    """The LME formula of DESIGN.md section 2, written out with numpy / scipy."""
+    """The LME formula of docs/kernel_kmeans.md, written out with numpy / scipy."""
     from scipy.special import logsumexp
 
     D = ((X[:, None, :] - support[None]) ** 2).sum(-1)

@@ -1,4 +1,4 @@
-"""Gaussian kernel k-means as a scikit-learn clusterer, explainable by NEON (DESIGN.md section 2).
+"""Gaussian kernel k-means as a scikit-learn clusterer, explainable by NEON (docs/kernel_kmeans.md).
 
 Fitting runs the textbook kernel k-means iteration on the support points (the training
 points, or a random subsample of ``max_support`` of them): with the kernel matrix
