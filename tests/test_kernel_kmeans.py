@@ -11,13 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.datasets import make_blobs
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import whyclust as wc
 from whyclust.networks.kernel import KernelKMeansNetwork
 
 
 def _direct_logits(X, support, labels, gamma):
-    """The LME formula of DESIGN.md section 2, written out with numpy / scipy."""
+    """The LME formula of docs/kernel_kmeans.md, written out with numpy / scipy."""
     from scipy.special import logsumexp
 
     D = ((X[:, None, :] - support[None]) ** 2).sum(-1)
@@ -47,16 +48,72 @@ def fitted(blobs):
     return wc.KernelKMeans(4, gamma=0.05, n_init=3, random_state=0).fit(X)
 
 
-def test_fit_recovers_blobs_and_reports_agreement(blobs, fitted):
+def _loop_textbook(X, support, labels, gamma):
+    """Textbook kernel k-means assignment written as plain loops over points and clusters:
+    argmin_k k(x,x) - 2/|C_k| sum_j k(x,u_j) + 1/|C_k|^2 sum_{j,l} k(u_j,u_l)."""
+    kern = lambda a, b: math.exp(-gamma * float(((a - b) ** 2).sum()))  # noqa: E731
+    K = labels.max() + 1
+    out = []
+    for x in X:
+        dist = []
+        for k in range(K):
+            members = support[labels == k]
+            cross = sum(kern(x, u) for u in members) / len(members)
+            inner = sum(kern(u, v) for u in members for v in members) / len(members) ** 2
+            dist.append(kern(x, x) - 2 * cross + inner)
+        out.append(int(np.argmin(dist)))
+    return np.array(out)
+
+
+def _loop_lme(X, support, labels, gamma):
+    """The neuralized rule argmin_k -(1/gamma) log mean_{j in C_k} exp(-gamma D_j), looped."""
+    K = labels.max() + 1
+    out = []
+    for x in X:
+        d = [-math.log(np.mean([math.exp(-gamma * float(((x - u) ** 2).sum()))
+                                for u in support[labels == k]])) / gamma for k in range(K)]
+        out.append(int(np.argmin(d)))
+    return np.array(out)
+
+
+def test_fit_recovers_blobs_and_reports_agreement(blobs):
     X, y = blobs
-    assert wc.metrics.cluster_accuracy(y, fitted.labels_) > 0.95
-    assert fitted.support_.shape == X.shape
-    assert 0.0 <= fitted.textbook_agreement_ <= 1.0
-    assert fitted.textbook_agreement_ == pytest.approx(
-        np.mean(fitted.predict_textbook(X) == fitted.predict(X))
-    )
-    assert np.array_equal(fitted.fit_predict(X), fitted.labels_)
-    assert fitted.n_iter_ >= 1 and np.isfinite(fitted.inertia_)
+    sub = X[::3]  # 100 points: the loops below stay fast
+    m = wc.KernelKMeans(4, gamma=0.05, n_init=3, tol=0.0, random_state=0).fit(sub)
+    assert wc.metrics.cluster_accuracy(y[::3], m.labels_) > 0.95
+    assert m.support_.shape == sub.shape
+    # labels_ is the LME rule, computed independently by loops
+    lme = _loop_lme(sub, m.support_, m.support_labels_, m.gamma_)
+    np.testing.assert_array_equal(m.labels_, lme)
+    # the fit converged (tol=0): the support labels are a fixed point of textbook k-means
+    textbook = _loop_textbook(sub, m.support_, m.support_labels_, m.gamma_)
+    np.testing.assert_array_equal(m.support_labels_, textbook)
+    np.testing.assert_array_equal(m.predict_textbook(sub), textbook)
+    assert m.textbook_agreement_ == pytest.approx(np.mean(textbook == lme))
+    # the objective is the sum of textbook distances of the support points to their cluster
+    kmat = np.exp(-m.gamma_ * ((sub[:, None] - sub[None]) ** 2).sum(-1))
+    total = 0.0
+    for k in range(4):
+        idx = np.flatnonzero(m.support_labels_ == k)
+        total += sum(kmat[a, a] - 2 * kmat[a, idx].mean() + kmat[np.ix_(idx, idx)].mean()
+                     for a in idx)
+    assert m.inertia_ == pytest.approx(total, rel=1e-9)
+    assert m.n_iter_ >= 1
+    # fit_predict on a fresh model gives the labels of fit, for the same seed
+    again = wc.KernelKMeans(4, gamma=0.05, n_init=3, tol=0.0, random_state=0)
+    np.testing.assert_array_equal(again.fit_predict(sub), lme)
+
+
+def test_kmeanspp_seeds_spread_over_the_blobs():
+    """Seeding in kernel space picks one seed per well-separated blob (k-means++ property)."""
+    from whyclust.models.kernel_kmeans import _gaussian_kernel, _plus_plus_init
+
+    X, y = make_blobs(200, centers=4, n_features=2, cluster_std=0.2, center_box=(-20, 20),
+                      random_state=3)
+    kmat = _gaussian_kernel(X, X, 0.5)
+    for seed in range(5):
+        labels = _plus_plus_init(kmat, 4, np.random.RandomState(seed))
+        assert wc.metrics.cluster_accuracy(y, labels) == 1.0
 
 
 def test_predict_equals_argmax_of_neuralized_logits(blobs, fitted):
@@ -180,7 +237,15 @@ def test_bad_parameters_are_named(blobs):
     with pytest.raises(ValueError, match="n_init"):
         wc.KernelKMeans(2, n_init=0).fit(X)
     with pytest.raises(ValueError, match="n_clusters"):
-        wc.KernelKMeans(1).fit(X)
+        wc.KernelKMeans(0).fit(X)
+    with pytest.raises(TypeError, match="n_clusters"):
+        wc.KernelKMeans(2.5).fit(X)
+    with pytest.raises(ValueError, match="n_samples=3 should be >= n_clusters=4"):
+        wc.KernelKMeans(4).fit(X[:3])
+    one = wc.KernelKMeans(1, n_init=1).fit(X)  # like KMeans: fits, but nothing to explain
+    assert (one.labels_ == 0).all() and one.textbook_agreement_ == 1.0
+    with pytest.raises(ValueError, match="at least 2 clusters"):
+        wc.neuralize(one)
     from sklearn.exceptions import NotFittedError
 
     with pytest.raises(NotFittedError):
@@ -204,3 +269,26 @@ def test_exact_ties_on_integer_data_keep_relevance_bounded_and_conserved():
     e = wc.explain(m, X[:50])
     np.testing.assert_allclose(e.relevance_sum(), e.logit, atol=1e-9 * np.abs(e.logit).max())
     assert np.abs(e.relevance).max() < 10 * np.abs(e.logit).max()
+
+
+def test_neuralize_protocol_and_feature_names(blobs, fitted, tmp_path):
+    import pandas as pd
+
+    X, _ = blobs
+    assert fitted.__neuralize__() is wc.neuralize(fitted)
+    df = pd.DataFrame(X, columns=list("abcde"))
+    m = wc.KernelKMeans(4, gamma=0.05, n_init=1, random_state=0).fit(df)
+    assert list(m.feature_names_in_) == list("abcde")
+    with pytest.raises(ValueError, match="feature names"):
+        m.predict(df[list("edcba")])
+    again = wc.load(wc.save(m, tmp_path / "named.safetensors"))
+    assert list(again.feature_names_in_) == list("abcde")
+    np.testing.assert_array_equal(again.predict(df), m.labels_)
+
+
+@parametrize_with_checks(
+    [wc.KernelKMeans(n_clusters=3, n_init=2, random_state=0)],
+    expected_failed_checks=lambda est: {},  # none: every check passes
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)

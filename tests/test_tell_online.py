@@ -19,7 +19,8 @@ def directional_blobs(n=400, k=4, d=8, seed=0, spread=0.15, dirs=None):
     return X.astype(np.float32), y
 
 
-FAST = {"n_init": 2, "max_iter": 8, "batch_size": 50}
+# the directional fixtures are cosine data; euclidean runs name their metric
+FAST = {"metric": "cosine", "n_init": 2, "max_iter": 8, "batch_size": 50}
 
 
 class RowReader:
@@ -41,7 +42,7 @@ class RowReader:
 
 def test_partial_fit_initialises_then_adapts():
     X, y = directional_blobs()
-    model = TELL(4, batch_size=50, random_state=0)
+    model = TELL(4, metric="cosine", batch_size=50, random_state=0)
     model.partial_fit(X[:100])
     assert model.cluster_centers_.shape == (4, 8) and model.n_steps_ == 2
     first = model.cluster_centers_.copy()
@@ -79,9 +80,9 @@ def test_partial_fit_needs_enough_rows_and_same_features():
 
 
 def test_streams_an_array_without_reading_it_whole(monkeypatch):
-    import whyclust.models.tell as tell_module
+    import whyclust._batches
 
-    monkeypatch.setattr(tell_module, "_BLOCK_BYTES", 64 * 4 * 8)  # 64 rows of 8 float32
+    monkeypatch.setattr(whyclust._batches, "BLOCK_BYTES", 64 * 4 * 8)  # 64 rows of 8 float32
     X, y = directional_blobs(n=600)
     reader = RowReader(X, limit=64)
     model = TELL(4, random_state=0, init_size=40, **FAST).fit(reader)
@@ -148,3 +149,26 @@ def test_encoder_mode_refuses_a_one_shot_iterator():
     X, _ = directional_blobs(n=100)
     with pytest.raises(ValueError, match="one-shot"):
         TELL(3, encoder="mlp").fit(iter([X]))
+
+
+def test_euclidean_partial_fit_and_streams_match_in_memory(tmp_path):
+    from sklearn.datasets import make_blobs
+
+    X, y = make_blobs(600, centers=4, n_features=5, cluster_std=1.0, random_state=0)
+    X = X.astype(np.float32)
+    model = TELL(4, batch_size=50, random_state=0)
+    assert model.metric == "auto"
+    model.partial_fit(X[:100])
+    assert model.metric_ == "euclidean"
+    for start in range(100, 600, 50):
+        model.partial_fit(X[start : start + 50])
+    assert adjusted_rand_score(y, model.predict(X)) > 0.95
+    # the same fit from memory, a memmap and re-iterable chunks
+    mm = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=X.dtype, shape=X.shape)
+    mm[:] = X
+    mm.flush()
+    full = TELL(4, random_state=0, n_init=2, batch_size=50).fit(X)
+    ro = TELL(4, random_state=0, n_init=2, batch_size=50).fit(np.load(tmp_path / "x.npy",
+                                                                     mmap_mode="r"))
+    assert adjusted_rand_score(full.labels_, ro.labels_) > 0.99
+    assert adjusted_rand_score(y, full.labels_) > 0.95

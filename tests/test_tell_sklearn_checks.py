@@ -1,4 +1,4 @@
-"""scikit-learn's estimator checks for TELL (raw mode, small and fast settings).
+"""scikit-learn's estimator checks for TELL (raw mode, both metrics, small and fast settings).
 
 Every check passes; none is expected to fail. scikit-learn itself skips the array-API
 check unless SCIPY_ARRAY_API=1 is set in the environment (TELL converts any input to numpy).
@@ -17,8 +17,29 @@ EXPECTED_FAILED: dict[str, str] = {}
 
 
 @parametrize_with_checks(
-    [TELL(n_clusters=3, n_init=2, max_iter=5, random_state=0)],
+    [TELL(n_clusters=3, n_init=2, max_iter=5, random_state=0),
+     TELL(n_clusters=3, metric="cosine", n_init=2, max_iter=5, random_state=0)],
     expected_failed_checks=lambda est: EXPECTED_FAILED,
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+def test_unfitted_model_raises_not_fitted_everywhere():
+    import numpy as np
+    import pytest
+    from sklearn.exceptions import NotFittedError
+
+    import whyclust as wc
+
+    X = np.ones((4, 3))
+    model = TELL(2)
+    for call in (model.predict, model.transform, model.score):
+        with pytest.raises(NotFittedError):
+            call(X)
+    with pytest.raises(NotFittedError):
+        model.prototypes_  # noqa: B018
+    with pytest.raises(NotFittedError):
+        model.__neuralize__()
+    with pytest.raises(NotFittedError):
+        wc.neuralize(model)

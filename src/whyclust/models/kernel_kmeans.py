@@ -1,4 +1,4 @@
-"""Gaussian kernel k-means as a scikit-learn clusterer, explainable by NEON (DESIGN.md section 2).
+"""Gaussian kernel k-means as a scikit-learn clusterer, explainable by NEON (docs/kernel_kmeans.md).
 
 Fitting runs the textbook kernel k-means iteration on the support points (the training
 points, or a random subsample of ``max_support`` of them): with the kernel matrix
@@ -17,19 +17,19 @@ the last, per-cluster, term of the textbook distance, so the two rules can disag
 
 from __future__ import annotations
 
-import numbers
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
-import torch
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from whyclust._validation import as_float_array, check_n_clusters
-from whyclust.io import finite_array, register_format
-from whyclust.networks import register_neuralizer
-from whyclust.networks.kernel import KernelKMeansNetwork
+from whyclust._fileformat import finite_array
+from whyclust._validation import as_float_array
+from whyclust.engine.kernel import KernelGeometry
+from whyclust.models._kmeanspp import kmeans_plusplus
 
 __all__ = ["KernelKMeans"]
 
@@ -42,12 +42,13 @@ class KernelKMeans(ClusterMixin, BaseEstimator):
     Parameters
     ----------
     n_clusters : int, default=8
-        Number of clusters.
+        Number of clusters, K >= 1 (the network and its explanations need K >= 2).
     gamma : float or "scale", default="scale"
         Kernel width in k(x, y) = exp(-gamma ||x - y||^2). ``"scale"`` uses
         1 / (n_features * X.var()), as scikit-learn's SVC does.
     n_init : int, default=5
-        Restarts from different k-means++-style seeds; the run with the lowest kernel
+        Restarts from greedy k-means++ seeds in feature space
+        (||phi(a) - phi(b)||^2 = K_aa + K_bb - 2 K_ab); the run with the lowest kernel
         k-means objective is kept.
     max_iter : int, default=100
         Maximum iterations of one run.
@@ -76,7 +77,21 @@ class KernelKMeans(ClusterMixin, BaseEstimator):
         Kernel k-means objective (sum of feature-space squared distances) on the support.
     n_iter_ : int
         Iterations of the kept run.
+    n_features_in_ : int
+        Number of input features.
+    feature_names_in_ : ndarray of str
+        Column names of a DataFrame passed to ``fit``.
     """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "n_clusters": [Interval(Integral, 1, None, closed="left")],
+        "gamma": [StrOptions({"scale"}), Interval(Real, 0, None, closed="neither")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "max_support": [None, Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
 
     def __init__(
         self,
@@ -99,37 +114,31 @@ class KernelKMeans(ClusterMixin, BaseEstimator):
 
     # --- fitting -----------------------------------------------------------------------------
 
-    def _check_params(self, X: np.ndarray) -> float:
-        check_n_clusters(self.n_clusters, X.shape[0])
-        for name in ("n_init", "max_iter"):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.tol, numbers.Real) or self.tol < 0:
-            raise ValueError(f"tol must be a number >= 0, got {self.tol!r}")
-        if self.max_support is not None and (
-            not isinstance(self.max_support, numbers.Integral)
-            or isinstance(self.max_support, bool)
-            or self.max_support < self.n_clusters
-        ):
+    def _gamma(self, X: np.ndarray) -> float:
+        """Validate the parameters and return the kernel width for data ``X``."""
+        self._validate_params()
+        if self.max_support is not None and self.max_support < self.n_clusters:
             raise ValueError(
                 f"max_support must be None or an integer >= n_clusters, got {self.max_support!r}"
             )
-        if isinstance(self.gamma, str):
-            if self.gamma != "scale":
-                raise ValueError(f"gamma must be 'scale' or a positive number, got {self.gamma!r}")
+        if self.n_clusters > X.shape[0]:
+            raise ValueError(f"n_samples={X.shape[0]} should be >= n_clusters={self.n_clusters}.")
+        if isinstance(self.gamma, str):  # "scale"
             var = float(X.var())
             return 1.0 / (X.shape[1] * var) if var > 0 else 1.0
-        if isinstance(self.gamma, bool) or not isinstance(self.gamma, numbers.Real):
-            raise TypeError(f"gamma must be 'scale' or a number, got {type(self.gamma).__name__}")
-        if not (np.isfinite(self.gamma) and self.gamma > 0):
+        if not np.isfinite(self.gamma):
             raise ValueError(f"gamma must be a positive finite number, got {self.gamma}")
         return float(self.gamma)
 
+    def _check_X(self, X: Any, *, reset: bool) -> np.ndarray:
+        """scikit-learn's checks (names, sparse, NaN, feature count), then float32 / float64."""
+        X = validate_data(self, X, reset=reset, dtype="numeric")
+        return as_float_array(X)
+
     def fit(self, X: Any, y: Any = None) -> KernelKMeans:
         """Fit kernel k-means on ``X`` (or a random subsample of ``max_support`` rows)."""
-        X = as_float_array(X, min_samples=2)
-        gamma = self._check_params(X)
+        X = self._check_X(X, reset=True)
+        gamma = self._gamma(X)
         rng = check_random_state(self.random_state)
         n = X.shape[0]
         if self.max_support is not None and n > self.max_support:
@@ -151,19 +160,17 @@ class KernelKMeans(ClusterMixin, BaseEstimator):
         self.gamma_ = gamma
         self.inertia_ = float(inertia)
         self.n_iter_ = int(n_iter)
-        self.n_features_in_ = X.shape[1]
         self._network = None
-        self.labels_ = self.predict(X)
-        self.textbook_agreement_ = float(np.mean(self.predict_textbook(X) == self.labels_))
+        self.labels_ = self._predict(X)
+        self.textbook_agreement_ = float(np.mean(self._predict_textbook(X) == self.labels_))
         return self
-
-    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
-        return self.fit(X).labels_
 
     # --- prediction --------------------------------------------------------------------------
 
-    def network(self) -> KernelKMeansNetwork:
-        """The exact neuralized network (cached)."""
+    def network(self) -> Any:
+        """The exact neuralized network, a torch ``KernelKMeansNetwork`` (cached); K >= 2."""
+        from whyclust.networks.kernel import KernelKMeansNetwork
+
         check_is_fitted(self, "support_")
         if getattr(self, "_network", None) is None:
             self._network = KernelKMeansNetwork(self.support_, self.support_labels_, self.gamma_)
@@ -172,20 +179,28 @@ class KernelKMeans(ClusterMixin, BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:
         """Clusters by the neuralized rule argmin_k LME^{-gamma}_{j in C_k} ||x - u_j||^2."""
         check_is_fitted(self, "support_")
-        X = as_float_array(X, n_features=self.n_features_in_)
-        net = self.network()
+        return self._predict(self._check_X(X, reset=False))
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        if self.n_clusters == 1:
+            return np.zeros(X.shape[0], dtype=np.int64)
+        order = np.argsort(self.support_labels_, kind="stable")
+        counts = np.bincount(self.support_labels_, minlength=self.n_clusters)
+        support = np.ascontiguousarray(self.support_[order])
+        geom = KernelGeometry(support, counts, self.gamma_)  # the network's own arithmetic
         rows = max(1, _ROW_VALUES // max(1, self.support_.shape[0]))
         out = np.empty(X.shape[0], dtype=np.int64)
-        with torch.no_grad():
-            for start in range(0, X.shape[0], rows):
-                xb = torch.from_numpy(X[start : start + rows]).to(net.dtype)
-                out[start : start + rows] = net.scores(xb).argmax(1).numpy()
+        for start in range(0, X.shape[0], rows):
+            xb = X[start : start + rows].astype(support.dtype, copy=False)
+            out[start : start + rows] = geom.scores(geom.prepare(xb)).argmax(1)
         return out
 
     def predict_textbook(self, X: Any) -> np.ndarray:
         """Clusters by the textbook kernel k-means distance (with the per-cluster term)."""
         check_is_fitted(self, "support_")
-        X = as_float_array(X, n_features=self.n_features_in_)
+        return self._predict_textbook(self._check_X(X, reset=False))
+
+    def _predict_textbook(self, X: np.ndarray) -> np.ndarray:
         k = self.n_clusters
         onehot = np.eye(k, dtype=self.support_.dtype)[self.support_labels_]
         counts = onehot.sum(0)
@@ -199,6 +214,10 @@ class KernelKMeans(ClusterMixin, BaseEstimator):
             out[start : start + rows] = dist.argmin(1)
         return out
 
+    def __neuralize__(self, **_: Any) -> Any:
+        """The exact network of the LME rule (:func:`whyclust.neuralize`); needs K >= 2."""
+        return self.network()
+
     @property
     def cluster_sizes_(self) -> np.ndarray:
         check_is_fitted(self, "support_")
@@ -209,29 +228,31 @@ class KernelKMeans(ClusterMixin, BaseEstimator):
 
 
 def _gaussian_kernel(A: np.ndarray, B: np.ndarray, gamma: float) -> np.ndarray:
-    a = torch.from_numpy(np.ascontiguousarray(A))
-    b = torch.from_numpy(np.ascontiguousarray(B))
-    ob = b.mean(0)
-    a, b = a - ob, b - ob  # distances are translation invariant; shifting keeps digits
+    ob = B.mean(0)
+    a, b = A - ob, B - ob  # distances are translation invariant; shifting keeps digits
     sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
-    return torch.exp(-gamma * sq.clamp_min_(0.0)).numpy()
+    return np.exp(-gamma * np.maximum(sq, 0.0))
+
+
+def _writable(A: np.ndarray) -> np.ndarray:
+    """C-contiguous and writable (torch will not wrap read-only memory without a warning)."""
+    return np.ascontiguousarray(A) if A.flags.writeable else A.copy(order="C")
 
 
 def _plus_plus_init(kmat: np.ndarray, k: int, rng: np.random.RandomState) -> np.ndarray:
-    """k-means++ seeding in feature space, ||phi(a) - phi(b)||^2 = 2 - 2 K_ab; returns labels."""
-    n = kmat.shape[0]
-    chosen = [int(rng.randint(n))]
-    closest = 2.0 - 2.0 * kmat[chosen[0]]
-    for _ in range(1, k):
-        total = closest.sum()
-        if total <= 0:
-            candidates = np.setdiff1d(np.arange(n), chosen)
-            nxt = int(rng.choice(candidates))
-        else:
-            nxt = int(rng.choice(n, p=np.clip(closest, 0, None) / total))
-        chosen.append(nxt)
-        closest = np.minimum(closest, 2.0 - 2.0 * kmat[nxt])
-    labels = np.argmax(kmat[:, chosen], axis=1)
+    """Labels from greedy k-means++ seeds in feature space (each point joins its nearest
+    seed), with ||phi(a) - phi(b)||^2 = K_aa + K_bb - 2 K_ab."""
+    import torch
+
+    km = torch.from_numpy(kmat)
+    diag = torch.diagonal(km)
+
+    def sq_dist(idx: torch.Tensor) -> torch.Tensor:
+        return diag[idx][..., None] + diag - 2.0 * km[idx]
+
+    chosen = kmeans_plusplus(sq_dist, kmat.shape[0], k, rng=rng)[0].numpy()
+    dist = (diag[chosen][None, :] - 2.0 * km[:, chosen]).numpy()  # + K_aa, equal per row
+    labels = dist.argmin(1)
     labels[chosen] = np.arange(k)
     return labels
 
@@ -274,12 +295,7 @@ def _feature_distances(kmat, diag, onehot, counts) -> np.ndarray:
     return diag[:, None] - 2.0 * kc / counts + self_term[None, :]
 
 
-# --- registrations --------------------------------------------------------------------------
-
-
-@register_neuralizer(KernelKMeans)
-def _neuralize_kernel_kmeans(model: KernelKMeans) -> KernelKMeansNetwork:
-    return model.network()
+# --- file format ----------------------------------------------------------------------------
 
 
 def _dump(model: KernelKMeans) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -299,11 +315,14 @@ def _dump(model: KernelKMeans) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         "n_iter": model.n_iter_,
         "textbook_agreement": model.textbook_agreement_,
     }
+    if hasattr(model, "feature_names_in_"):
+        config["feature_names"] = [str(c) for c in model.feature_names_in_]
     return tensors, config
 
 
 def _restore(tensors: dict[str, np.ndarray], config: dict[str, Any]) -> KernelKMeans:
     model = KernelKMeans(**config["params"])
+    model._validate_params()
     support = finite_array(tensors, "support", ndim=2)
     labels = np.asarray(tensors["support_labels"])
     if labels.shape != (support.shape[0],) or labels.dtype.kind not in "iu":
@@ -317,10 +336,19 @@ def _restore(tensors: dict[str, np.ndarray], config: dict[str, Any]) -> KernelKM
     model.n_iter_ = int(config["n_iter"])
     model.textbook_agreement_ = float(config["textbook_agreement"])
     model.n_features_in_ = support.shape[1]
+    if "feature_names" in config:
+        names = config["feature_names"]
+        if not (isinstance(names, list) and len(names) == support.shape[1]
+                and all(isinstance(c, str) for c in names)):
+            raise ValueError("feature_names must list one string per input feature")
+        model.feature_names_in_ = np.asarray(names, dtype=object)
     model.labels_ = np.asarray(tensors["labels"]).astype(np.int64)
     model._network = None
-    model.network()  # validates gamma and labels
+    if model.n_clusters >= 2:
+        model.network()  # validates gamma and labels
     return model
 
 
-register_format("kernel-kmeans", KernelKMeans, _dump, _restore)
+#: the model-file protocol of :mod:`whyclust.io`
+to_file = _dump
+from_file = _restore

@@ -83,15 +83,7 @@ def neuralize(
         return KMeansNetwork(centers_of(model))
     if isinstance(model, (np.ndarray, torch.Tensor, list)):
         return KMeansNetwork(model)
-    _load_model_modules()  # models not yet converted to __neuralize__
-    for test, fn in _USER:
-        if test(model):
-            return fn(model, **kwargs)
     raise TypeError(
         f"cannot neuralize a {type(model).__name__}: expected a fitted k-means model, "
         "a (K, d) array of centers, TELL, KernelKMeans or an (encoder, centers) pair"
     )
-
-
-def _load_model_modules() -> None:
-    import whyclust.models  # noqa: F401

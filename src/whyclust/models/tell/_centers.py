@@ -1,0 +1,150 @@
+"""TELL's cluster layer: features, assignments and the center updates, for R restarts at once.
+
+Two geometries (``metric``):
+
+* ``"cosine"``: features and centers are unit vectors (the paper's layer). Each center's
+  loss gradient is rescaled to a fixed fraction (``center_step``) of the center's norm and
+  the centers are re-normalised after each step.
+* ``"euclidean"``: plain k-means. The gradient of the batch loss for center j,
+  (2 b_j / B) (Omega_j - m_j) with m_j the mean of its b_j points in the batch, is divided
+  by its curvature 2 b_j / B, so a step of rate 1 moves the center onto m_j (Lloyd's
+  update on the batch); smaller rates average over batches.
+
+Either way the layer scores are 2 Omega_j . z - ||Omega_j||^2 and the assignment is their
+argmax, the nearest center.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from whyclust.models._kmeanspp import kmeans_plusplus, sq_euclidean
+
+__all__ = ["METRICS", "CenterTrainer", "assign", "features", "seed_centers", "sq_distances"]
+
+METRICS = ("euclidean", "cosine")
+
+
+def unit_rows(c: torch.Tensor) -> torch.Tensor:
+    """Rows scaled to norm 1 (all-zero rows are left as they are)."""
+    norm = c.norm(dim=-1, keepdim=True)
+    return torch.where(norm > 0, c / norm.clamp_min(1e-30), c)
+
+
+def features(h: torch.Tensor, metric: str) -> torch.Tensor:
+    """Rows flattened to (n, d); unit-normalised for the cosine metric."""
+    h = h.reshape(h.shape[0], -1)
+    if metric == "cosine":
+        return h / h.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return h
+
+
+def sq_distances(z: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+    """||z_i - Omega_j||^2 for features (B, d) and centers (K, d): (B, K)."""
+    sq = (z * z).sum(1, keepdim=True) - 2.0 * z @ centers.T + (centers * centers).sum(1)
+    return sq.clamp_min(0.0)
+
+
+@torch.no_grad()
+def assign(z: torch.Tensor, centers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Labels and squared distances to the nearest center of ``z`` (B, d) for centers
+    (R, K, d): two (R, B) tensors. The labels are the argmax of the layer's scores
+    2 Omega_j . z - ||Omega_j||^2, exactly what the neuralized network computes."""
+    sq = (centers * centers).sum(-1)
+    scores = 2.0 * torch.matmul(z, centers.transpose(1, 2)) - sq[:, None, :]
+    best, labels = scores.max(-1)
+    return labels, ((z * z).sum(1) - best).clamp_min(0.0)
+
+
+@torch.no_grad()
+def seed_centers(
+    Z: torch.Tensor, k: int, n_init: int, rng: np.random.RandomState, metric: str
+) -> torch.Tensor:
+    """(n_init, K, d) greedy k-means++ seeds among the rows of the features ``Z``."""
+    if Z.shape[0] < k:
+        raise ValueError(f"n_samples={Z.shape[0]} should be >= n_clusters={k}.")
+    idx = kmeans_plusplus(sq_euclidean(Z), Z.shape[0], k, n_init=n_init, rng=rng,
+                          device=Z.device)
+    centers = Z[idx]
+    if metric == "cosine":
+        norm = centers.norm(dim=-1, keepdim=True)
+        if bool((norm == 0).any()):  # an all-zero input row: a random direction instead
+            gen = torch.Generator().manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
+            noise = torch.randn(centers.shape, generator=gen, dtype=centers.dtype)
+            centers = torch.where(norm == 0, noise.to(Z.device), centers)
+        centers = unit_rows(centers)
+    return centers
+
+
+class CenterTrainer:
+    """Centers of shape (R, K, d) for R restarts, updated from batches of features.
+
+    Plain SGD is done in place (no optimizer object); ``"adadelta"`` and ``"adam"`` use
+    ``torch.optim`` on the same rescaled gradient.
+    """
+
+    def __init__(
+        self, centers: torch.Tensor, metric: str, optimizer: str, lr: float, step: float
+    ) -> None:
+        self.metric = metric
+        self.centers = nn.Parameter(unit_rows(centers) if metric == "cosine" else centers)
+        self.lr = float(lr)
+        self.step_fraction = float(step)
+        self.opt: torch.optim.Optimizer | None = None
+        if optimizer == "adadelta":
+            self.opt = torch.optim.Adadelta([self.centers], lr=self.lr)
+        elif optimizer == "adam":
+            self.opt = torch.optim.Adam([self.centers], lr=self.lr)
+
+    @torch.no_grad()
+    def step(self, z: torch.Tensor, lr_scale: float = 1.0) -> torch.Tensor:
+        """One update on the features ``z`` (B, d); returns the (R,) batch losses."""
+        c = self.centers
+        r, k, d = c.shape
+        labels, dist = assign(z, c)  # (R, B) each
+        # per-center sums of the assigned features, one index_add for all restarts
+        offsets = (labels + torch.arange(r, device=z.device)[:, None] * k).reshape(-1)
+        sums = torch.zeros(r * k, d, dtype=z.dtype, device=z.device)
+        sums.index_add_(0, offsets, z.repeat(r, 1))
+        sums = sums.reshape(r, k, d)
+        if self.metric == "cosine":
+            # dL/dOmega_j = -2/B sum_{i in j} z_i (unit vectors), rescaled to a fraction
+            grad = sums.mul_(-2.0 / z.shape[0])
+            scale = self.step_fraction * c.norm(dim=-1, keepdim=True)
+            grad.mul_(scale / grad.norm(dim=-1, keepdim=True).clamp_min(1e-30))
+        else:
+            counts = torch.zeros(r * k, dtype=z.dtype, device=z.device)
+            counts.index_add_(0, offsets, torch.ones_like(offsets, dtype=z.dtype))
+            counts = counts.reshape(r, k, 1)
+            means = sums / counts.clamp_min(1.0)
+            grad = torch.where(counts > 0, c - means, torch.zeros_like(c))
+        if self.opt is None:
+            c.add_(grad, alpha=-self.lr * lr_scale)
+        else:
+            for group in self.opt.param_groups:
+                group["lr"] = self.lr * lr_scale
+            c.grad = grad
+            self.opt.step()
+            c.grad = None
+        if self.metric == "cosine":
+            c.copy_(unit_rows(c))
+        return dist.mean(1)
+
+    def select(self, r: int) -> None:
+        """Keep restart ``r`` only, with its optimizer state."""
+        old = self.centers
+        self.centers = nn.Parameter(old.detach()[r : r + 1].clone())
+        if self.opt is not None:
+            state = self.opt.state.get(old, {})
+            new_state = {
+                key: (v[r : r + 1].clone() if torch.is_tensor(v) and v.shape == old.shape else v)
+                for key, v in state.items()
+            }
+            cls = type(self.opt)
+            self.opt = cls([self.centers], **{
+                k: v for k, v in self.opt.defaults.items() if k in ("lr", "rho", "eps", "betas")
+            })
+            if new_state:
+                self.opt.state[self.centers] = new_state
