@@ -231,6 +231,9 @@ def _imputer_groups(
 
 def _encoder(encoders: list[Any], cols: list[int]) -> Callable[[Any], np.ndarray]:
     def encode(X: Any) -> np.ndarray:
+        if not encoders and not hasattr(X, "iloc") and X.shape[1] == len(cols):
+            if cols == list(range(len(cols))):  # all columns, in order: no copy
+                return np.asarray(X) if np.asarray(X).dtype.kind == "f" else _dense(X)
         block = _select(X, cols)
         for est in encoders:
             block = est.transform(block)
