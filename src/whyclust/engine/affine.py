@@ -76,16 +76,25 @@ class AffineMap:
         maps = maps + info["remainder"][:, :, None] / self.n_in
         return xp.sum(info["coef"][:, :, None] * maps, axis=1)
 
-    def pull_kmeans(self, zh: Any, target: Any, alpha: Any, nu: Any, tau: Any, ntau: Any) -> Any:
-        """The k-means midpoint map pulled back (formula in the module docstring)."""
+    def pull_kmeans(
+        self, zs: Any, target: Any, alpha: Any, shifted: Any, tau: Any, stack: Any
+    ) -> Any:
+        """The k-means midpoint map pulled back (formula in the module docstring).
+
+        ``zs`` = z - o (n, m), ``shifted`` = mu - o (K, m), ``tau`` (K, p) and ``stack`` =
+        [tau | nu | nu * tau] (K, 3p): with 2 zh - nu_c = B (2 zs - mu'_c) and
+        alpha @ tau = s tau_c - a @ tau, one (n, m) x (m, p) and one (n, K) x (K, 3p)
+        product.
+        """
         xp = self.xp
-        k = alpha.shape[1]
+        k, p = alpha.shape[1], tau.shape[1]
         own = xp.sum(alpha * onehot(target, k, alpha.dtype, xp), axis=1, keepdims=True)
         a = onehot(target, k, alpha.dtype, xp) * own - alpha  # a_c = 0, alpha = s e_c - a
-        at = alpha @ tau
-        nu_c = xp.take(nu, target, axis=0)
+        prod = a @ stack
         tau_c = xp.take(tau, target, axis=0)
-        return 2.0 * zh * at - nu_c * at - tau_c * (a @ nu) + a @ ntau
+        at = own * tau_c - prod[:, :p]
+        back = self.back(2.0 * zs - xp.take(shifted, target, axis=0))
+        return back * at - tau_c * prod[:, p : 2 * p] + prod[:, 2 * p :]
 
 
 def kmeans_coefficients(

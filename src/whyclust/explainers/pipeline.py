@@ -98,7 +98,7 @@ def explain_pipeline(
         if dense
         else AffineMap(t["offset"], diag=t["diag"])
     )
-    geom, rows = _head_geometry(kind, head, dtype, device, eps, amap.n_out)
+    geom, rows = _head_geometry(kind, head, dtype, device, eps, max(amap.n_out, amap.n_in))
     if geom.n_features != amap.n_out:
         raise ValueError("the preprocessing output does not match the clusterer's inputs")
     bs = int(batch_size) if batch_size is not None else rows
@@ -165,12 +165,12 @@ def _head_geometry(
             raise NotFittedError(f"This {type(head).__name__} instance is not fitted yet.")
         centers = check_centers(np.asarray(head.cluster_centers_))
         geom = _KMeansHead(on_device({"c": centers}, dtype, device)["c"], eps)
-        return geom, max(64, _BATCH_VALUES // max(1, m * 2))
+        return geom, max(64, _BATCH_VALUES // max(1, m))
     if kind == "mixture":
         geom = mixture_geometry(head, dtype, device, eps)
         return geom, batch_rows(geom.n_clusters, m, geom.covariance_type)
     geom = bisecting_geometry(head, dtype, device, eps)
-    return geom, max(64, _BATCH_VALUES // max(1, m * 2))
+    return geom, max(64, _BATCH_VALUES // max(1, m))
 
 
 class _KMeansHead(KMeansGeometry):
@@ -197,6 +197,8 @@ class _DenseHead:
         if kind == "kmeans":
             self.tau = geom.shifted @ amap.linear  # A^T (mu - o), rows
             self.nu = amap.back(geom.shifted)  # B (mu - o)
+            xp = geom.xp
+            self.stack = xp.concat([self.tau, self.nu, self.nu * self.tau], axis=1)
         elif kind == "bisecting":
             self.tau = geom.direction @ amap.linear
             self.nu = amap.back(geom.midpoints)
@@ -236,8 +238,7 @@ class _DenseHead:
         alpha, bmix, ref = info["alpha"], info["bmix"], info["reference"]
         if self.kind == "kmeans":
             zs = zprep if geom.shift_inputs else zprep - geom.offset
-            rel = amap.pull_kmeans(amap.back(zs), info["target"], alpha, self.nu, self.tau,
-                                   self.ntau)  # fmt: skip
+            rel = amap.pull_kmeans(zs, info["target"], alpha, geom.shifted, self.tau, self.stack)
             wide = 2.0 * self.tau
             model = geom.relevance(zprep, alpha) if self.keep_model else None
             w_model = geom.mixing[:, : geom.n_features]
