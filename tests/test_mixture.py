@@ -193,3 +193,21 @@ def test_not_fitted():
 
     with pytest.raises(NotFittedError):
         explain_mixture(GaussianMixture(2), np.zeros((3, 2)))
+
+
+@pytest.mark.parametrize("cov", TYPES)
+def test_the_torch_namespace_runs_the_same_lines(cov):
+    """The engine on torch tensors (as on a GPU) gives the numpy result, driver included."""
+    from whyclust.engine.mixture import MixtureGeometry
+    from whyclust.explainers._engine import drive
+
+    X, _ = make_blobs(120, n_features=3, centers=3, random_state=1)
+    g = GaussianMixture(3, covariance_type=cov, random_state=0).fit(X)
+    t = [torch.from_numpy(np.asarray(a)) for a in (g.means_, g.precisions_cholesky_, g.weights_)]
+    geom = MixtureGeometry(*t, cov)
+    kw = {"target": "assigned", "beta": "auto", "contrast": None, "reference": "mean",
+          "model_mean": g.weights_ @ g.means_, "batch_size": 50}  # fmt: skip
+    res = drive(geom, X, like=geom.means, **kw)
+    e = explain_mixture(g, X, reference="mean")
+    np.testing.assert_allclose(res["relevance"], e.relevance, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(res["cluster"], e.cluster)

@@ -243,3 +243,23 @@ def test_numpy_path_never_imports_torch():
         """
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.parametrize("shift", [0.0, 1e4])
+def test_folded_diagonal_kmeans_both_shift_modes(shift):
+    """The diagonal folded into the centroids, with and without the input shift."""
+    from whyclust.engine.affine import DiagonalKMeans
+
+    X = _data(300, 4) + shift
+    pipe = make_pipeline(MaxAbsScaler(), KMeans(4, n_init=3, random_state=0)).fit(X)
+    scale = 1.0 / pipe[0].scale_
+    geom = DiagonalKMeans(pipe[-1].cluster_centers_, scale, np.zeros(4))
+    assert geom.shift_inputs == (shift > 0)
+    ref = explain_kmeans(pipe[-1].cluster_centers_, pipe[:-1].transform(X), beta=0.1)
+    for Xd, tol in ((X, 1e-9), (X.astype(np.float32), 1e-4)):
+        e = explain_pipeline(pipe, Xd, beta=0.1)
+        assert _conserves(e, tol)
+        np.testing.assert_allclose(e.relevance, ref.relevance, rtol=tol * 100,
+                                   atol=tol * np.abs(ref.logit).max())  # fmt: skip
+        if Xd.dtype == np.float64:
+            np.testing.assert_array_equal(e.cluster, pipe.predict(X))

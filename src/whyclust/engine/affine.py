@@ -22,12 +22,14 @@ relevance is used as is. For the linear heads the pull-back factorises into
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from whyclust.engine._xp import namespace, onehot
+from whyclust.engine.kmeans import KMeansGeometry, assigned_logits
 from whyclust.engine.pool import margins_for_target, min_take_most, spread
 
-__all__ = ["AffineMap", "kmeans_coefficients"]
+__all__ = ["AffineMap", "DiagonalKMeans", "kmeans_coefficients"]
 
 
 class AffineMap:
@@ -74,16 +76,25 @@ class AffineMap:
         maps = maps + info["remainder"][:, :, None] / self.n_in
         return xp.sum(info["coef"][:, :, None] * maps, axis=1)
 
-    def pull_kmeans(self, zh: Any, target: Any, alpha: Any, nu: Any, tau: Any, ntau: Any) -> Any:
-        """The k-means midpoint map pulled back (formula in the module docstring)."""
+    def pull_kmeans(
+        self, zs: Any, target: Any, alpha: Any, shifted: Any, tau: Any, stack: Any
+    ) -> Any:
+        """The k-means midpoint map pulled back (formula in the module docstring).
+
+        ``zs`` = z - o (n, m), ``shifted`` = mu - o (K, m), ``tau`` (K, p) and ``stack`` =
+        [tau | nu | nu * tau] (K, 3p): with 2 zh - nu_c = B (2 zs - mu'_c) and
+        alpha @ tau = s tau_c - a @ tau, one (n, m) x (m, p) and one (n, K) x (K, 3p)
+        product.
+        """
         xp = self.xp
-        k = alpha.shape[1]
+        k, p = alpha.shape[1], tau.shape[1]
         own = xp.sum(alpha * onehot(target, k, alpha.dtype, xp), axis=1, keepdims=True)
         a = onehot(target, k, alpha.dtype, xp) * own - alpha  # a_c = 0, alpha = s e_c - a
-        at = alpha @ tau
-        nu_c = xp.take(nu, target, axis=0)
+        prod = a @ stack
         tau_c = xp.take(tau, target, axis=0)
-        return 2.0 * zh * at - nu_c * at - tau_c * (a @ nu) + a @ ntau
+        at = own * tau_c - prod[:, :p]
+        back = self.back(2.0 * zs - xp.take(shifted, target, axis=0))
+        return back * at - tau_c * prod[:, p : 2 * p] + prod[:, 2 * p :]
 
 
 def kmeans_coefficients(
@@ -126,3 +137,41 @@ def kmeans_coefficients(
     total = xp.sum(share, axis=1)
     took = xp.sum(xp.where(valid, share, 0.0), axis=1) / xp.where(total == 0.0, 1.0, total)
     return alpha, beta_mix, f, took
+
+
+class DiagonalKMeans(KMeansGeometry):
+    """k-means on z = u * diag + offset, run on u directly (no per-batch transform).
+
+    With o the mean centroid and M' the shifted centroids, the scores are
+    s_k = 2 (z - o) . M'_k - ||M'_k||^2 = 2 u . (diag M'_k) + 2 (offset - o) . M'_k - ||M'_k||^2,
+    so the diagonal folds into the centroid matrix and the relevance
+    R = (z - o) * (alpha @ 2M') - alpha @ M'^2 (equal per column in z and u) comes out of
+    the same two products as bare k-means. Inputs are shifted by the preimage of o when
+    the image of u = 0 lies far from the centroids (float32 accuracy), as in
+    :class:`~whyclust.engine.kmeans.KMeansGeometry`. ``diag`` must have no zero entry.
+    """
+
+    def __init__(self, centers: Any, diag: Any, offset: Any, eps: float | None = None) -> None:
+        super().__init__(centers, eps)
+        xp = self.xp
+        m = self.shifted
+        o = self.offset
+        gap = offset - o  # where u = 0 lands, relative to the mean centroid
+        sq_norm = xp.sum(m * m, axis=1)
+        self.shift_inputs = float(xp.linalg.vector_norm(gap)) > 8.0 * math.sqrt(
+            float(xp.max(sq_norm))
+        )
+        scaled = m * diag
+        self.shifted_t = xp.asarray(xp.matrix_transpose(scaled), copy=True)
+        if self.shift_inputs:
+            self.offset = -gap / diag  # prepare(u) = u - u_o = (z - o) / diag
+            self.score_bias = -sq_norm
+            quadratic = -(m * m)
+        else:
+            self.score_bias = 2.0 * (m @ gap) - sq_norm
+            quadratic = m * (2.0 * gap - m)
+        self.mixing = xp.concat([2.0 * scaled, quadratic], axis=1)
+
+    def assigned_logit(self, scores: Any) -> Any:
+        return assigned_logits(scores)
+

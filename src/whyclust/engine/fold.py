@@ -231,6 +231,9 @@ def _imputer_groups(
 
 def _encoder(encoders: list[Any], cols: list[int]) -> Callable[[Any], np.ndarray]:
     def encode(X: Any) -> np.ndarray:
+        if not encoders and not hasattr(X, "iloc") and X.shape[1] == len(cols):
+            if cols == list(range(len(cols))):  # all columns, in order: no copy
+                return np.asarray(X) if np.asarray(X).dtype.kind == "f" else _dense(X)
         block = _select(X, cols)
         for est in encoders:
             block = est.transform(block)
@@ -314,6 +317,11 @@ def mixture_arrays(model: Any) -> dict[str, Any]:
             f"This {type(model).__name__} instance is not fitted yet. Call 'fit' with "
             "appropriate arguments before using this estimator."
         )
+    if len(model.weights_) < 2:
+        raise ValueError(
+            f"this {type(model).__name__} has {len(model.weights_)} component: with one "
+            "cluster there is no assignment to explain"
+        )
     return {
         "means": np.asarray(model.means_, dtype=np.float64),
         "chol": np.asarray(model.precisions_cholesky_, dtype=np.float64),
@@ -340,6 +348,11 @@ def bisecting_arrays(model: Any) -> dict[str, np.ndarray]:
     # predict compares x with the children's centres plus the training mean (when kept)
     shift = np.asarray(getattr(model, "_X_mean", 0.0), dtype=np.float64)
     k = int(model.cluster_centers_.shape[0])
+    if k < 2:
+        raise ValueError(
+            f"this {type(model).__name__} has {k} cluster: with one cluster there is no "
+            "assignment to explain"
+        )
     left, right, paths = [], [], {}
     stack = [(tree, [])]
     while stack:

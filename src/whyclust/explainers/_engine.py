@@ -16,6 +16,7 @@ import numpy as np
 
 from whyclust.engine._xp import to_numpy
 from whyclust.engine.kmeans import check_finite_scores
+from whyclust.explainers.kmeans import _output_array
 from whyclust.explainers.request import resolve_reference, resolve_request, row_batches
 
 __all__ = ["as_namespace", "drive", "on_device"]
@@ -76,7 +77,9 @@ def drive(
         return geom.prepare(fwd(as_namespace(flat[rows], like)))
 
     xp = geom.xp
-    scores = xp.concat([geom.scores(rows_of(r)) for r in row_batches(n, batch_size)], axis=0)
+    # without a transform the scores pass reads views of the rows: larger blocks are free
+    score_rows = batch_size if transform is not None else max(batch_size, 4 * batch_size)
+    scores = xp.concat([geom.scores(rows_of(r)) for r in row_batches(n, score_rows)], axis=0)
     check_finite_scores(scores, first_row)
     assigned, tgt, other, beta_value = resolve_request(
         scores, target=target, beta=beta, contrast=contrast,
@@ -84,7 +87,7 @@ def drive(
     )  # fmt: skip
     ref = resolve_reference(reference, flat, model_mean)
     ref_prepared = None if ref is None else geom.prepare(fwd(as_namespace(ref, like)))
-    out = np.empty((n, flat.shape[1] if n_out is None else n_out), dtype=flat.dtype)
+    out = _output_array((n, flat.shape[1] if n_out is None else n_out), flat.dtype)
     logit = np.empty(n, dtype=flat.dtype)
     infos = []
     for rows in row_batches(n, batch_size):

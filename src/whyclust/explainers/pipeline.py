@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from whyclust._validation import check_centers, resolve_dtype
-from whyclust.engine.affine import AffineMap, kmeans_coefficients
+from whyclust.engine.affine import AffineMap, DiagonalKMeans, kmeans_coefficients
 from whyclust.engine.fold import fold_preprocessing, missing_cells
 from whyclust.engine.kmeans import KMeansGeometry, assigned_logits
 from whyclust.explainers._engine import drive, on_device
@@ -83,7 +83,6 @@ def explain_pipeline(
     n_in = len(names)
     folded = fold_preprocessing(steps[:-1], n_in)
     U64 = folded.encode(frame)
-    _check_encoded(U64, folded.groups, names)
     amap64 = _check_fold(pipeline, frame, U64, folded)
     dtype = _compute_dtype(frame)
     U = np.ascontiguousarray(U64, dtype=dtype)
@@ -99,7 +98,7 @@ def explain_pipeline(
         if dense
         else AffineMap(t["offset"], diag=t["diag"])
     )
-    geom, rows = _head_geometry(kind, head, dtype, device, eps, amap.n_out)
+    geom, rows = _head_geometry(kind, head, dtype, device, eps, max(amap.n_out, amap.n_in))
     if geom.n_features != amap.n_out:
         raise ValueError("the preprocessing output does not match the clusterer's inputs")
     bs = int(batch_size) if batch_size is not None else rows
@@ -107,16 +106,21 @@ def explain_pipeline(
     ref = _reference_for(reference, folded, n_in)
     like = t["offset"]
     if not dense:
-        res = drive(geom, U, like=like, target=target, beta=beta, contrast=contrast,
-                    reference=ref, model_mean=None, batch_size=bs, transform=amap)  # fmt: skip
+        transform = amap
+        if kind == "kmeans":  # the diagonal folds into the centroids: no transform at all
+            geom = DiagonalKMeans(geom.centers, t["diag"], t["offset"], eps)
+            transform = None
+        res = _drive_checked(geom, U, folded, names, like=like, target=target, beta=beta,
+                             contrast=contrast, reference=ref, model_mean=None, batch_size=bs,
+                             transform=transform)  # fmt: skip
         rel_u = res["relevance"]
         if space == "model":
             model_parts.append(rel_u)
     else:
         head_view = _DenseHead(kind, geom, amap, keep_model=space == "model")
-        res = drive(head_view, U, like=like, target=target, beta=beta, contrast=contrast,
-                    reference=ref, model_mean=None, batch_size=bs, transform=amap,
-                    pullback=head_view.pull)  # fmt: skip
+        res = _drive_checked(head_view, U, folded, names, like=like, target=target, beta=beta,
+                             contrast=contrast, reference=ref, model_mean=None, batch_size=bs,
+                             transform=amap, pullback=head_view.pull)  # fmt: skip
         rel_u = res["relevance"]
         model_parts = head_view.model_parts
     relevance = _sum_groups(rel_u, folded.groups, n_in)
@@ -161,12 +165,12 @@ def _head_geometry(
             raise NotFittedError(f"This {type(head).__name__} instance is not fitted yet.")
         centers = check_centers(np.asarray(head.cluster_centers_))
         geom = _KMeansHead(on_device({"c": centers}, dtype, device)["c"], eps)
-        return geom, max(64, _BATCH_VALUES // max(1, m * 2))
+        return geom, max(64, _BATCH_VALUES // max(1, m))
     if kind == "mixture":
         geom = mixture_geometry(head, dtype, device, eps)
         return geom, batch_rows(geom.n_clusters, m, geom.covariance_type)
     geom = bisecting_geometry(head, dtype, device, eps)
-    return geom, max(64, _BATCH_VALUES // max(1, m * 2))
+    return geom, max(64, _BATCH_VALUES // max(1, m))
 
 
 class _KMeansHead(KMeansGeometry):
@@ -193,6 +197,8 @@ class _DenseHead:
         if kind == "kmeans":
             self.tau = geom.shifted @ amap.linear  # A^T (mu - o), rows
             self.nu = amap.back(geom.shifted)  # B (mu - o)
+            xp = geom.xp
+            self.stack = xp.concat([self.tau, self.nu, self.nu * self.tau], axis=1)
         elif kind == "bisecting":
             self.tau = geom.direction @ amap.linear
             self.nu = amap.back(geom.midpoints)
@@ -232,8 +238,7 @@ class _DenseHead:
         alpha, bmix, ref = info["alpha"], info["bmix"], info["reference"]
         if self.kind == "kmeans":
             zs = zprep if geom.shift_inputs else zprep - geom.offset
-            rel = amap.pull_kmeans(amap.back(zs), info["target"], alpha, self.nu, self.tau,
-                                   self.ntau)  # fmt: skip
+            rel = amap.pull_kmeans(zs, info["target"], alpha, geom.shifted, self.tau, self.stack)
             wide = 2.0 * self.tau
             model = geom.relevance(zprep, alpha) if self.keep_model else None
             w_model = geom.mixing[:, : geom.n_features]
@@ -305,6 +310,16 @@ def _compute_dtype(frame: Any) -> np.dtype:
     return resolve_dtype(frame.dtype) if frame.dtype != object else np.dtype(np.float32)
 
 
+def _drive_checked(geom: Any, U: np.ndarray, folded: Any, names: list[str], **kw: Any) -> Any:
+    """``drive``, with a NaN / inf that no imputer filled in named by row and column."""
+    try:
+        return drive(geom, U, **kw)
+    except ValueError as exc:
+        if "NaN or infinite" in str(exc):
+            _check_encoded(U, folded.groups, names)
+        raise
+
+
 def _check_encoded(U: np.ndarray, groups: np.ndarray, names: list[str]) -> None:
     bad = ~np.isfinite(U)
     if bad.any():
@@ -333,8 +348,10 @@ def _check_fold(pipeline: Any, frame: Any, U: np.ndarray, folded: Any) -> tuple[
         got = U[:m] * folded.diag + folded.offset
     else:
         got = U[:m] @ folded.linear.T + folded.offset
-    scale = 1.0 + float(np.abs(expect).max(initial=0.0))
-    if got.shape != expect.shape or not np.allclose(got, expect, rtol=1e-6, atol=1e-7 * scale):
+    scale = 1.0 + float(np.nanmax(np.abs(expect), initial=0.0))
+    if got.shape != expect.shape or not np.allclose(
+        got, expect, rtol=1e-6, atol=1e-7 * scale, equal_nan=True
+    ):
         raise ValueError(
             "the pipeline's preprocessing could not be folded exactly into the cluster network "
             "(its transform differs from the folded affine map)"

@@ -1,0 +1,87 @@
+"""Throughput of NEON through scikit-learn Pipelines against bare k-means, same data.
+
+Fits KMeans on X, and the pipelines StandardScaler + KMeans and StandardScaler + PCA +
+KMeans (same K), then times one explanation of all rows of X by each (the fits are not
+timed; the best of ``--repeats`` runs counts). Prints a Markdown table with the ratio of
+each pipeline's time to bare k-means'. Usage::
+
+    python benchmarks/bench_pipeline.py [--data synthetic|fashion] [--n 100000] [--d 100]
+        [--k 10] [--pca 20] [--repeats 3] [--float32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from whyclust.explainers.kmeans import explain_kmeans
+from whyclust.explainers.pipeline import explain_pipeline
+
+
+def _best(fn, repeats: int) -> tuple[float, object]:
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", choices=["synthetic", "fashion"], default="synthetic")
+    p.add_argument("--n", type=int, default=100_000)
+    p.add_argument("--d", type=int, default=100)
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--pca", type=int, default=20)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--float32", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args()
+    if a.data == "fashion":
+        import whyclust as wc
+
+        X, _ = wc.datasets.load_fashion_mnist()
+        X = X.reshape(len(X), -1).astype(np.float64)
+    else:
+        rng = np.random.default_rng(a.seed)
+        centers = rng.normal(size=(a.k, a.d)) * 3
+        X = centers[rng.integers(0, a.k, a.n)] + rng.normal(size=(a.n, a.d))
+        X = X * rng.uniform(0.5, 20, a.d) + rng.uniform(-50, 50, a.d)
+    if a.float32:
+        X = X.astype(np.float32)
+    fit_rows = X[: min(len(X), 20_000)].astype(np.float64)
+    km = KMeans(a.k, n_init=1, max_iter=50, random_state=a.seed).fit(fit_rows)
+    pipes = {
+        "StandardScaler + KMeans": make_pipeline(StandardScaler(), KMeans(a.k, n_init=1,
+                                                 max_iter=50, random_state=a.seed)),
+        f"StandardScaler + PCA({a.pca}) + KMeans": make_pipeline(
+            StandardScaler(), PCA(a.pca, random_state=a.seed),
+            KMeans(a.k, n_init=1, max_iter=50, random_state=a.seed)),
+    }  # fmt: skip
+    for pipe in pipes.values():
+        pipe.fit(fit_rows)
+    base, e = _best(lambda: explain_kmeans(km.cluster_centers_, X), a.repeats)
+    rows = [("KMeans (bare)", base, e)]
+    for name, pipe in pipes.items():
+        t, e = _best(lambda pipe=pipe: explain_pipeline(pipe, X), a.repeats)
+        rows.append((name, t, e))
+    print(f"data={a.data} n={X.shape[0]} d={X.shape[1]} K={a.k} dtype={X.dtype} "
+          f"best of {a.repeats}, reference=midpoint, beta=auto")  # fmt: skip
+    print(
+        "| model | explain time (s) | rows/s | ratio to bare KMeans | max rel. conservation error |"
+    )
+    print("|---|---|---|---|---|")
+    for name, t, e in rows:
+        err = np.abs(e.relevance.sum(1) - e.logit).max() / np.abs(e.logit).max()
+        print(f"| {name} | {t:.3f} | {X.shape[0] / t:,.0f} | {t / base:.2f} | {err:.1e} |")
+
+
+if __name__ == "__main__":
+    main()
