@@ -5,9 +5,9 @@ Explanations in the original columns of a pipeline
 Users fit ``make_pipeline(StandardScaler(), KMeans(3))``, not a bare k-means, and want the
 explanation in their own columns. A scaler is a diagonal, invertible affine map, so it
 folds exactly into the k-means network: the relevance of column *i* in original units
-equals the relevance of the scaled column *i*. This example computes that explanation
-with the k-means step and the scaled data, keeps the DataFrame's column names and index,
-and, where this version of whyclust explains Pipelines directly, checks that both agree.
+equals the relevance of the scaled column *i*. This example explains the Pipeline in the
+DataFrame's own columns and index, and checks the result against the k-means step
+explained on the scaled data.
 """
 
 # %%
@@ -28,24 +28,22 @@ pipe = make_pipeline(StandardScaler(), KMeans(3, n_init=10, random_state=0)).fit
 scaler, km = pipe[0], pipe[-1]
 
 # %%
-# The explanation of the k-means step on the scaled columns
-# ---------------------------------------------------------
-scaled = pd.DataFrame(scaler.transform(df), columns=df.columns, index=df.index)
-e = wc.explain(km, scaled)
+# The Pipeline explained in the wine's own columns
+# ------------------------------------------------
+# The scaler folds exactly into the k-means network's first layer: one relevance per
+# original column, summing to the cluster logit, with the clusters of ``pipe.predict``.
+e = wc.explain(pipe, df)
 assert (e.cluster == pipe.predict(df)).all()
 print(e.feature_names[:4], "...")
 print(f"conservation: max |sum R - f_c| = {np.abs(e.relevance_sum() - e.logit).max():.1e}")
 
 # %%
-# Where the Pipeline itself is supported, it gives the same numbers
-# -----------------------------------------------------------------
-try:
-    direct = wc.explain(pipe, df)
-except TypeError as exc:  # this version neuralizes the k-means step, not the Pipeline
-    print("wc.explain(pipe, df):", str(exc).split(":")[0])
-else:
-    np.testing.assert_allclose(direct.relevance, e.relevance, rtol=1e-6, atol=1e-9)
-    print("wc.explain(pipe, df) agrees with the folded scaler")
+# For a diagonal scaler this equals the k-means step explained on the scaled columns
+# ----------------------------------------------------------------------------------
+scaled = pd.DataFrame(scaler.transform(df), columns=df.columns, index=df.index)
+step = wc.explain(km, scaled)
+np.testing.assert_allclose(step.relevance, e.relevance, rtol=1e-6, atol=1e-9)
+print("the Pipeline's relevance equals the k-means step's on the scaled data")
 
 # %%
 # Top measurements per cluster, by name
