@@ -1,4 +1,4 @@
-"""Exact identities of neuralized k-means and its NEON explanation (DESIGN.md section 1)."""
+"""Exact identities of neuralized k-means and its NEON explanation (docs: mathematics, k-means)."""
 
 from __future__ import annotations
 

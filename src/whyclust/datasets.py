@@ -234,7 +234,7 @@ def read_data(
 
     Returns
     -------
-    X : float32 (float64 for float64 .npy / all-float64 tables, see DESIGN.md) array
+    X : float32 (float64 for float64 .npy / all-float64 tables) array
     y : array of labels or None
     feature_names : column names for tables, else None
 

@@ -1,4 +1,4 @@
-"""Smallest changes that move points into another cluster (DESIGN.md section 1, counterfactual).
+"""Smallest changes that move points into another cluster (docs: mathematics, counterfactuals).
 
 For k-means-type models (and tied Gaussian mixtures, bisecting k-means, affine Pipelines of
 these: see :func:`counterfactual`) the cell of cluster k is the polytope

@@ -1,4 +1,4 @@
-"""k-means rewritten exactly as a two-layer network (DESIGN.md section 1).
+"""k-means rewritten exactly as a two-layer network (docs: mathematics, k-means).
 
 Layer 1 (:class:`PairwiseMargin`) is linear: h_ck(x) = w_ck . x + b_ck with
 w_ck = 2 (mu_c - mu_k) and b_ck = ||mu_k||^2 - ||mu_c||^2, the difference of squared
