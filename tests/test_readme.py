@@ -64,7 +64,6 @@ def test_a_failing_block_is_reported_by_number(tmp_path):
 
 # The README of this commit uses names its blocks never define (``images``, ``encoder``,
 # ``centers``) and a deep example that trains for minutes; the fix belongs to the README.
-@pytest.mark.xfail(strict=False, reason="README examples do not yet run as written")
 def test_readme_python_blocks_run_verbatim(tmp_path):
     blocks = python_blocks(README.read_text(encoding="utf-8"))
     assert blocks, "README.md has no ```python blocks"
