@@ -1,6 +1,7 @@
 """NEON for k-means written the slow, obvious way: a Python loop over points (and competitors).
 
-A literal transcription of the k-means equations of the mathematics page (docs/mathematics.rst), numpy per point, used as the speed reference
+A literal transcription of the k-means equations of the mathematics page
+(docs/mathematics.rst), numpy per point, used as the speed reference
 ("per-sample loop") by ``whyclust bench`` and ``benchmarks/bench_neon.py`` and as an
 independent cross-check of the vectorised implementation.
 """

@@ -1,4 +1,5 @@
-"""NEON against an independent, literal transcription of the k-means equations of the mathematics page (docs/mathematics.rst) on real data."""
+"""NEON against an independent, literal transcription of the k-means equations of the
+mathematics page (docs/mathematics.rst) on real data."""
 
 from __future__ import annotations
 

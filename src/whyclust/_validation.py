@@ -67,7 +67,8 @@ def as_float_array(
 ) -> np.ndarray:
     """Validate ``X`` and return it as a C-contiguous float32 / float64 numpy array.
 
-    Float64 input stays float64; any other numeric input becomes float32. Raises ``TypeError`` for non-numeric input and ``ValueError`` for wrong
+    Float64 input stays float64; any other numeric input becomes float32. Raises
+    ``TypeError`` for non-numeric input and ``ValueError`` for wrong
     shapes, too few samples, a wrong number of features and NaN / inf.
     """
     if hasattr(X, "dtypes") and hasattr(X, "columns"):  # pandas DataFrame

@@ -1,4 +1,4 @@
-"""Gaussian kernel k-means rewritten exactly as a 4-layer network (docs: mathematics, kernel k-means).
+"""Gaussian kernel k-means rewritten exactly as a 4-layer network (docs: kernel k-means).
 
 The torch view of :class:`whyclust.engine.kernel.KernelGeometry`, which holds the
 equations (linear pairwise margins, LME+ pool over own support points, LME- pool over
