@@ -211,3 +211,14 @@ def test_the_torch_namespace_runs_the_same_lines(cov):
     e = explain_mixture(g, X, reference="mean")
     np.testing.assert_allclose(res["relevance"], e.relevance, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(res["cluster"], e.cluster)
+
+
+@pytest.mark.parametrize("cov", TYPES)
+def test_float32_far_from_the_origin(cov):
+    X, _ = make_blobs(400, n_features=6, centers=4, random_state=0)
+    X = X + 1e3
+    g = GaussianMixture(4, covariance_type=cov, random_state=0).fit(X)
+    e = explain_mixture(g, X.astype(np.float32))
+    assert e.relevance.dtype == np.float32
+    np.testing.assert_array_equal(e.cluster, g.predict(X))
+    assert np.abs(e.relevance.sum(1) - e.logit).max() <= 1e-5 * np.abs(e.logit).max()

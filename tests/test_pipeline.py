@@ -263,3 +263,30 @@ def test_folded_diagonal_kmeans_both_shift_modes(shift):
                                    atol=tol * np.abs(ref.logit).max())  # fmt: skip
         if Xd.dtype == np.float64:
             np.testing.assert_array_equal(e.cluster, pipe.predict(X))
+
+
+@pytest.mark.parametrize("head", ["kmeans", "gmm", "bisecting"])
+@pytest.mark.parametrize("pca", [False, True])
+def test_torch_tensor_path_equals_numpy(monkeypatch, head, pca):
+    """The device path (arrays as torch tensors), run on the CPU: the numpy result."""
+    import whyclust.explainers.bisecting as bis_mod
+    import whyclust.explainers.mixture as mix_mod
+    import whyclust.explainers.pipeline as pipe_mod
+    from whyclust.explainers._engine import on_device
+
+    def as_torch(arrays, dtype, device):
+        return {k: torch.from_numpy(v) for k, v in on_device(arrays, dtype, None).items()}
+
+    X = _data(200, 5)
+    est = {"kmeans": KMeans(3, n_init=2, random_state=0),
+           "gmm": GaussianMixture(3, random_state=0),
+           "bisecting": BisectingKMeans(3, random_state=0)}[head]  # fmt: skip
+    pipe = make_pipeline(StandardScaler(), *([PCA(3)] if pca else []), est).fit(X)
+    want = explain_pipeline(pipe, X, reference="mean", space="model")
+    for mod in (pipe_mod, mix_mod, bis_mod):
+        monkeypatch.setattr(mod, "on_device", as_torch)
+    got = explain_pipeline(pipe, X, reference="mean", space="model")
+    np.testing.assert_allclose(got.relevance, want.relevance, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(got.extras["model_relevance"], want.extras["model_relevance"],
+                               rtol=1e-10, atol=1e-10)  # fmt: skip
+    np.testing.assert_array_equal(got.cluster, want.cluster)

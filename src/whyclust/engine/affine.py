@@ -174,4 +174,3 @@ class DiagonalKMeans(KMeansGeometry):
 
     def assigned_logit(self, scores: Any) -> Any:
         return assigned_logits(scores)
-

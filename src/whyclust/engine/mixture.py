@@ -84,7 +84,10 @@ class MixtureGeometry:
         self.covariance_type = covariance_type
         k, d = int(means.shape[0]), int(means.shape[1])
         self.n_clusters, self.n_features = k, d
-        self.means = means
+        # everything is translation invariant: work relative to the mean of the means, so
+        # that float32 keeps its digits for data far from the origin
+        self.offset = xp.mean(means, axis=0)
+        self.means = means - self.offset
         chol = precisions_cholesky
         if covariance_type == "spherical":
             chol = xp.broadcast_to(chol[:, None], (k, d))
@@ -101,9 +104,10 @@ class MixtureGeometry:
         self.score_bias = xp.log(weights) + log_det - 0.5 * d * math.log(2.0 * math.pi)
         # roots on the segments mu_c..mu_k, for every pair (x-independent)
         idx = xp.arange(k, device=device_of(means))
-        hm = margins_for_target(self.scores(means), idx)  # h_ck(mu_c), inf on the diagonal
-        v = means[None, :, :] - means[:, None, :]  # mu_k - mu_c, row c
-        a, b = self._line(means, idx, v)
+        mu = self.means  # shifted, like prepared rows
+        hm = margins_for_target(self.scores(mu), idx)  # h_ck(mu_c), inf on the diagonal
+        v = mu[None, :, :] - mu[:, None, :]  # mu_k - mu_c, row c
+        a, b = self._line(mu, idx, v)
         t, ok = _quadratic_root(a, b, xp.where(xp.isfinite(hm), hm, 0.0), 0.0, 1.0, 0.5, xp)
         self.mean_root_t = xp.where(ok, t, 0.0)
         self.mean_root_ok = ok & xp.isfinite(hm)
@@ -115,13 +119,14 @@ class MixtureGeometry:
     # ---- forward ------------------------------------------------------------------------
 
     def prepare(self, x: Any) -> Any:
-        """(n, d) rows in the compute dtype."""
+        """(n, d) rows in the compute dtype, relative to the mean of the means."""
         xp = self.xp
         x = xp.reshape(x, (x.shape[0], -1))
-        return x if x.dtype == self.means.dtype else xp.astype(x, self.means.dtype)
+        x = x if x.dtype == self.means.dtype else xp.astype(x, self.means.dtype)
+        return x - self.offset
 
     def scores(self, x: Any) -> Any:
-        """Weighted log densities g_k(x) (n, K)."""
+        """Weighted log densities g_k(x) (n, K) of prepared rows."""
         xp = self.xp
         diff = x[:, None, :] - self.means[None, :, :]  # (n, K, d)
         if self.covariance_type == "full":

@@ -21,6 +21,10 @@ from whyclust.explainers.request import resolve_reference, resolve_request, row_
 
 __all__ = ["as_namespace", "drive", "on_device"]
 
+#: pass 1 keeps the transformed rows for pass 2 when they are narrower than the input and
+#: take at most this many bytes (like the (n, K) scores it keeps anyway)
+_KEEP_BYTES = 1 << 28
+
 
 def on_device(arrays: dict[str, Any], dtype: np.dtype, device: Any) -> dict[str, Any]:
     """The numpy ``arrays`` in the compute dtype, as torch tensors when ``device`` is not
@@ -66,7 +70,9 @@ def drive(
     ``transform`` maps raw rows (in the geometry's namespace) to the model's input space
     (default: identity); ``pullback(raw_rows, info)`` turns the ``info`` that the
     geometry's ``neon`` returns into the relevance of the raw columns (default: the
-    relevance it returns); ``reference`` is resolved in raw space and transformed.
+    relevance it returns); ``reference`` is resolved in raw space and transformed. A
+    transform that reduces the width is applied once: pass 1 keeps its rows (bounded by
+    ``_KEEP_BYTES``).
     """
     n = flat.shape[0]
     if batch_size < 1:
@@ -79,7 +85,17 @@ def drive(
     xp = geom.xp
     # without a transform the scores pass reads views of the rows: larger blocks are free
     score_rows = batch_size if transform is not None else max(batch_size, 4 * batch_size)
-    scores = xp.concat([geom.scores(rows_of(r)) for r in row_batches(n, score_rows)], axis=0)
+    kept: list[Any] | None = None  # transformed rows of pass 1, when they are the smaller
+    blocks = []
+    for r in row_batches(n, score_rows):
+        xprep = rows_of(r)
+        if transform is not None and kept is None and r.start == 0:
+            width = int(xprep.shape[1])
+            kept = [] if width < flat.shape[1] and n * width * 8 <= _KEEP_BYTES else None
+        if kept is not None:
+            kept.append(xprep)
+        blocks.append(geom.scores(xprep))
+    scores = xp.concat(blocks, axis=0)
     check_finite_scores(scores, first_row)
     assigned, tgt, other, beta_value = resolve_request(
         scores, target=target, beta=beta, contrast=contrast,
@@ -90,9 +106,9 @@ def drive(
     out = _output_array((n, flat.shape[1] if n_out is None else n_out), flat.dtype)
     logit = np.empty(n, dtype=flat.dtype)
     infos = []
-    for rows in row_batches(n, batch_size):
+    for i, rows in enumerate(row_batches(n, batch_size)):
         raw = as_namespace(flat[rows], like)
-        xprep = geom.prepare(fwd(raw))
+        xprep = kept[i] if kept is not None else geom.prepare(fwd(raw))
         ref_rows = None
         if ref_prepared is not None:
             ref_rows = ref_prepared if ref_prepared.shape[0] == 1 else ref_prepared[rows]

@@ -19,14 +19,15 @@ Loops run over target clusters and iterations, never over points.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from whyclust._validation import as_float_array
-from whyclust.explainers.neon import resolve_targets
-from whyclust.networks import KMeansNetwork, neuralize
+from whyclust.explainers.request import resolve_targets
+
+if TYPE_CHECKING:  # torch is imported by the functions that run (importing this is light)
+    import torch
 
 __all__ = ["CounterfactualResult", "counterfactual"]
 
@@ -108,6 +109,8 @@ def counterfactual(
     -------
     CounterfactualResult
     """
+    import torch
+
     from whyclust._validation import feature_names_of
 
     names = feature_names_of(X)
@@ -171,6 +174,8 @@ class _Cells:
         self.n_clusters = int(w.shape[0]) if signs is None else int(signs.shape[0])
 
     def assign(self, xs: torch.Tensor) -> torch.Tensor:
+        import torch
+
         s = xs @ self.w.T + self.b
         if self.signs is None:
             return s.argmax(1)
@@ -178,6 +183,8 @@ class _Cells:
         return h.amin(2).argmax(1)
 
     def cell(self, c: int) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
         if self.signs is None:
             others = torch.tensor([j for j in range(self.n_clusters) if j != c])
             return self.w[c] - self.w[others], self.b[c] - self.b[others]
@@ -187,6 +194,8 @@ class _Cells:
 
     def then_affine(self, lin: np.ndarray, off: np.ndarray) -> _Cells:
         """The same cells for inputs u of a preceding affine map z = lin u + off."""
+        import torch
+
         lin_t, off_t = torch.from_numpy(lin).double(), torch.from_numpy(off).double()
         zo = self.offset  # w . (z - o) + b = (w lin) . (u - o_u) + b + w . (lin o_u + off - o)
         w_u = self.w @ lin_t
@@ -197,6 +206,8 @@ class _Cells:
 
 def _cells_of(model: Any) -> _Cells:
     """The polytope cells of ``model``, or a TypeError saying why it has none."""
+    import torch
+
     from whyclust.engine.kinds import model_kind
 
     kind = model_kind(model)
@@ -216,6 +227,8 @@ def _cells_of(model: Any) -> _Cells:
         return _Cells("bisecting", w, b, signs, o, float(((lt - rt) ** 2).sum(1).mean()))
     if kind == "centers":
         model = np.asarray(model.cluster_centers_)
+    from whyclust.networks import KMeansNetwork, neuralize
+
     net = neuralize(model)
     if not isinstance(net, KMeansNetwork):
         raise TypeError(
@@ -233,6 +246,8 @@ def _cells_of(model: Any) -> _Cells:
 
 
 def _tied_cells(model: Any) -> _Cells:
+    import torch
+
     from whyclust.engine.fold import mixture_arrays
 
     arr = mixture_arrays(model)
@@ -278,6 +293,8 @@ def _project(
 
     Returns the multipliers and a boolean (n,) tensor: True where certified by the KKT.
     """
+    import torch
+
     G = A @ A.T
     q = x @ A.T - c  # (n, m); q >= 0 everywhere means x is feasible
     final = torch.zeros_like(q)
@@ -311,6 +328,8 @@ def _polish(
     G: torch.Tensor, q: torch.Tensor, lam: torch.Tensor, scale: torch.Tensor, tol: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact multipliers on each row's active set, and whether they satisfy the KKT."""
+    import torch
+
     m = G.shape[0]
     active = lam > 0
     mask = active[:, :, None] & active[:, None, :]
