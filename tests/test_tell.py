@@ -563,6 +563,27 @@ def test_save_load_round_trip_raw(tmp_path, k):
     again.partial_fit(X[:64])  # a loaded model keeps learning online
 
 
+def test_save_load_keeps_the_metric_and_reads_files_from_before_it(tmp_path):
+    from whyclust.models.tell import _format
+
+    X, _ = directional_blobs()
+    euc = TELL(4, random_state=0, **{**FAST, "metric": "auto"}).fit(X)
+    again = wc.load(wc.save(euc, tmp_path / "euc.safetensors"))
+    assert again.metric == "auto" and again.metric_ == "euclidean"
+    np.testing.assert_array_equal(again.predict(X * 3.0), euc.predict(X * 3.0))
+    assert type(wc.neuralize(again)) is type(wc.neuralize(euc))
+    # a file written before the metric existed: no metric anywhere, a cosine model
+    cos = TELL(4, random_state=0, **FAST).fit(X)
+    tensors, config = _format.dump(cos)
+    del config["params"]["metric"], config["metric"]
+    old = _format.restore(tensors, config)
+    assert old.metric == old.metric_ == "cosine"
+    np.testing.assert_array_equal(old.predict(X * 3.0), cos.predict(X * 3.0))
+    config["metric"] = "manhattan"
+    with pytest.raises(ValueError, match="metric"):
+        _format.restore(tensors, config)
+
+
 def test_save_load_round_trip_encoder_modes(tmp_path):
     images, _ = small_images()
     X, _ = directional_blobs(n=48, k=3, d=6)

@@ -43,3 +43,23 @@ def test_unfitted_model_raises_not_fitted_everywhere():
         model.__neuralize__()
     with pytest.raises(NotFittedError):
         wc.neuralize(model)
+
+
+def test_feature_names_are_kept_checked_and_saved(tmp_path):
+    import numpy as np
+    import pandas as pd
+    import pytest
+
+    import whyclust as wc
+
+    rng = np.random.RandomState(0)
+    df = pd.DataFrame(rng.standard_normal((60, 3)), columns=["age", "income", "score"])
+    model = TELL(2, n_init=1, max_iter=3, random_state=0).fit(df)
+    assert list(model.feature_names_in_) == ["age", "income", "score"]
+    with pytest.raises(ValueError, match="feature names"):
+        model.predict(df[["score", "income", "age"]])
+    again = wc.load(wc.save(model, tmp_path / "named.safetensors"))
+    assert list(again.feature_names_in_) == ["age", "income", "score"]
+    np.testing.assert_array_equal(again.predict(df), model.labels_)
+    model.fit(df.to_numpy())  # refit on a plain array: the old names go
+    assert not hasattr(model, "feature_names_in_")

@@ -143,9 +143,9 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
     Notes
     -----
     ``"auto"`` schedule in encoder mode: with s = ceil(n / batch_size) steps per epoch,
-    ``pretrain_epochs = min(150, round(150 * 40 / s))`` and ``max_iter`` = the even number
-    nearest to ``min(40, 40 * 40 / s)`` (at least 2): the recipe measured on 5,000 images
-    (40 steps per epoch), and for more data the same number of optimizer steps.
+    ``pretrain_epochs = min(150, round(150 * 40 / s))`` (at least 1) and ``max_iter`` =
+    the even number nearest to ``min(40, 40 * 40 / s)`` (at least 2): the recipe measured
+    on 5,000 images (40 steps per epoch), and for more data the same number of steps.
 
     ``whyclust.save`` writes one safetensors file with a JSON header; user modules are
     saved only when both are ``nn.Sequential`` of standard layers (else ``TypeError``).

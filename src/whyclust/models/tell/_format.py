@@ -74,9 +74,9 @@ def restore(tensors: dict[str, np.ndarray], config: dict[str, Any]) -> TELL:
     mode = config.get("mode")
     if mode not in ("raw", "mlp", "conv", "user"):
         raise ValueError(f"unknown TELL mode {mode!r}")
-    model = TELL(**params)
+    # files written before the metric existed hold cosine models (refits stay cosine too)
+    model = TELL(**{"metric": "cosine", **params})
     model._validate_params()
-    # files written before the metric existed hold cosine models
     model.metric_ = config.get("metric", "cosine")
     if model.metric_ not in ("euclidean", "cosine"):
         raise ValueError(f"unknown TELL metric {model.metric_!r}")
