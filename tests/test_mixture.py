@@ -222,3 +222,18 @@ def test_float32_far_from_the_origin(cov):
     assert e.relevance.dtype == np.float32
     np.testing.assert_array_equal(e.cluster, g.predict(X))
     assert np.abs(e.relevance.sum(1) - e.logit).max() <= 1e-5 * np.abs(e.logit).max()
+
+
+def test_networks_of_mixtures_and_bisecting_models_explain_like_the_models():
+    from sklearn.cluster import BisectingKMeans
+
+    rng = np.random.default_rng(3)
+    X = np.concatenate([rng.normal(size=(60, 3)) + 3 * i for i in range(3)])
+    for model in (
+        GaussianMixture(3, random_state=0).fit(X),
+        BisectingKMeans(3, random_state=0).fit(X),
+    ):
+        net = wc.neuralize(model)
+        a, b = wc.explain(net, X), wc.explain(model, X)
+        np.testing.assert_array_equal(a.relevance, b.relevance)
+        np.testing.assert_array_equal(a.cluster, model.predict(X))

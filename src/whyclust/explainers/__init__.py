@@ -36,6 +36,14 @@ _TABLE: dict[str, tuple[tuple[str, str], ...]] = {
             "whyclust.explainers.kernel:explain_network",
         ),
         (
+            "whyclust.networks.mixture:MixtureNetwork",
+            "whyclust.explainers.dispatch:explain_source_network",
+        ),
+        (
+            "whyclust.networks.bisecting:BisectingNetwork",
+            "whyclust.explainers.dispatch:explain_source_network",
+        ),
+        (
             "whyclust.networks.base:EncodedClusterNetwork",
             "whyclust.explainers.deep:explain_encoded_network",
         ),

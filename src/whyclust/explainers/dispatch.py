@@ -17,7 +17,7 @@ from typing import Any
 from whyclust.engine.kinds import model_kind, no_decision_rule_error
 from whyclust.explainers.explanation import Explanation
 
-__all__ = ["engine_for", "explain_centers"]
+__all__ = ["engine_for", "explain_centers", "explain_source_network"]
 
 
 def engine_for(model: Any) -> Callable[..., Explanation] | None:
@@ -81,3 +81,12 @@ def explain_centers(
     )  # fmt: skip
     e.feature_names = names
     return e
+
+
+def explain_source_network(net: Any, X: Any, **options: Any) -> Explanation:
+    """``method="neon"`` for a torch view that keeps its fitted model (``net.source``)."""
+    model = net.source
+    fn = engine_for(model)
+    if fn is None:
+        raise TypeError(f"NEON has no rule for a {type(net).__name__}")
+    return fn(model, X, **options)

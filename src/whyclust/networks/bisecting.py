@@ -24,6 +24,7 @@ class BisectingNetwork(ClusterNetwork):
 
     def __init__(self, model: Any) -> None:
         super().__init__()
+        self.source = model  # the fitted model: NEON on it runs in the array-API engine
         arr = bisecting_arrays(model)
         for name in ("left", "right", "signs"):
             self.register_buffer(name, torch.from_numpy(np.array(arr[name], dtype=np.float64)))

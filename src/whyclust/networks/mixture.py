@@ -23,6 +23,7 @@ class MixtureNetwork(ClusterNetwork):
 
     def __init__(self, model: Any) -> None:
         super().__init__()
+        self.source = model  # the fitted model: NEON on it runs in the array-API engine
         arr = mixture_arrays(model)
         self.covariance_type = arr["covariance_type"]
         for name in ("means", "chol", "weights"):
