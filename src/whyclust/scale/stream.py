@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from whyclust._batches import read_rows
 from whyclust._validation import as_float_array, beta_from_mean, check_beta, resolve_dtype
 from whyclust.engine.kmeans import KMeansGeometry, assigned_logits, check_finite_scores
 from whyclust.explainers import run_method
@@ -105,7 +106,7 @@ def explain_to(
     if want_beta or want_bounds:
         total, low, high = 0.0, math.inf, -math.inf
         for start in _read_only_ok(range(0, n, bs)):
-            raw = _read_rows(X, start, start + bs)
+            raw = read_rows(X, start, start + bs)
             block = _as_batch(raw)
             if want_beta:
                 if engine is not None:
@@ -135,7 +136,7 @@ def explain_to(
     first: Explanation | None = None
     for start in _read_only_ok(range(0, n, bs)):
         stop = min(n, start + bs)
-        block = _read_rows(X, start, stop)
+        block = read_rows(X, start, stop)
         rows_target = _slice(target, start, stop)
         rows_contrast = _slice(contrast, start, stop)
         if engine is not None:
@@ -189,7 +190,7 @@ def predict_stream(
     bs = _stream_batch_size(batch_size, math.prod(feature_shape))
     labels = np.empty(n, dtype=np.int64)
     for start in _read_only_ok(range(0, n, bs)):
-        block = _read_rows(X, start, start + bs)
+        block = read_rows(X, start, start + bs)
         rows = slice(start, start + block.shape[0])
         if engine is not None:
             scores = engine.scores(engine.prepare(_as_batch(block)))
@@ -270,12 +271,12 @@ def _check_column(value: Any, n: int, name: str) -> Any:
 def _slice(value: Any, start: int, stop: int) -> Any:
     if value is None or isinstance(value, str) or np.ndim(value) == 0:
         return value
-    return np.asarray(_read_rows(value, start, stop))
+    return np.asarray(read_rows(value, start, stop))
 
 
 def _full_column(value: Any, n: int) -> np.ndarray:
     if np.ndim(value) == 1:
-        return np.asarray(_read_rows(value, 0, n))
+        return np.asarray(read_rows(value, 0, n))
     return np.full(n, int(value), dtype=np.int64)
 
 
@@ -287,13 +288,6 @@ def _read_only_ok(starts: range) -> Iterator[int]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         yield from starts
-
-
-def _read_rows(X: Any, start: int, stop: int) -> Any:
-    block = X[start:stop]
-    if hasattr(block, "compute"):  # dask
-        block = block.compute()
-    return block
 
 
 def _as_batch(block: Any) -> np.ndarray:
