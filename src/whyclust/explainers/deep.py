@@ -285,7 +285,7 @@ def explain_encoded(
     code = find_code_layer(net.encoder) if isinstance(head, KMeansNetwork) else None
     if bounds is not None:
         bounds = _check_bounds(bounds)
-    elif composite is None:
+    else:
         low, high = float(X.min()), float(X.max())
         bounds = (low, high if high > low else low + 1.0)
     if composite is not None or code is None:

@@ -69,6 +69,9 @@ class FlippingCurves:
         Area under ``curves / logit`` over ``fractions`` (trapezoidal rule).
     method : str
         Name of the ranking (explanation method, ``"random"`` or ``"given"``).
+    kept : ndarray of shape (n, n_steps + 1), bool
+        Whether the point is still (deletion) or already (insertion) assigned to c after
+        each step; :attr:`flip_fraction` reads it.
     """
 
     kind: str
@@ -78,7 +81,21 @@ class FlippingCurves:
     cluster: np.ndarray
     auc: np.ndarray
     method: str = "given"
+    kept: np.ndarray | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def flip_fraction(self) -> np.ndarray:
+        """Per point, the fraction of features removed (deletion) when the assignment first
+        leaves the original cluster c, or inserted (insertion) when it first is c again
+        after the start; ``inf`` where that never happens on the grid.
+        """
+        if self.kept is None:
+            raise ValueError("these curves carry no assignments")
+        event = ~self.kept if self.kind == "deletion" else self.kept
+        hit = event.any(1)
+        first = event.argmax(1)
+        return np.where(hit, self.fractions[first], np.inf)
 
     @property
     def mean_auc(self) -> float:
@@ -197,6 +214,7 @@ def flipping_curve(
     curves = np.empty((n, n_steps + 1), dtype=np.float64)
     logit = np.empty(n, dtype=np.float64)
     cluster = np.empty(n, dtype=np.int64)
+    kept = np.empty((n, n_steps + 1), dtype=bool)
     shape = X.shape[1:]
     steps = torch.as_tensor(counts, device=device)
     with torch.no_grad():
@@ -213,8 +231,9 @@ def flipping_curve(
             start_from, fill = (x, b) if kind == "deletion" else (b, x)
             for s, k in enumerate(steps):
                 xs = torch.where(rank < k, fill.expand_as(x), start_from.expand_as(x))
-                out = net(xs.reshape(-1, *shape)).gather(1, c[:, None])[:, 0]
-                curves[rows, s] = out.double().cpu().numpy()
+                out = net(xs.reshape(-1, *shape))
+                curves[rows, s] = out.gather(1, c[:, None])[:, 0].double().cpu().numpy()
+                kept[rows, s] = (out.argmax(1) == c).cpu().numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         norm = curves / logit[:, None]
     auc = _trapezoid(norm, fractions, axis=1)
@@ -226,7 +245,13 @@ def flipping_curve(
         cluster=cluster,
         auc=auc,
         method=name,
+        kept=kept,
+        extras={"baseline": _baseline_name(baseline)},
     )
+
+
+def _baseline_name(baseline: Any) -> str:
+    return baseline if isinstance(baseline, str) else "array"
 
 
 #: numpy >= 2 renamed trapz to trapezoid
