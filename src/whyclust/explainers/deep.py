@@ -45,6 +45,7 @@ from whyclust.explainers.deep_rules import (
     check_gamma,
     delta_relevance,
     design_a_composite,
+    exact_batchnorm_merge,
     find_code_layer,
     folded_forward,
 )
@@ -349,10 +350,8 @@ def explain_encoded(
             head_gamma=g_head, zero_bias=bool(zero_bias),
         )  # fmt: skip
     else:
-        from zennit.canonizers import SequentialMergeBatchNorm
-
         ref_t = to_tensor(ref_value[None], dev, dtype)
-        handles = SequentialMergeBatchNorm().apply(encoder)
+        handles = exact_batchnorm_merge().apply(encoder)
         part = np.empty(n, dtype=X.dtype)
         try:
             for rows in row_batches(n, bs):

@@ -38,6 +38,7 @@ __all__ = [
     "FoldedNeonHead",
     "delta_relevance",
     "design_a_composite",
+    "exact_batchnorm_merge",
     "find_code_layer",
     "folded_forward",
 ]
@@ -202,7 +203,6 @@ def design_a_composite(
     layer before it. ``zero_bias`` gives every rule zennit's ``zero_params="bias"``, so that
     biases absorb no relevance.
     """
-    from zennit.canonizers import SequentialMergeBatchNorm
     from zennit.core import Composite
     from zennit.rules import Epsilon, Flat, Gamma, Norm, Pass, WSquare, ZBox
     from zennit.layer import Sum
@@ -239,7 +239,26 @@ def design_a_composite(
             return Norm()
         return None
 
-    return Composite(module_map=module_map, canonizers=[SequentialMergeBatchNorm()])
+    return Composite(module_map=module_map, canonizers=[exact_batchnorm_merge()])
+
+
+def exact_batchnorm_merge():
+    """zennit's ``SequentialMergeBatchNorm`` that also sets the merged BatchNorm's eps to 0
+    while merged, so that the merged network computes the original function exactly
+    (zennit's leaves eps, which scales each merged output by 1 / sqrt(1 + eps))."""
+    from zennit.canonizers import SequentialMergeBatchNorm
+
+    class ExactMergeBatchNorm(SequentialMergeBatchNorm):
+        def register(self, linears, batch_norm):  # type: ignore[override]
+            self.saved_eps = batch_norm.eps
+            super().register(linears, batch_norm)
+            batch_norm.eps = 0.0
+
+        def remove(self) -> None:
+            super().remove()
+            self.batch_norm.eps = self.saved_eps
+
+    return ExactMergeBatchNorm()
 
 
 # --- design B: the Delta rule relative to a reference ----------------------------------------
