@@ -34,7 +34,7 @@ lint: $(VENV)/.stamp-dev
 	$(VENV)/bin/ruff check src tests benchmarks examples
 
 bench: $(VENV)/.stamp-dev
-	$(VENV)/bin/whyclust bench
+	$(PY) benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .hypothesis

@@ -211,7 +211,7 @@ def test_zero_bias_conserves_and_bias_free_networks_conserve_by_default(make):
     assert np.median(np.abs(default.extras["conservation"] - 1.0)) > 1e-2
     # ... and does once the biases below the code layer are zero (BatchNorm means too)
     free = copy.deepcopy(enc)
-    for name, mod in list(free.named_modules())[:-1]:
+    for mod in list(free.modules())[:-1]:
         if mod is free[-1] or (make == "tell" and mod is free[-2]):
             continue
         if getattr(mod, "bias", None) is not None and not isinstance(mod, nn.BatchNorm2d):

@@ -320,7 +320,7 @@ def _explain_random(
 ) -> Explanation:
     """Uniform random relevance in [0, 1): the no-information ranking of faithfulness tables."""
     _reject_neon_options("random", contrast, beta)
-    net, dev, dtype, assigned, tgt, logit = _prepare(net, X, target, device)
+    _, _, _, assigned, tgt, logit = _prepare(net, X, target, device)
     rel = np.random.default_rng(random_state).random(X.shape).astype(X.dtype)
     return Explanation(
         relevance=rel,

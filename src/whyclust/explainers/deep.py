@@ -3,8 +3,8 @@
 By default the encoder's last Linear layer is folded into a k-means head and the rules of
 :mod:`whyclust.explainers.deep_rules` apply (design A, or design B with ``reference=``).
 The unfolded chain below serves kernel heads, encoders without a foldable code layer and
-``composite=``: the cluster head is a :class:`torch.autograd.Function` (:class:`NeonHead`) whose forward is
-the exact logit f_c(z) and whose backward *is* NEON on the head: min-take-most over the
+``composite=``: the cluster head is a :class:`torch.autograd.Function` (:class:`NeonHead`)
+whose forward is the exact logit f_c(z) and whose backward *is* NEON on the head: min-take-most over the
 competitors, then the midpoint rule. The encoder's layers carry that relevance to the input
 with the backward hooks of a zennit composite (LRP rules are gradient hooks in zennit), so
 one ``torch.autograd.grad`` call gives the whole explanation:
@@ -30,15 +30,6 @@ import torch
 from torch import nn
 
 from whyclust.explainers import register_method
-from whyclust.explainers.explanation import Explanation
-from whyclust.explainers.neon import (
-    KMeansRelevance,
-    batched_logits,
-    resolve_request,
-    row_batches,
-    stabilize,
-    to_tensor,
-)
 from whyclust.explainers.deep_rules import (
     FIRST_RULES,
     FoldedNeonHead,
@@ -48,6 +39,15 @@ from whyclust.explainers.deep_rules import (
     exact_batchnorm_merge,
     find_code_layer,
     folded_forward,
+)
+from whyclust.explainers.explanation import Explanation
+from whyclust.explainers.neon import (
+    KMeansRelevance,
+    batched_logits,
+    resolve_request,
+    row_batches,
+    stabilize,
+    to_tensor,
 )
 from whyclust.networks.base import ClusterNetwork, EncodedClusterNetwork, L2Normalize
 from whyclust.networks.kernel import KernelKMeansNetwork
@@ -302,7 +302,11 @@ def explain_encoded(
         )
 
     per_row = head.n_clusters * code.module.in_features
-    bs = max(1, min(_DEFAULT_ROWS, _FOLD_VALUES // per_row)) if batch_size is None else int(batch_size)
+    bs = (
+        max(1, min(_DEFAULT_ROWS, _FOLD_VALUES // per_row))
+        if batch_size is None
+        else int(batch_size)
+    )
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         z = net.encoder(x)
@@ -338,7 +342,9 @@ def explain_encoded(
                 sink: list[torch.Tensor] = []
                 with torch.enable_grad():
                     a, _, s = folded_forward(hooked, code, x)
-                    f = FoldedNeonHead.apply(a, weight, bias, s, rel, t, beta_value, o, g_head, sink)
+                    f = FoldedNeonHead.apply(
+                        a, weight, bias, s, rel, t, beta_value, o, g_head, sink
+                    )
                     (r,) = torch.autograd.grad(f, x, grad_outputs=f.detach())
                 out[rows] = r.detach().cpu().numpy().astype(X.dtype, copy=False)
                 logit[rows] = f.detach().cpu().numpy()

@@ -204,8 +204,8 @@ def design_a_composite(
     biases absorb no relevance.
     """
     from zennit.core import Composite
-    from zennit.rules import Epsilon, Flat, Gamma, Norm, Pass, WSquare, ZBox
     from zennit.layer import Sum
+    from zennit.rules import Epsilon, Flat, Gamma, Norm, Pass, WSquare, ZBox
     from zennit.types import Activation, AvgPool, BatchNorm, Convolution
 
     zp = "bias" if zero_bias else None
