@@ -325,9 +325,10 @@ def test_design_b_first_layer_equals_deeplift_by_hand():
 def test_first_rule_choice_and_other_rules():
     rng = np.random.default_rng(5)
     enc = _mlp(6, 5)
-    X = rng.normal(size=(20, 6))  # signed, unbounded: WSquare by default
+    X = rng.normal(size=(20, 6))  # signed, unbounded: Epsilon by default
     net = wc.neuralize((enc, _centers(enc, X, 3)))
-    assert wc.explain(net, X).extras["first_rule"] == "wsquare"
+    assert wc.explain(net, X).extras["first_rule"] == "epsilon"
+    assert wc.explain(net, X, first_rule="wsquare").extras["first_rule"] == "wsquare"
     assert wc.explain(net, X - X.min()).extras["first_rule"] == "zbox"
     flat = wc.explain(net, X, first_rule="flat", zero_bias=True)
     np.testing.assert_allclose(flat.extras["conservation"], 1.0, atol=1e-4)

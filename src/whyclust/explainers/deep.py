@@ -4,8 +4,8 @@ By default the encoder's last Linear layer is folded into a k-means head and the
 :mod:`whyclust.explainers.deep_rules` apply (design A, or design B with ``reference=``).
 The unfolded chain below serves kernel heads, encoders without a foldable code layer and
 ``composite=``: the cluster head is a :class:`torch.autograd.Function` (:class:`NeonHead`)
-whose forward is the exact logit f_c(z) and whose backward *is* NEON on the head: min-take-most over the
-competitors, then the midpoint rule. The encoder's layers carry that relevance to the input
+whose forward is the exact logit f_c(z) and whose backward *is* NEON on the head:
+min-take-most over the competitors, then the midpoint rule. The encoder's layers carry that relevance to the input
 with the backward hooks of a zennit composite (LRP rules are gradient hooks in zennit), so
 one ``torch.autograd.grad`` call gives the whole explanation:
 
@@ -251,7 +251,8 @@ def explain_encoded(
         minus ``extras["reference_part"]``.
     first_rule : {"auto", "zbox", "flat", "wsquare", "gamma", "epsilon"}, default="auto"
         Design A's rule at the encoder's first Linear / Conv. ``"auto"``: ZBox on
-        ``bounds`` when the lower bound is >= 0 (images, intensities), else WSquare.
+        ``bounds`` when the lower bound is >= 0 (images, intensities), else Epsilon (signed
+        input such as standardised tables).
     gamma : float, default=0.25
         Gamma of the hidden Linear / Conv layers (design A).
     head_gamma : float, default=1.0
@@ -407,7 +408,7 @@ def _resolve_first_rule(first_rule: Any, bounds: tuple[float, float]) -> str:
             f"first_rule must be 'auto' or one of {', '.join(FIRST_RULES)}, got {first_rule!r}"
         )
     if first_rule == "auto":
-        return "zbox" if bounds[0] >= 0 else "wsquare"
+        return "zbox" if bounds[0] >= 0 else "epsilon"
     return first_rule
 
 
