@@ -5,9 +5,9 @@ By default the encoder's last Linear layer is folded into a k-means head and the
 The unfolded chain below serves kernel heads, encoders without a foldable code layer and
 ``composite=``: the cluster head is a :class:`torch.autograd.Function` (:class:`NeonHead`)
 whose forward is the exact logit f_c(z) and whose backward *is* NEON on the head:
-min-take-most over the competitors, then the midpoint rule. The encoder's layers carry that relevance to the input
-with the backward hooks of a zennit composite (LRP rules are gradient hooks in zennit), so
-one ``torch.autograd.grad`` call gives the whole explanation:
+min-take-most over the competitors, then the midpoint rule. The encoder's layers carry
+that relevance to the input with the backward hooks of a zennit composite (LRP rules are
+gradient hooks in zennit), so one ``torch.autograd.grad`` call gives the whole explanation:
 
     relevance = grad(f, x, grad_outputs=f)     (inside ``composite.context(encoder)``)
 
