@@ -19,9 +19,10 @@ Example::
     wc.evaluation.compare_methods(km, X, ["neon", "gradient_x_input", "random"])
     wc.evaluation.relevance_on_informative(wc.explain(km, X), informative)  # > 0.9
 
-Quantus was considered and not used: it evaluates one scalar output of a classifier per
-call through its own (per-sample) loops and has no notion of a cluster logit that may
-change sign, while the curves here need only a masked forward pass of our own network.
+Each step also records whether the point is still in its cluster:
+:attr:`FlippingCurves.flip_fraction` is the fraction of features removed when the
+assignment first flips. Third-party metrics (Quantus) and the center-randomisation check
+are in :mod:`whyclust.evaluation.quantus_metrics`.
 """
 
 from __future__ import annotations
@@ -418,7 +419,8 @@ def compare_methods(
     pandas.DataFrame
         One row per method: ``deletion_auc`` (mean, lower is better), ``deletion_median``
         (median over points, robust to points whose f_c is near 0), ``deletion_sem``
-        (standard error of the mean), ``insertion_auc`` (higher is better), ``explain_seconds`` and
+        (standard error of the mean), ``flip_median`` (median fraction of features removed
+        until the assignment flips), ``insertion_auc`` (higher is better), ``explain_seconds`` and
         ``deletion_gap`` ((area - lowest area) / |lowest area|: 0 for the best method,
         0.1 for one 10% worse).
     """
@@ -430,7 +432,7 @@ def compare_methods(
 
     net = neuralize(model)
     X = as_float_array(X, ndim=(2, 3, 4))
-    methods = list(methods) if methods is not None else [*available_methods(), "random"]
+    methods = list(methods) if methods is not None else available_methods()
     if not methods:
         raise ValueError("methods must name at least one explanation method")
     options = method_options or {}
@@ -453,6 +455,7 @@ def compare_methods(
             "deletion_auc": dele.mean_auc,
             "deletion_median": float(np.nanmedian(dele.auc)),
             "deletion_sem": _sem(dele.auc),
+            "flip_median": float(np.median(dele.flip_fraction)),
             "explain_seconds": seconds,
         }
         if insertion:
