@@ -342,7 +342,8 @@ def test_encoders_without_a_foldable_code_layer_use_the_unfolded_rules():
     X = rng.uniform(size=(15, 4))
     torch.manual_seed(6)
     enc = nn.Sequential(nn.Linear(4, 5), nn.Tanh()).double()  # ends in a non-linearity
-    e = wc.explain((enc, _centers(enc, X, 3)), X)
+    with pytest.warns(UserWarning, match="unfolded"):
+        e = wc.explain((enc, _centers(enc, X, 3)), X)
     assert e.extras["rule"] == "midpoint-composite"
     with pytest.raises(ValueError, match="reference"):
         wc.explain((enc, _centers(enc, X, 3)), X, reference="mean")

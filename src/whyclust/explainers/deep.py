@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -296,6 +297,15 @@ def explain_encoded(
                 "reference= needs a k-means head behind a Linear code layer (the folded "
                 "rules); this network "
                 + ("was given composite=" if composite is not None else "has none")
+            )
+        if composite is None and isinstance(head, KMeansNetwork):
+            warnings.warn(
+                "the encoder does not end in a Linear code layer (followed at most by "
+                "flattening, dropout, BatchNorm1d or L2Normalize): NEON uses the unfolded "
+                "rules (midpoint on z, EpsilonGammaBox below), whose explanations depend on "
+                "the origin of the code space",
+                UserWarning,
+                stacklevel=4,
             )
         bs = _DEFAULT_ROWS if batch_size is None else int(batch_size)
         return _explain_unfolded(
