@@ -31,12 +31,9 @@ class Config:
     n_clusters: int = 10
     # section a: points timed per method (None = all points)
     speed_points: dict[str, int | None] | None = None
-    # section b
-    eval_points: int = 150
-    shap_points: int = 4
-    n_steps: int = 20
-    ae_points: int = 5000
-    ae_epochs: int = 10
+    # section b (its sizes are in section_faithfulness.Sizes): result cache, cache-only run
+    cache: Path | None = None
+    partial: bool = False
     # section d
     scale_n: tuple[int, ...] = (1_000, 5_000, 20_000, 70_000)
     scale_k: tuple[int, ...] = (2, 5, 10, 20, 50)
@@ -61,11 +58,6 @@ class Config:
                     "shap": 1,
                     "neon_loop": 100,
                 },
-                eval_points=30,
-                shap_points=2,
-                n_steps=10,
-                ae_points=600,
-                ae_epochs=2,
                 scale_n=(1_000, 4_000),
                 scale_k=(2, 10),
                 scale_k_n=2_000,

@@ -88,9 +88,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--datasets", default=None, help="comma-separated subset of digits,mnist5k,fashion"
     )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="section b: keep each model's results in this folder and reuse them",
+    )
+    parser.add_argument(
+        "--partial",
+        action="store_true",
+        help="section b: only fill the --cache (no Quantus / ground-truth tables)",
+    )
     args_list = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(args_list)
     cfg = Config.make(args.quick)
+    cfg.cache, cfg.partial = args.cache, args.partial
     if args.datasets:
         names = tuple(p.strip() for p in args.datasets.split(",") if p.strip())
         bad = [p for p in names if p not in LABELS]

@@ -10,10 +10,12 @@ share on synthetic blobs.
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -53,12 +55,13 @@ class Sizes:
     shap_points: int
     quantus_points: int
     conv: bool
+    conv_points: int = 60
 
     @classmethod
     def of(cls, cfg: Config) -> Sizes:
         if cfg.quick:
             return cls(1, 30, 10, 2, 1, 2000, 2, 10, False)
-        return cls(3, 200, 20, 10, 3, 6000, 5, 40, True)
+        return cls(3, 120, 20, 10, 3, 6000, 5, 40, True)
 
 
 def _train_ae(enc, dec, X: np.ndarray, epochs: int, seed: int) -> None:
@@ -79,8 +82,11 @@ def _train_ae(enc, dec, X: np.ndarray, epochs: int, seed: int) -> None:
     dec.eval()
 
 
-def _models(name: str, Xtr: np.ndarray, sz: Sizes, seed: int) -> Iterator[tuple[str, Any, bool]]:
-    """(row label, fitted model or (encoder, centers), images?) for one seed."""
+def _models(
+    name: str, Xtr: np.ndarray, sz: Sizes, seed: int, skip: set[str] = frozenset()
+) -> Iterator[tuple[str, Any, bool]]:
+    """(row label, fitted model or (encoder, centers), images?) for one seed; rows in
+    ``skip`` are not trained (except the one the Quantus table needs)."""
     import torch
     from sklearn.cluster import KMeans
 
@@ -88,7 +94,7 @@ def _models(name: str, Xtr: np.ndarray, sz: Sizes, seed: int) -> Iterator[tuple[
     from whyclust.models.autoencoders import conv_autoencoder, mlp_autoencoder
 
     d = Xtr.shape[1]
-    if seed == 0:
+    if seed == 0 and "k-means (raw)" not in skip:
         yield "k-means (raw)", KMeans(10, n_init=3, random_state=seed).fit(Xtr), False
     torch.manual_seed(seed)
     enc, dec = mlp_autoencoder(d, hidden=(256, 64), n_latent=10)
@@ -101,13 +107,17 @@ def _models(name: str, Xtr: np.ndarray, sz: Sizes, seed: int) -> Iterator[tuple[
     pair = mlp_autoencoder(d, hidden=(256, 64), n_latent=10)
     tell = wc.TELL(10, encoder=pair, pretrain_epochs=sz.mlp_epochs, max_iter=4,
                    random_state=seed)  # fmt: skip
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield "TELL + encoder (MLP)", tell.fit(Xtr), False
-    if not (sz.conv and name == "mnist5k"):
+    if "TELL + encoder (MLP)" not in skip:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield "TELL + encoder (MLP)", tell.fit(Xtr), False
+    if not (sz.conv and name == "mnist5k") or {"conv AE + k-means", "TELL conv"} <= skip:
         return
     side = round(d**0.5)
     images = Xtr.reshape(-1, 1, side, side)
+    if "conv AE + k-means" in skip:
+        yield from _tell_conv(images, side, sz, seed)
+        return
     torch.manual_seed(seed)
     enc, dec = conv_autoencoder((1, side, side))
     _train_ae(enc, dec, images, sz.conv_epochs, seed)
@@ -115,6 +125,16 @@ def _models(name: str, Xtr: np.ndarray, sz: Sizes, seed: int) -> Iterator[tuple[
         codes = enc(torch.from_numpy(images)).numpy()
     km = KMeans(10, n_init=3, random_state=seed).fit(codes)
     yield "conv AE + k-means", (enc, km.cluster_centers_), True
+    if "TELL conv" not in skip:
+        yield from _tell_conv(images, side, sz, seed)
+
+
+def _tell_conv(images: np.ndarray, side: int, sz: Sizes, seed: int):
+    import torch
+
+    import whyclust as wc
+    from whyclust.models.autoencoders import conv_autoencoder
+
     torch.manual_seed(seed)
     pair = conv_autoencoder((1, side, side))
     tell = wc.TELL(10, encoder=pair, pretrain_epochs=sz.conv_epochs, max_iter=2,
@@ -122,6 +142,33 @@ def _models(name: str, Xtr: np.ndarray, sz: Sizes, seed: int) -> Iterator[tuple[
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield "TELL conv", tell.fit(images), True
+
+
+def _cache_path(cfg: Config, name: str, seed: int):
+    folder = cfg.cache
+    if folder is None:
+        return None
+    return Path(folder) / f"b-{'quick' if cfg.quick else 'full'}-{name}-{seed}.json"
+
+
+def _cache_read(cfg: Config, name: str, seed: int):
+    path = _cache_path(cfg, name, seed)
+    if path is None or not path.is_file():
+        return None
+    rows = json.loads(path.read_text())
+    for _, res in rows:
+        res["cons"] = {k: np.asarray(v, dtype=np.float64) for k, v in res["cons"].items()}
+    return [tuple(r) for r in rows]
+
+
+def _cache_write(cfg: Config, name: str, seed: int, rows) -> None:
+    path = _cache_path(cfg, name, seed)
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plain = [[label, {**res, "cons": {k: np.asarray(v).tolist() for k, v in res["cons"].items()}}]
+             for label, res in rows]  # fmt: skip
+    path.write_text(json.dumps(plain))
 
 
 def _options(opts: dict[str, Any], mean: np.ndarray) -> dict[str, Any]:
@@ -183,7 +230,6 @@ def section_faithfulness(cfg: Config) -> str:
     sz = Sizes.of(cfg)
     labels = [m[0] for m in METHODS]
     results: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    notes: dict[tuple[str, str], str] = {}
     quantus_models: dict[str, tuple[Any, np.ndarray, bool]] = {}
     for name in cfg.datasets:
         if available(name):
@@ -199,24 +245,38 @@ def section_faithfulness(cfg: Config) -> str:
         mean = Xtr.mean(0)
         side = round(X.shape[1] ** 0.5)
         for seed in range(sz.seeds):
-            for label, model, images in _models(name, Xtr, sz, seed):
-                say(f"faithfulness: {name} / {label} / seed {seed}")
+            cached = _cache_read(cfg, name, seed)
+            if cached is not None and (seed > 0 or name == "fashion"):
+                for label, res in cached:
+                    results.setdefault((name, label), []).append(res)
+                continue
+            done = dict(cached or [])
+            fresh = []
+            for label, model, images in _models(name, Xtr, sz, seed, skip=set(done)):
                 net = wc.neuralize(model)
                 Xe = Xte.reshape(-1, 1, side, side) if images else Xte
-                m = mean.reshape(1, side, side) if images else mean
-                acc = cluster_accuracy(yte, net.predict(Xe))
-                res = _evaluate(net, Xe, m, sz, None if images else (side, side))
-                res["acc"] = acc
-                results.setdefault((name, label), []).append(res)
-                notes[name, label] = f"{len(train):,} train / {len(test)} held-out points"
-                if seed == 0 and label == "AE + k-means (MLP)" and name != "fashion":
+                if label == "AE + k-means (MLP)" and seed == 0 and name != "fashion":
                     quantus_models[name] = (net, Xe[: sz.quantus_points], images)
+                if label in done:
+                    continue
+                say(f"faithfulness: {name} / {label} / seed {seed}")
+                m = mean.reshape(1, side, side) if images else mean
+                Xe = Xe[: sz.conv_points] if images else Xe
+                res = _evaluate(net, Xe, m, sz, None if images else (side, side))
+                res["acc"] = cluster_accuracy(yte[: len(Xe)], net.predict(Xe))
+                res["points"] = len(Xe)
+                done[label] = res
+                fresh.append(label)
+                _cache_write(cfg, name, seed, list(done.items()))
+            for label, res in done.items():
+                results.setdefault((name, label), []).append(res)
     rows = list(results)
     out = [
         "## b. Faithfulness of the explanations",
         "",
         f"Every model is trained on all but {sz.eval_points} points of its data set and "
-        f"evaluated on those held-out points; deep rows over {sz.seeds} model seeds "
+        f"evaluated on those held-out points (conv rows: the first {sz.conv_points} of them); "
+        f"deep rows over {sz.seeds} model seeds "
         "(k-means raw: 1 seed). Cells: median over seeds of the per-seed median over points "
         "[min, max over seeds]. Fashion-MNIST: a random subset of "
         f"{sz.fashion_points:,} images. Small models (CPU, shared cores): MLP autoencoder "
@@ -265,6 +325,8 @@ def section_faithfulness(cfg: Config) -> str:
     errors = sorted({e for k in rows for r in results[k] for e in r["errors"]})
     if errors:
         out += ["Cells that failed: " + "; ".join(errors), ""]
+    if cfg.partial:  # a run that only fills the cache
+        return "\n".join(out)
     out += [_quantus_table(quantus_models), "", _ground_truth(cfg), ""]
     return "\n".join(out)
 
