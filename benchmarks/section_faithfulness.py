@@ -61,7 +61,7 @@ class Sizes:
     def of(cls, cfg: Config) -> Sizes:
         if cfg.quick:
             return cls(1, 30, 10, 2, 1, 2000, 2, 10, False)
-        return cls(3, 120, 20, 10, 3, 6000, 5, 40, True)
+        return cls(3, 120, 20, 10, 2, 6000, 5, 40, True)
 
 
 def _train_ae(enc, dec, X: np.ndarray, epochs: int, seed: int) -> None:

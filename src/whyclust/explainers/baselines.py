@@ -13,7 +13,8 @@ Options (passed through ``wc.explain(..., method=..., **options)``):
   b is gradient x (x - b). ``extras["reference"]`` names it in the Explanation.
 - ``"integrated_gradients"``: ``n_steps`` (default 32).
 - ``"occlusion"``: ``window`` (sliding window shape of one point, default all ones:
-  one feature at a time), ``stride`` (default 1).
+  one feature at a time), ``stride`` (default 1), ``perturbations_per_eval`` (occluded
+  copies per forward pass, default 16; only speed and memory depend on it).
 - ``"random"``: uniform random relevance (a ranking with no information), seeded by
   ``random_state`` (default 0).
 - ``"shap"``: ``algorithm`` ("kernel" or "permutation"), ``background`` (array of points
@@ -195,7 +196,10 @@ def _build_integrated_gradients(net, shape, dtype, dev, *, baseline=None, n_step
     return attribute
 
 
-def _build_occlusion(net, shape, dtype, dev, *, window=None, stride=1, baseline=None, **options):
+def _build_occlusion(
+    net, shape, dtype, dev, *, window=None, stride=1, baseline=None, perturbations_per_eval=16,
+    **options,
+):
     from captum.attr import Occlusion
 
     _no_options("occlusion", options)
@@ -215,7 +219,12 @@ def _build_occlusion(net, shape, dtype, dev, *, window=None, stride=1, baseline=
         b = base.expand_as(x) if isinstance(base, torch.Tensor) else base
         with torch.no_grad():
             return occ.attribute(
-                x.detach(), sliding_window_shapes=win, strides=strides, baselines=b, target=t
+                x.detach(),
+                sliding_window_shapes=win,
+                strides=strides,
+                baselines=b,
+                target=t,
+                perturbations_per_eval=int(perturbations_per_eval),
             )
 
     return attribute
