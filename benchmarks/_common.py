@@ -34,6 +34,7 @@ class Config:
     # section b (its sizes are in section_faithfulness.Sizes): result cache, cache-only run
     cache: Path | None = None
     partial: bool = False
+    seeds: tuple[int, ...] | None = None
     # section d
     scale_n: tuple[int, ...] = (1_000, 5_000, 20_000, 70_000)
     scale_k: tuple[int, ...] = (2, 5, 10, 20, 50)

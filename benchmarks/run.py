@@ -99,10 +99,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="section b: only fill the --cache (no Quantus / ground-truth tables)",
     )
+    parser.add_argument(
+        "--seeds",
+        default=None,
+        help="section b: comma-separated model seeds to run (default: all)",
+    )
     args_list = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(args_list)
     cfg = Config.make(args.quick)
     cfg.cache, cfg.partial = args.cache, args.partial
+    if args.seeds:
+        cfg.seeds = tuple(int(p) for p in args.seeds.split(",") if p.strip())
     if args.datasets:
         names = tuple(p.strip() for p in args.datasets.split(",") if p.strip())
         bad = [p for p in names if p not in LABELS]

@@ -115,7 +115,7 @@ def test_faithfulness_section_structure(monkeypatch):
 
     fitted = {}
 
-    def models(name, Xtr, sz, seed):
+    def models(name, Xtr, sz, seed, skip=frozenset()):
         fitted["model"] = KMeans(10, n_init=1, random_state=0).fit(Xtr)
         fitted["mean"] = Xtr.mean(0)
         yield "k-means (raw)", fitted["model"], False
