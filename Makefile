@@ -42,7 +42,7 @@ docs: $(VENV)/.stamp-docs
 	MPLBACKEND=Agg $(VENV)/bin/sphinx-build -b html -W --keep-going -q docs docs/_build/html
 
 bench: $(VENV)/.stamp-dev
-	$(VENV)/bin/whyclust bench
+	$(PY) benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .hypothesis

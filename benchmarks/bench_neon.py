@@ -20,10 +20,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import PeakRSS
 from neon_loop import neon_loop
 
 import whyclust as wc
-from whyclust.bench import PeakRSS
 
 
 def load(name: str) -> np.ndarray:

@@ -100,9 +100,7 @@ def test_shap_efficiency_on_the_target_logit(algorithm, data, kmeans):
     pytest.importorskip("shap")
     X = data[:6]
     bg = data[60:70]
-    e = wc.explain(
-        kmeans, X, method="shap", algorithm=algorithm, background=bg, nsamples=60
-    )
+    e = wc.explain(kmeans, X, method="shap", algorithm=algorithm, background=bg, nsamples=60)
     net = wc.neuralize(kmeans)
     f_bg = net(torch.from_numpy(bg)).detach().numpy()
     expected = e.logit - f_bg[:, e.target].mean(0)
@@ -128,3 +126,33 @@ def test_bad_options_are_named(data, kmeans):
         wc.explain(kmeans, data[:3], method="shap", algorithm="exact-ish")
     with pytest.raises(ValueError, match="background"):
         wc.explain(kmeans, data[:3], method="shap", background=np.zeros((4, 2)))
+
+
+def test_mean_references_and_their_names(data, kmeans):
+    net = wc.neuralize(kmeans)
+    X = data[:25]
+    g, _ = _grad_of_logit(net, X, kmeans.predict(X))
+    mean = X.mean(0)
+    e = wc.explain(net, X, "gradient_x_input", baseline="mean")
+    np.testing.assert_allclose(e.relevance, g * (X - mean), rtol=1e-10, atol=1e-12)
+    assert e.extras["reference"] == "mean"
+    assert wc.explain(net, X, "gradient_x_input").extras["reference"] == "zero"
+    assert wc.explain(net, X, "gradient").extras["reference"] == "none"
+    ig = wc.explain(net, X, "integrated_gradients", baseline="mean", n_steps=64)
+    assert ig.extras["reference"] == "mean"
+    # completeness from the mean: sum of IG = f_c(x) - f_c(mean)
+    f_mean = net(torch.from_numpy(np.broadcast_to(mean, X.shape).copy())).detach().numpy()
+    expected = e.logit - f_mean[np.arange(25), e.target]
+    np.testing.assert_allclose(ig.relevance.sum(1), expected, rtol=1e-2, atol=1e-2)
+    occ = wc.explain(net, X, "occlusion", baseline=mean)
+    assert occ.extras["reference"] == "array"
+    with pytest.raises(ValueError, match="baseline"):
+        wc.explain(net, X, "occlusion", baseline="median")
+
+
+def test_random_method_is_seeded_and_uninformed(data, kmeans):
+    a = wc.explain(kmeans, data[:10], "random", random_state=3)
+    b = wc.explain(kmeans, data[:10], "random", random_state=3)
+    np.testing.assert_array_equal(a.relevance, b.relevance)
+    assert a.relevance.shape == (10, 4) and (a.relevance >= 0).all() and (a.relevance < 1).all()
+    assert not np.array_equal(a.relevance, wc.explain(kmeans, data[:10], "random").relevance)

@@ -1,4 +1,8 @@
-"""``whyclust bench``: a cheap section writes a markdown report with the expected headers."""
+"""The benchmark runner (benchmarks/run.py): report structure, parsing and helpers.
+
+The runner lives outside the package; the test imports it from the repository's
+benchmarks/ folder.
+"""
 
 from __future__ import annotations
 
@@ -9,29 +13,35 @@ import numpy as np
 import pytest
 
 import whyclust as wc
-from whyclust import bench
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import _common  # noqa: E402
+import run  # noqa: E402
+import section_faithfulness  # noqa: E402
+import section_other  # noqa: E402
+import section_speed  # noqa: E402
+
+sys.path.remove(str(BENCHMARKS))
 
 
 def test_quick_speed_section_writes_markdown(tmp_path, monkeypatch):
     # the slow baselines (occlusion, SHAP) are left out to keep the test short
-    full = bench._speed_methods
+    full = section_speed._speed_methods
     keep = {"neon", "gradient", "integrated_gradients"}
     monkeypatch.setattr(
-        bench,
+        section_speed,
         "_speed_methods",
         lambda X, seed: {k: v for k, v in full(X, seed).items() if k in keep},
     )
     out = tmp_path / "sub" / "BENCH.md"
-    assert (
-        bench.main(["--quick", "--sections", "a", "--datasets", "digits", "--out", str(out)]) == 0
-    )
+    assert run.main(["--quick", "--sections", "a", "--datasets", "digits", "--out", str(out)]) == 0
     text = out.read_text()
     for expected in (
         "# whyclust benchmarks",
         "- Date: ",
-        "- Command: `whyclust bench --quick --sections a --datasets digits",
+        "- Command: `python benchmarks/run.py --quick --sections a --datasets digits",
         "- Machine: ",
         "- Versions: Python ",
         "## a. Explanation speed",
@@ -53,28 +63,35 @@ def test_quick_speed_section_writes_markdown(tmp_path, monkeypatch):
 
 
 def test_scaling_rows_in_process(monkeypatch):
-    monkeypatch.setattr(bench, "_available", lambda name: "not loaded in this test")
-    monkeypatch.setattr(bench, "_fix_mmap_threshold", lambda: False)
-    rows = bench._scale_rows([(300, 3), (300, 7)], 784, 0)
+    monkeypatch.setattr(section_other, "available", lambda name: "not loaded in this test")
+    monkeypatch.setattr(section_other, "_fix_mmap_threshold", lambda: False)
+    rows = section_other._scale_rows([(300, 3), (300, 7)], 784, 0)
     assert len(rows) == 2
-    for seconds, t_pred, delta, _ in rows:
-        assert seconds > 0 and t_pred > 0 and delta >= 0
+    for seconds, t_pred, _, fixed in rows:
+        assert seconds > 0 and t_pred > 0 and fixed == 0.0
+
+
+def test_peak_rss_sees_an_allocation():
+    with _common.PeakRSS() as mem:
+        block = np.ones(64 * 2**20 // 8)  # 64 MiB, every page touched
+        del block
+    assert mem.delta >= 48 * 2**20
 
 
 @pytest.mark.parametrize("bad", ["g", "", "a,z"])
 def test_bad_sections(bad, tmp_path):
     with pytest.raises(SystemExit):
-        bench.main(["--sections", bad, "--out", str(tmp_path / "x.md")])
+        run.main(["--sections", bad, "--out", str(tmp_path / "x.md")])
     assert not (tmp_path / "x.md").exists()
 
 
 def test_bad_datasets(tmp_path):
     with pytest.raises(SystemExit):
-        bench.main(["--datasets", "cifar", "--out", str(tmp_path / "x.md")])
+        run.main(["--datasets", "cifar", "--out", str(tmp_path / "x.md")])
 
 
 def test_table_markdown():
-    text = bench._table(["a", "b"], [["x", 1.23456], ["y", float("nan")]])
+    text = _common.table(["a", "b"], [["x", 1.23456], ["y", float("nan")]])
     assert text.splitlines() == ["| a | b |", "|---|---|", "| x | 1.235 |", "| y | n/a |"]
 
 
@@ -93,33 +110,58 @@ def test_neon_loop_matches_vectorised():
 
 
 def test_faithfulness_section_structure(monkeypatch):
-    # k-means only, NEON against gradient and random: cheap, same code path as the full table
-    full = bench._faithfulness_models
+    """k-means only, three methods: the table holds what deletion_curve computes."""
+    from sklearn.cluster import KMeans
 
-    def models(name, cfg):
-        for label, model, note in full(name, cfg):
-            yield label, model, note
-            return
+    from whyclust.evaluation import deletion_curve
 
-    monkeypatch.setattr(bench, "_faithfulness_models", models)
-    monkeypatch.setattr(bench, "BASELINES", ("gradient",))
-    monkeypatch.setattr(bench, "_ground_truth", lambda cfg, methods: "(ground truth)")
-    cfg = bench.Config.make(True)
-    text = bench.section_faithfulness(cfg)
-    assert "## b. Faithfulness: deletion AUC (lower is better)" in text
-    assert "### Insertion AUC (higher is better)" in text
-    header = next(line for line in text.splitlines() if line.startswith("| dataset | model"))
-    assert header.split(" | ")[2:6] == ["ACC", "neon", "gradient", "random"]
-    row = next(line for line in text.splitlines() if line.startswith("| digits | k-means (raw)"))
+    fitted = {}
+
+    def models(name, Xtr, sz, seed, skip=frozenset()):
+        fitted["model"] = KMeans(10, n_init=1, random_state=0).fit(Xtr)
+        fitted["mean"] = Xtr.mean(0)
+        yield "k-means (raw)", fitted["model"], False
+
+    keep = ("NEON", "gradient", "random")
+    methods = [m for m in section_faithfulness.METHODS if m[0] in keep]
+    monkeypatch.setattr(section_faithfulness, "_models", models)
+    monkeypatch.setattr(section_faithfulness, "METHODS", methods)
+    monkeypatch.setattr(section_faithfulness, "_ground_truth", lambda cfg: "(ground truth)")
+    monkeypatch.setattr(section_faithfulness, "_quantus_table", lambda models: "(quantus)")
+    cfg = _common.Config.make(True)
+    text = section_faithfulness.section_faithfulness(cfg)
+    for title in (
+        "## b. Faithfulness of the explanations",
+        "### Deletion AUC, mean replacement (training mean)",
+        "### Deletion AUC, blur replacement",
+        "### Deletion AUC, zero replacement",
+        "### Insertion AUC, mean replacement (higher is better)",
+        "### Fraction of features removed until the assignment flips",
+        "### Conservation through the encoder and cost",
+        "| NEON | midpoint (design A) |",
+    ):
+        assert title in text
+    lines = text.splitlines()
+    start = lines.index("### Deletion AUC, mean replacement (training mean)")
+    header = next(line for line in lines[start:] if line.startswith("| dataset | model"))
+    assert header.split(" | ")[2:] == ["ACC (held-out)", "NEON", "gradient", "random |"]
+    row = next(line for line in lines[start:] if "| k-means (raw) |" in line)
     cells = [c.strip() for c in row.strip("|").split("|")]
-    neon, grad, rand = (float(c) for c in cells[3:6])
-    assert neon < grad and neon < rand
-    assert [t[5] for t in cfg.targets] == [True, True]
+    # the same held-out points and baseline, recomputed here
+    X = wc.datasets.load_digits()[0].astype(np.float32)
+    sz = section_faithfulness.Sizes.of(cfg)
+    test = np.random.default_rng(1).permutation(len(X))[: sz.eval_points]
+    e = wc.explain(fitted["model"], X[test])
+    curve = deletion_curve(
+        fitted["model"], X[test], e.relevance, baseline=fitted["mean"], n_steps=sz.n_steps
+    )
+    assert float(cells[3]) == pytest.approx(np.median(curve.auc), rel=1e-3)
+    assert cfg.targets == []  # targets are set for deep rows only
 
 
 def test_sections_e_and_f_are_known_and_f_is_opt_in():
-    assert bench._parse_sections("f,e") == ["e", "f"]
-    assert "f" not in bench.DEFAULT_SECTIONS and "e" in bench.DEFAULT_SECTIONS
+    assert run._parse_sections("f,e") == ["e", "f"]
+    assert "f" not in _common.DEFAULT_SECTIONS and "e" in _common.DEFAULT_SECTIONS
 
 
 def _clustering_script(monkeypatch):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -67,18 +69,25 @@ def test_mlp_conservation_close_to_one_with_small_epsilon():
     assert np.all(e.logit > 0)
 
 
-def test_default_composite_uses_data_bounds_and_biases_absorb_some_relevance():
+def test_unfolded_composite_uses_data_bounds_and_biases_absorb_relevance():
     rng = np.random.default_rng(2)
     X = rng.uniform(size=(60, 5))
     enc = _mlp(5, 3, bias=True)
     net = wc.neuralize((enc, _centers_from(enc, X, 3)))
-    e = wc.explain(net, X)
-    assert e.extras["composite"] == "EpsilonGammaBox"
+    e = wc.explain(net, X, composite="epsilon_gamma_box")
+    assert e.extras["composite"] == "EpsilonGammaBox" and e.extras["rule"] == "midpoint-composite"
     assert e.extras["bounds"] == pytest.approx((X.min(), X.max()))
     assert np.allclose(e.extras["head_conservation"], 1.0, atol=1e-9)
-    cons = e.extras["conservation"]
-    assert np.all(np.isfinite(cons))
-    assert cons.shape == (60,)  # approximate with biases: reported, not hidden
+    # Epsilon on every Linear: the biases take a share of the relevance ...
+    assert np.median(np.abs(e.extras["conservation"] - 1.0)) > 1e-2
+    # ... which is all of the deficit: the same weights without biases conserve
+    free = copy.deepcopy(enc)
+    for mod in free.modules():
+        if isinstance(mod, nn.Linear):
+            nn.init.zeros_(mod.bias)
+    ef = wc.explain((free, _centers_from(free, X, 3)), X, composite="epsilon_gamma_box")
+    dev = np.abs(ef.extras["conservation"] - 1.0)  # epsilon = 1e-6 in every denominator
+    assert np.median(dev) < 1e-4 and dev.max() < 1e-2
     e2 = wc.explain(net, X, composite="epsilon_plus_flat")
     assert e2.extras["composite"] == "EpsilonPlusFlat"
     assert not np.allclose(e.relevance, e2.relevance)

@@ -50,7 +50,9 @@ _TABLE: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     **{
         name: ((_NETWORK, f"{_BASELINES}:BASELINE_METHODS"),)
-        for name in ("gradient", "gradient_x_input", "integrated_gradients", "occlusion", "shap")
+        for name in (
+            "gradient", "gradient_x_input", "integrated_gradients", "occlusion", "shap", "random"
+        )
     },
 }
 

@@ -7,10 +7,16 @@ gradients, occlusion) and shap (kernel or permutation explainer); nothing is re-
 
 Options (passed through ``wc.explain(..., method=..., **options)``):
 
-- ``"integrated_gradients"``: ``baseline`` (scalar or array broadcastable to one point;
-  default 0), ``n_steps`` (default 32).
+- ``baseline`` (``"gradient_x_input"``, ``"integrated_gradients"``, ``"occlusion"``): the
+  reference point, ``0`` / ``"zero"`` (default), ``"mean"`` (the mean of the explained X),
+  a scalar or an array broadcastable to one point. ``"gradient_x_input"`` with a baseline
+  b is gradient x (x - b). ``extras["reference"]`` names it in the Explanation.
+- ``"integrated_gradients"``: ``n_steps`` (default 32).
 - ``"occlusion"``: ``window`` (sliding window shape of one point, default all ones:
-  one feature at a time), ``stride`` (default 1), ``baseline`` (default 0).
+  one feature at a time), ``stride`` (default 1), ``perturbations_per_eval`` (occluded
+  copies per forward pass, default 16; only speed and memory depend on it).
+- ``"random"``: uniform random relevance (a ranking with no information), seeded by
+  ``random_state`` (default 0).
 - ``"shap"``: ``algorithm`` ("kernel" or "permutation"), ``background`` (array of points
   or an int: that many rows of X drawn at random, default 50), ``nsamples`` (kernel: model
   evaluations per point, default "auto"; permutation: ``max_evals``, default
@@ -81,6 +87,8 @@ def _captum_method(name: str, build: Callable[..., Any]):
         bs = _ROWS if batch_size is None else int(batch_size)
         if bs < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        reference = options.get("baseline")
+        options = _resolve_baseline(options, X)
         attribute = build(net, X.shape[1:], dtype, dev, **options)
         out = np.empty(X.shape, dtype=X.dtype)
         for rows in row_batches(X.shape[0], bs):
@@ -93,6 +101,7 @@ def _captum_method(name: str, build: Callable[..., Any]):
             cluster=assigned.numpy(),
             target=tgt.numpy(),
             method=name,
+            extras={"reference": _reference_name(name, reference)},
         )
 
     method.__name__ = f"explain_{name}"
@@ -113,12 +122,41 @@ def _build_gradient(net, shape, dtype, dev, **options):
     return lambda x, t: saliency.attribute(x, target=t, abs=False)
 
 
-def _build_gradient_x_input(net, shape, dtype, dev, **options):
-    from captum.attr import InputXGradient
+def _build_gradient_x_input(net, shape, dtype, dev, *, baseline=None, **options):
+    from captum.attr import InputXGradient, Saliency
 
     _no_options("gradient_x_input", options)
-    ixg = InputXGradient(net)
-    return lambda x, t: ixg.attribute(x, target=t)
+    if baseline is None or (np.isscalar(baseline) and float(baseline) == 0.0):
+        ixg = InputXGradient(net)
+        return lambda x, t: ixg.attribute(x, target=t)
+    saliency = Saliency(net)
+    base = _baseline_tensor(baseline, shape, dtype, dev)
+    return lambda x, t: saliency.attribute(x, target=t, abs=False) * (x.detach() - base)
+
+
+def _resolve_baseline(options: dict[str, Any], X: np.ndarray) -> dict[str, Any]:
+    """``baseline="mean"`` / ``"zero"`` as arrays / None; anything else unchanged."""
+    base = options.get("baseline")
+    if isinstance(base, str):
+        if base == "mean":
+            options = {**options, "baseline": X.mean(0, dtype=np.float64)}
+        elif base == "zero":
+            options = {**options, "baseline": None}
+        else:
+            raise ValueError(f"baseline must be 'zero', 'mean', a number or an array, got {base!r}")
+    return options
+
+
+def _reference_name(method: str, baseline: Any) -> str:
+    if method == "gradient":
+        return "none"
+    if baseline is None:
+        return "zero"
+    if isinstance(baseline, str):
+        return baseline
+    if np.isscalar(baseline):
+        return "zero" if float(baseline) == 0.0 else f"constant {float(baseline):g}"
+    return "array"
 
 
 def _baseline_tensor(baseline: Any, shape, dtype, dev) -> torch.Tensor | float:
@@ -157,7 +195,10 @@ def _build_integrated_gradients(net, shape, dtype, dev, *, baseline=None, n_step
     return attribute
 
 
-def _build_occlusion(net, shape, dtype, dev, *, window=None, stride=1, baseline=None, **options):
+def _build_occlusion(
+    net, shape, dtype, dev, *, window=None, stride=1, baseline=None, perturbations_per_eval=16,
+    **options,
+):
     from captum.attr import Occlusion
 
     _no_options("occlusion", options)
@@ -177,7 +218,12 @@ def _build_occlusion(net, shape, dtype, dev, *, window=None, stride=1, baseline=
         b = base.expand_as(x) if isinstance(base, torch.Tensor) else base
         with torch.no_grad():
             return occ.attribute(
-                x.detach(), sliding_window_shapes=win, strides=strides, baselines=b, target=t
+                x.detach(),
+                sliding_window_shapes=win,
+                strides=strides,
+                baselines=b,
+                target=t,
+                perturbations_per_eval=int(perturbations_per_eval),
             )
 
     return attribute
@@ -245,7 +291,11 @@ def _explain_shap(
         cluster=assigned.numpy(),
         target=tgt_np,
         method="shap",
-        extras={"algorithm": algorithm, "n_background": int(bg.shape[0])},
+        extras={
+            "algorithm": algorithm,
+            "n_background": int(bg.shape[0]),
+            "reference": "background sample",
+        },
     )
 
 
@@ -265,11 +315,37 @@ def _background(background: Any, flat: np.ndarray, random_state: Any) -> np.ndar
     return bg
 
 
+def _explain_random(
+    net: ClusterNetwork,
+    X: np.ndarray,
+    *,
+    target: Any = "assigned",
+    beta: Any = None,
+    contrast: Any = None,
+    batch_size: int | None = None,
+    device: Any = None,
+    random_state: Any = 0,
+) -> Explanation:
+    """Uniform random relevance in [0, 1): the no-information ranking of faithfulness tables."""
+    _reject_neon_options("random", contrast, beta)
+    _, _, _, assigned, tgt, logit = _prepare(net, X, target, device)
+    rel = np.random.default_rng(random_state).random(X.shape).astype(X.dtype)
+    return Explanation(
+        relevance=rel,
+        logit=logit.numpy().astype(X.dtype),
+        cluster=assigned.numpy(),
+        target=tgt.numpy(),
+        method="random",
+        extras={"reference": "none"},
+    )
+
+
 BASELINE_METHODS = {
     "gradient": _captum_method("gradient", _build_gradient),
     "gradient_x_input": _captum_method("gradient_x_input", _build_gradient_x_input),
     "integrated_gradients": _captum_method("integrated_gradients", _build_integrated_gradients),
     "occlusion": _captum_method("occlusion", _build_occlusion),
     "shap": _explain_shap,
+    "random": _explain_random,
 }
 

@@ -1,10 +1,13 @@
 """NEON through a deep encoder, down to the input (DESIGN.md sections 1 and 4).
 
-The cluster head is a :class:`torch.autograd.Function` (:class:`NeonHead`) whose forward is
-the exact logit f_c(z) and whose backward *is* NEON on the head: min-take-most over the
-competitors, then the midpoint rule. The encoder's layers carry that relevance to the input
-with the backward hooks of a zennit composite (LRP rules are gradient hooks in zennit), so
-one ``torch.autograd.grad`` call gives the whole explanation:
+By default the encoder's last Linear layer is folded into a k-means head and the rules of
+:mod:`whyclust.explainers.deep_rules` apply (design A, or design B with ``reference=``).
+The unfolded chain below serves kernel heads, encoders without a foldable code layer and
+``composite=``: the cluster head is a :class:`torch.autograd.Function` (:class:`NeonHead`)
+whose forward is the exact logit f_c(z) and whose backward *is* NEON on the head:
+min-take-most over the competitors, then the midpoint rule. The encoder's layers carry
+that relevance to the input with the backward hooks of a zennit composite (LRP rules are
+gradient hooks in zennit), so one ``torch.autograd.grad`` call gives the whole explanation:
 
     relevance = grad(f, x, grad_outputs=f)     (inside ``composite.context(encoder)``)
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -28,6 +32,16 @@ from torch import nn
 
 from whyclust.engine.kernel import KernelGeometry
 from whyclust.engine.kmeans import KMeansGeometry
+from whyclust.explainers.deep_rules import (
+    FIRST_RULES,
+    FoldedNeonHead,
+    check_gamma,
+    delta_relevance,
+    design_a_composite,
+    exact_batchnorm_merge,
+    find_code_layer,
+    folded_forward,
+)
 from whyclust.explainers.explanation import Explanation
 from whyclust.explainers.neon import (
     batched_logits,
@@ -205,6 +219,11 @@ def explain_encoded(
     beta: Any = "auto",
     contrast: Any = None,
     batch_size: int | None = None,
+    reference: Any = "midpoint",
+    first_rule: str = "auto",
+    gamma: float = 0.25,
+    head_gamma: float = 1.0,
+    zero_bias: bool = False,
     composite: Any = None,
     bounds: Any = None,
     epsilon: float | None = None,
@@ -213,6 +232,10 @@ def explain_encoded(
 ) -> Explanation:
     """NEON relevance in input space for an encoder + cluster-head network.
 
+    With a k-means head behind a ``Linear`` code layer the code layer is folded into the
+    head (:mod:`whyclust.explainers.deep_rules`); otherwise, or with ``composite=``, NEON's
+    midpoint rule runs on the features z and a zennit composite carries it to the input.
+
     Parameters
     ----------
     net : EncodedClusterNetwork
@@ -220,14 +243,28 @@ def explain_encoded(
         Validated input; the relevance has the same shape.
     target, beta, contrast, batch_size
         As in :func:`whyclust.explain`.
+    reference : "midpoint", "mean" or array-like, default="midpoint"
+        ``"midpoint"``: design A (LRP-gamma at the folded head, zennit rules below).
+        ``"mean"`` (the mean of ``X``) or one point of X's shape: design B, the Delta rule
+        relative to the reference's activations at every layer; the relevance sums to f_c
+        minus ``extras["reference_part"]``.
+    first_rule : {"auto", "zbox", "flat", "wsquare", "gamma", "epsilon"}, default="auto"
+        Design A's rule at the encoder's first Linear / Conv. ``"auto"``: ZBox on
+        ``bounds`` when the lower bound is >= 0 (images, intensities), else Epsilon (signed
+        input such as standardised tables).
+    gamma : float, default=0.25
+        Gamma of the hidden Linear / Conv layers (design A).
+    head_gamma : float, default=1.0
+        Gamma of the rule at the folded head (design A).
+    zero_bias : bool, default=False
+        Design A: biases absorb no relevance (zennit's ``zero_params="bias"``).
     composite : str or zennit Composite, optional
-        LRP rules of the encoder. Default ``"epsilon_gamma_box"`` with ``bounds`` (the data's
-        min and max when not given); ``"epsilon_plus_flat"``, ``"epsilon_plus"``, ... or any
-        zennit Composite instance (used as is, canonizers included).
+        Use the unfolded rules: midpoint on z, then this composite (e.g.
+        ``"epsilon_gamma_box"``, ``"epsilon_plus_flat"`` or any zennit Composite).
     bounds : (low, high), optional
-        Input range for the ZBox rule of the first layer.
+        Input range for ZBox (default: the data's min and max).
     epsilon : float, optional
-        Stabiliser of zennit's epsilon rule (its own default when None).
+        Stabiliser of zennit's epsilon rule (unfolded rules only).
     eps : float, optional
         Relative stabiliser of the head's 1/h (non-assigned targets).
     """
@@ -239,16 +276,47 @@ def explain_encoded(
         else (torch.float64 if X.dtype == np.float64 else torch.float32)
     )
     n = X.shape[0]
-    bs = _DEFAULT_ROWS if batch_size is None else int(batch_size)
-    if bs < 1:
+    if batch_size is not None and int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     net = net.to(dev).eval()
-
     head = net.head
     if head.dtype != dtype:  # e.g. float64 centers behind a float32 encoder
         head = copy.deepcopy(head).to(dtype=dtype)
+    ref_name, ref_value = _check_reference(reference, X)
+    code = find_code_layer(net.encoder) if isinstance(head, KMeansNetwork) else None
+    if bounds is not None:
+        bounds = _check_bounds(bounds)
+    else:
+        low, high = float(X.min()), float(X.max())
+        bounds = (low, high if high > low else low + 1.0)
+    if composite is not None or code is None:
+        if ref_name != "midpoint":
+            raise ValueError(
+                "reference= needs a k-means head behind a Linear code layer (the folded "
+                "rules); this network "
+                + ("was given composite=" if composite is not None else "has none")
+            )
+        if composite is None and isinstance(head, KMeansNetwork):
+            warnings.warn(
+                "the encoder does not end in a Linear code layer (followed at most by "
+                "flattening, dropout, BatchNorm1d or L2Normalize): NEON uses the unfolded "
+                "rules (midpoint on z, EpsilonGammaBox below), whose explanations depend on "
+                "the origin of the code space",
+                UserWarning,
+                stacklevel=4,
+            )
+        bs = _DEFAULT_ROWS if batch_size is None else int(batch_size)
+        return _explain_unfolded(
+            net, head, X, target, beta, contrast, bs, composite, bounds, epsilon, eps, dev, dtype
+        )
 
-    # pass 1: logits of every point give assignments, targets and beta="auto"
+    per_row = head.n_clusters * code.module.in_features
+    bs = (
+        max(1, min(_DEFAULT_ROWS, _FOLD_VALUES // per_row))
+        if batch_size is None
+        else int(batch_size)
+    )
+
     def forward(x: torch.Tensor) -> torch.Tensor:
         z = net.encoder(x)
         return head(z.reshape(z.shape[0], -1))
@@ -257,12 +325,133 @@ def explain_encoded(
     assigned, tgt, other, beta_value = resolve_request(
         logits, target=target, beta=beta, contrast=contrast
     )
+    rel = KMeansGeometry(head.centers.to(device=dev, dtype=dtype), eps)
+    encoder = copy.deepcopy(net.encoder).to(dev).eval()
+    code = find_code_layer(encoder)
+    assert code is not None
+    out = np.empty(X.shape, dtype=X.dtype)
+    logit = np.empty(n, dtype=X.dtype)
+    head_sum = np.empty(n, dtype=X.dtype)
+    extras: dict[str, Any] = {"fold": code.name, "reference": ref_value,
+                              "reference_name": ref_name}  # fmt: skip
+    if ref_name == "midpoint":
+        g_head = check_gamma(head_gamma, "head_gamma")
+        rule = _resolve_first_rule(first_rule, bounds)
+        comp = design_a_composite(
+            code, first_rule=rule, bounds=bounds, gamma=check_gamma(gamma, "gamma"),
+            zero_bias=bool(zero_bias),
+        )  # fmt: skip
+        with comp.context(encoder) as hooked:
+            weight = code.module.weight.detach()
+            bias = _bias(code.module)
+            for rows in row_batches(n, bs):
+                x = to_tensor(X[rows], dev, dtype).requires_grad_(True)
+                t = tgt[rows].to(dev)
+                o = None if other is None else other[rows].to(dev)
+                sink: list[torch.Tensor] = []
+                with torch.enable_grad():
+                    a, _, s = folded_forward(hooked, code, x)
+                    f = FoldedNeonHead.apply(
+                        a, weight, bias, s, rel, t, beta_value, o, g_head, sink
+                    )
+                    (r,) = torch.autograd.grad(f, x, grad_outputs=f.detach())
+                out[rows] = r.detach().cpu().numpy().astype(X.dtype, copy=False)
+                logit[rows] = f.detach().cpu().numpy()
+                head_sum[rows] = sink[0].cpu().numpy()
+        total = out.reshape(n, -1).sum(1)
+        explained = logit
+        extras.update(
+            rule="fold-gamma", first_rule=rule, bounds=bounds, gamma=float(gamma),
+            head_gamma=g_head, zero_bias=bool(zero_bias),
+        )  # fmt: skip
+    else:
+        ref_t = to_tensor(ref_value[None], dev, dtype)
+        handles = exact_batchnorm_merge().apply(encoder)
+        part = np.empty(n, dtype=X.dtype)
+        try:
+            for rows in row_batches(n, bs):
+                x = to_tensor(X[rows], dev, dtype)
+                o = None if other is None else other[rows].to(dev)
+                r, f, p = delta_relevance(
+                    encoder, code, x, ref_t, rel, tgt[rows].to(dev), beta_value, o, rel.eps
+                )
+                out[rows] = r.cpu().numpy().astype(X.dtype, copy=False)
+                logit[rows] = f.cpu().numpy()
+                part[rows] = p.cpu().numpy()
+        finally:
+            for h in handles:
+                h.remove()
+        total = out.reshape(n, -1).sum(1)
+        explained = logit - part
+        head_sum[:] = explained
+        extras.update(rule="fold-delta", reference_part=part)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        extras["conservation"] = total / explained
+        extras["head_conservation"] = head_sum / explained
+    return Explanation(
+        relevance=out,
+        logit=logit,
+        cluster=assigned.numpy(),
+        target=tgt.numpy(),
+        beta=beta_value,
+        method="neon" if other is None else "neon-contrast",
+        contrast=None if other is None else other.numpy(),
+        extras=extras,
+    )
 
-    if bounds is not None:
-        bounds = _check_bounds(bounds)
-    elif composite is None:
-        low, high = float(X.min()), float(X.max())
-        bounds = (low, high if high > low else low + 1.0)
+
+#: values of one (rows x K x m_a) tensor of the folded head's backward
+_FOLD_VALUES = 1 << 24
+
+
+def _bias(layer: nn.Linear) -> torch.Tensor:
+    if layer.bias is None:
+        return torch.zeros(layer.out_features, dtype=layer.weight.dtype, device=layer.weight.device)
+    return layer.bias.detach()
+
+
+def _resolve_first_rule(first_rule: Any, bounds: tuple[float, float]) -> str:
+    if not isinstance(first_rule, str) or first_rule not in ("auto", *FIRST_RULES):
+        raise ValueError(
+            f"first_rule must be 'auto' or one of {', '.join(FIRST_RULES)}, got {first_rule!r}"
+        )
+    if first_rule == "auto":
+        return "zbox" if bounds[0] >= 0 else "epsilon"
+    return first_rule
+
+
+def _check_reference(reference: Any, X: np.ndarray) -> tuple[str, np.ndarray | None]:
+    """("midpoint", None), ("mean", the mean of X) or ("array", the point), validated."""
+    if isinstance(reference, str):
+        if reference == "midpoint":
+            return "midpoint", None
+        if reference == "mean":
+            return "mean", X.mean(0, dtype=np.float64).astype(X.dtype)
+        raise ValueError(f"reference must be 'midpoint', 'mean' or an array, got {reference!r}")
+    arr = np.asarray(reference, dtype=X.dtype)
+    if arr.size != X[0].size:
+        raise ValueError(
+            f"reference of shape {arr.shape} does not match one point of X {X.shape[1:]}"
+        )
+    if not np.isfinite(arr).all():
+        raise ValueError("reference contains NaN or infinite values")
+    return "array", arr.reshape(X.shape[1:])
+
+
+def _explain_unfolded(
+    net, head, X, target, beta, contrast, bs, composite, bounds, epsilon, eps, dev, dtype
+) -> Explanation:
+    """Midpoint rule on z, then a zennit composite through the whole encoder."""
+    n = X.shape[0]
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        z = net.encoder(x)
+        return head(z.reshape(z.shape[0], -1))
+
+    logits = batched_logits(forward, X, bs, dev, dtype)
+    assigned, tgt, other, beta_value = resolve_request(
+        logits, target=target, beta=beta, contrast=contrast
+    )
     extra = {} if epsilon is None else {"epsilon": float(epsilon)}
     comp = resolve_composite(composite, bounds, **extra)
     encoder = _relevance_view(net.encoder).to(dev)
@@ -301,6 +490,10 @@ def explain_encoded(
             "head_conservation": head_conservation,
             "composite": type(comp).__name__,
             "bounds": bounds,
+            "rule": "midpoint-composite",
+            "reference": None,
+            "reference_name": "midpoint",
+            "fold": None,
         },
     )
 

@@ -19,9 +19,10 @@ Example::
     wc.evaluation.compare_methods(km, X, ["neon", "gradient_x_input", "random"])
     wc.evaluation.relevance_on_informative(wc.explain(km, X), informative)  # > 0.9
 
-Quantus was considered and not used: it evaluates one scalar output of a classifier per
-call through its own (per-sample) loops and has no notion of a cluster logit that may
-change sign, while the curves here need only a masked forward pass of our own network.
+Each step also records whether the point is still in its cluster:
+:attr:`FlippingCurves.flip_fraction` is the fraction of features removed when the
+assignment first flips. Third-party metrics (Quantus) and the center-randomisation check
+are in :mod:`whyclust.evaluation.quantus_metrics`.
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ class FlippingCurves:
         Area under ``curves / logit`` over ``fractions`` (trapezoidal rule).
     method : str
         Name of the ranking (explanation method, ``"random"`` or ``"given"``).
+    kept : ndarray of shape (n, n_steps + 1), bool
+        Whether the point is still (deletion) or already (insertion) assigned to c after
+        each step; :attr:`flip_fraction` reads it.
     """
 
     kind: str
@@ -78,7 +82,21 @@ class FlippingCurves:
     cluster: np.ndarray
     auc: np.ndarray
     method: str = "given"
+    kept: np.ndarray | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def flip_fraction(self) -> np.ndarray:
+        """Per point, the fraction of features removed (deletion) when the assignment first
+        leaves the original cluster c, or inserted (insertion) when it first is c again
+        after the start; ``inf`` where that never happens on the grid.
+        """
+        if self.kept is None:
+            raise ValueError("these curves carry no assignments")
+        event = ~self.kept if self.kind == "deletion" else self.kept
+        hit = event.any(1)
+        first = event.argmax(1)
+        return np.where(hit, self.fractions[first], np.inf)
 
     @property
     def mean_auc(self) -> float:
@@ -197,6 +215,7 @@ def flipping_curve(
     curves = np.empty((n, n_steps + 1), dtype=np.float64)
     logit = np.empty(n, dtype=np.float64)
     cluster = np.empty(n, dtype=np.int64)
+    kept = np.empty((n, n_steps + 1), dtype=bool)
     shape = X.shape[1:]
     steps = torch.as_tensor(counts, device=device)
     with torch.no_grad():
@@ -213,8 +232,9 @@ def flipping_curve(
             start_from, fill = (x, b) if kind == "deletion" else (b, x)
             for s, k in enumerate(steps):
                 xs = torch.where(rank < k, fill.expand_as(x), start_from.expand_as(x))
-                out = net(xs.reshape(-1, *shape)).gather(1, c[:, None])[:, 0]
-                curves[rows, s] = out.double().cpu().numpy()
+                out = net(xs.reshape(-1, *shape))
+                curves[rows, s] = out.gather(1, c[:, None])[:, 0].double().cpu().numpy()
+                kept[rows, s] = (out.argmax(1) == c).cpu().numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         norm = curves / logit[:, None]
     auc = _trapezoid(norm, fractions, axis=1)
@@ -226,7 +246,13 @@ def flipping_curve(
         cluster=cluster,
         auc=auc,
         method=name,
+        kept=kept,
+        extras={"baseline": _baseline_name(baseline)},
     )
+
+
+def _baseline_name(baseline: Any) -> str:
+    return baseline if isinstance(baseline, str) else "array"
 
 
 #: numpy >= 2 renamed trapz to trapezoid
@@ -393,7 +419,8 @@ def compare_methods(
     pandas.DataFrame
         One row per method: ``deletion_auc`` (mean, lower is better), ``deletion_median``
         (median over points, robust to points whose f_c is near 0), ``deletion_sem``
-        (standard error of the mean), ``insertion_auc`` (higher is better), ``explain_seconds`` and
+        (standard error of the mean), ``flip_median`` (median fraction of features removed
+        until the assignment flips), ``insertion_auc`` (higher is better), ``explain_seconds`` and
         ``deletion_gap`` ((area - lowest area) / |lowest area|: 0 for the best method,
         0.1 for one 10% worse).
     """
@@ -405,7 +432,7 @@ def compare_methods(
 
     net = neuralize(model)
     X = as_float_array(X, ndim=(2, 3, 4))
-    methods = list(methods) if methods is not None else [*available_methods(), "random"]
+    methods = list(methods) if methods is not None else available_methods()
     if not methods:
         raise ValueError("methods must name at least one explanation method")
     options = method_options or {}
@@ -428,6 +455,7 @@ def compare_methods(
             "deletion_auc": dele.mean_auc,
             "deletion_median": float(np.nanmedian(dele.auc)),
             "deletion_sem": _sem(dele.auc),
+            "flip_median": float(np.median(dele.flip_fraction)),
             "explain_seconds": seconds,
         }
         if insertion:

@@ -1,0 +1,383 @@
+"""The rules of deep NEON (DESIGN.md section 4): the folded head, design A and design B.
+
+The encoder's last ``Linear`` (the *code layer*, z = (W_L a + b_L) / s, with s = ||u|| for
+L2-normalised features and 1 otherwise) is folded into the k-means head, so the head's
+margins are linear in the activations ``a`` below it:
+
+    h_ck(a) = v_ck . a + (w_ck . b_L / s + b_ck),   v_ck = W_L^T w_ck / s
+
+Design A (``reference="midpoint"``): min-take-most over competitors, LRP-gamma on ``a`` at the
+folded head (:class:`FoldedNeonHead`), zennit's Gamma on hidden Linear / Conv layers and a
+first-layer rule chosen from the data (:func:`design_a_composite`).
+
+Design B (``reference=`` a point): the same fold, and the Delta rule relative to the
+reference's activations at every layer (:func:`delta_relevance`): LRP-0 on a - a_ref at the
+head and DeepLIFT's rescale multipliers through the encoder.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from whyclust.engine.kmeans import KMeansGeometry
+from whyclust.engine.pool import margins_for_target, min_take_most, stabilize
+from whyclust.networks.base import L2Normalize
+
+__all__ = [
+    "FIRST_RULES",
+    "CodeLayer",
+    "FoldedNeonHead",
+    "delta_relevance",
+    "design_a_composite",
+    "exact_batchnorm_merge",
+    "find_code_layer",
+    "folded_forward",
+]
+
+#: first-layer rules of design A; "zbox" needs bounds
+FIRST_RULES = ("zbox", "flat", "wsquare", "gamma", "epsilon")
+
+#: leaves that may follow the code layer: z must stay a per-point rescaling of W_L a + b_L
+_AFTER_CODE = (L2Normalize, nn.Flatten, nn.Identity, nn.Dropout, nn.BatchNorm1d)
+
+#: elementwise activations whose Delta-rule multiplier is (y - y_ref) / (x - x_ref)
+_ELEMENTWISE = (
+    nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.ReLU6, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
+    nn.Mish, nn.Softplus, nn.Sigmoid, nn.Tanh, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid,
+)  # fmt: skip
+
+
+def _leaves(module: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(n, m) for n, m in module.named_modules() if not list(m.children())]
+
+
+@dataclass
+class CodeLayer:
+    """The encoder's last ``Linear`` and its name; what follows it only rescales z."""
+
+    name: str
+    module: nn.Linear
+    first: bool  # the code layer is also the encoder's first Linear / Conv
+
+
+def find_code_layer(encoder: nn.Module) -> CodeLayer | None:
+    """The foldable code layer of ``encoder``, or None.
+
+    The leaves are taken in registration order (the forward order of nested
+    ``nn.Sequential``); the code layer is the last ``Linear`` after which only flattening,
+    identity, eval-mode dropout, BatchNorm1d (merged into it) and ``L2Normalize`` follow.
+    The explanation checks at run time that z equals (W_L a + b_L) / s.
+    """
+    leaves = _leaves(encoder)
+    for i in range(len(leaves) - 1, -1, -1):
+        name, mod = leaves[i]
+        if isinstance(mod, nn.Linear):
+            first = not any(
+                isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)) for _, m in leaves[:i]
+            )
+            return CodeLayer(name, mod, first)
+        if not isinstance(mod, _AFTER_CODE):
+            return None
+    return None
+
+
+class _Capture:
+    """Forward pre-hook that stores the input of the code layer."""
+
+    def __init__(self) -> None:
+        self.value: torch.Tensor | None = None
+
+    def __call__(self, module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        self.value = args[0]
+
+
+def folded_forward(
+    encoder: nn.Module, code: CodeLayer, x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(a, u, s): input of the code layer, u = W_L a + b_L (detached) and the scale s (n,).
+
+    The encoder's output must be u / s for a positive per-point s; otherwise ValueError.
+    """
+    cap = _Capture()
+    handle = code.module.register_forward_pre_hook(cap)
+    try:
+        out = encoder(x)
+    finally:
+        handle.remove()
+    a = cap.value
+    if a is None:
+        raise ValueError(f"the encoder did not call its code layer {code.name!r}")
+    z = out.reshape(out.shape[0], -1).detach()
+    with torch.no_grad():
+        u = code.module(a.detach()).reshape(a.shape[0], -1)
+        if u.shape != z.shape:
+            raise ValueError(
+                f"the encoder's output ({tuple(z.shape[1:])}) is not its code layer "
+                f"{code.name!r} ({tuple(u.shape[1:])}): deep NEON cannot fold it"
+            )
+        zn = z.norm(dim=1)
+        s = u.norm(dim=1) / zn.clamp_min(torch.finfo(z.dtype).tiny)
+        s = torch.where(zn > 0, s, torch.ones_like(s))
+        err = (u / s[:, None] - z).abs().amax(1)
+        tol = 1e3 * torch.finfo(z.dtype).eps * (1.0 + z.abs().amax(1))
+        if bool((err > tol).any()):
+            raise ValueError(
+                f"the encoder's output is not a per-point rescaling of its code layer "
+                f"{code.name!r}: deep NEON cannot fold it; pass composite= to use the "
+                "unfolded rules"
+            )
+    return a, u, s
+
+
+class FoldedNeonHead(torch.autograd.Function):
+    """NEON's k-means head folded onto the activations ``a`` below the code layer.
+
+    Forward: the explained logit f_c(a) = min_k h_ck(a) (or the margin h_ck for a contrast),
+    with h_ck(a) = v_ck . a + const, v_ck = W_L^T 2 (mu_c - mu_k) / s and s a fixed per-point
+    scale (TELL's L2 normalisation). Backward: the incoming relevance g is split over the
+    competitors by min-take-most (R_k = g softmin_beta(h)_k), and each share goes to ``a`` by
+    LRP-gamma, R_i = sum_k R_k a_i (v_ck,i + gamma v+_ck,i) / sum_j a_j (v_ck,j + gamma v+_ck,j)
+    (generalised to a_i < 0 with v- in place of v+). The denominators hold no bias, so the
+    relevance on ``a`` sums to g exactly up to the stabiliser. ``sink`` (a list or None)
+    receives that sum per point.
+    """
+
+    @staticmethod
+    def forward(ctx, a, weight, bias, scale, rel, target, beta, contrast, gamma, sink):  # type: ignore[override]
+        with torch.no_grad():
+            z = (a.reshape(a.shape[0], -1) @ weight.T + bias) / scale[:, None]
+            scores = rel.scores(rel.prepare(z))
+            if contrast is None:
+                h = margins_for_target(scores, target)
+                f = h.amin(1)
+                share = min_take_most(h, beta)
+            else:
+                sc = scores.gather(1, target[:, None])[:, 0]
+                f = sc - scores.gather(1, contrast[:, None])[:, 0]
+                share = torch.zeros_like(scores).scatter_(1, contrast[:, None], 1.0)
+        ctx.save_for_backward(a, weight, scale, share)
+        ctx.args = (rel, target, gamma, sink)
+        return f
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        a, weight, scale, share = ctx.saved_tensors
+        rel, target, gamma, sink = ctx.args
+        with torch.no_grad():
+            flat = a.reshape(a.shape[0], -1)
+            proj = rel.shifted @ weight  # (K, m_a): W_L^T mu'_k
+            v = 2.0 * (proj[target][:, None, :] - proj[None]) / scale[:, None, None]
+            pos, neg = flat.clamp(min=0)[:, None, :], flat.clamp(max=0)[:, None, :]
+            num = pos * (v + gamma * v.clamp(min=0)) + neg * (v + gamma * v.clamp(max=0))
+            den = stabilize(num.sum(2), _stabiliser(flat))
+            r = torch.einsum("nk,nki->ni", share * g[:, None] / den, num)
+        if sink is not None:
+            sink.append(r.sum(1))
+        return r.reshape(a.shape), None, None, None, None, None, None, None, None, None
+
+
+def _stabiliser(t: torch.Tensor) -> float:
+    return 1e-6 if t.dtype == torch.float32 else 1e-12
+
+
+def design_a_composite(
+    code: CodeLayer,
+    *,
+    first_rule: str,
+    bounds: tuple[float, float] | None,
+    gamma: float = 0.25,
+    zero_bias: bool = False,
+):
+    """The zennit composite below the fold: ``first_rule`` on the first Linear / Conv,
+    Gamma(``gamma``) on the other Linear / Conv layers, none on the code layer; activations
+    and BatchNorm pass relevance, average pools normalise; BatchNorm is merged into the
+    layer before it. ``zero_bias`` gives every rule zennit's ``zero_params="bias"``, so that
+    biases absorb no relevance.
+    """
+    from zennit.core import Composite
+    from zennit.layer import Sum
+    from zennit.rules import Epsilon, Flat, Gamma, Norm, Pass, WSquare, ZBox
+    from zennit.types import Activation, AvgPool, BatchNorm, Convolution
+
+    zp = "bias" if zero_bias else None
+    if first_rule == "zbox":
+        if bounds is None:
+            raise ValueError("first_rule='zbox' needs bounds=(low, high)")
+        first = ZBox(low=float(bounds[0]), high=float(bounds[1]), zero_params=zp)
+    elif first_rule == "flat":
+        first = Flat(zero_params=zp)
+    elif first_rule == "wsquare":
+        first = WSquare(zero_params=zp)
+    elif first_rule == "gamma":
+        first = Gamma(gamma=gamma, zero_params=zp)
+    elif first_rule == "epsilon":
+        first = Epsilon(zero_params=zp)
+    else:
+        raise ValueError(f"first_rule must be one of {', '.join(FIRST_RULES)}, got {first_rule!r}")
+    hidden = Gamma(gamma=gamma, zero_params=zp)
+
+    def module_map(ctx: dict[str, Any], name: str, module: nn.Module):
+        if module is code.module:
+            return None
+        if isinstance(module, (nn.Linear, Convolution)):
+            if not ctx.get("first_layer_visited", False):
+                ctx["first_layer_visited"] = True
+                return first
+            return hidden
+        if isinstance(module, (Activation, BatchNorm)):
+            return Pass()
+        if isinstance(module, (AvgPool, Sum)):
+            return Norm()
+        return None
+
+    return Composite(module_map=module_map, canonizers=[exact_batchnorm_merge()])
+
+
+def exact_batchnorm_merge():
+    """zennit's ``SequentialMergeBatchNorm`` that also sets the merged BatchNorm's eps to 0
+    while merged, so that the merged network computes the original function exactly
+    (zennit's leaves eps, which scales each merged output by 1 / sqrt(1 + eps))."""
+    from zennit.canonizers import SequentialMergeBatchNorm
+
+    class ExactMergeBatchNorm(SequentialMergeBatchNorm):
+        def register(self, linears, batch_norm):  # type: ignore[override]
+            self.saved_eps = batch_norm.eps
+            super().register(linears, batch_norm)
+            batch_norm.eps = 0.0
+
+        def remove(self) -> None:
+            super().remove()
+            self.batch_norm.eps = self.saved_eps
+
+    return ExactMergeBatchNorm()
+
+
+# --- design B: the Delta rule relative to a reference ----------------------------------------
+
+
+class _Rescale(torch.autograd.Function):
+    """Output ``y`` of an elementwise layer; backward multiplies by m = dy / dx (fixed).
+
+    The batch holds the points in its first half and their references in the second; the
+    reference half gets no gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, x, y, multiplier):  # type: ignore[override]
+        ctx.save_for_backward(multiplier)
+        return y.clone()
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        (m,) = ctx.saved_tensors
+        n = m.shape[0]
+        gx = torch.zeros_like(g)
+        gx[:n] = g[:n] * m
+        return gx, None, None
+
+
+class _RescaleHooks:
+    """Hooks that give every elementwise activation DeepLIFT's rescale multiplier."""
+
+    def __init__(self, encoder: nn.Module, n: int) -> None:
+        self.n = n
+        self.inputs: dict[int, torch.Tensor] = {}
+        self.handles = []
+        for _, mod in _leaves(encoder):
+            if isinstance(mod, _ELEMENTWISE):
+                self.handles.append(mod.register_forward_pre_hook(self._pre))
+                self.handles.append(mod.register_forward_hook(self._post))
+
+    def _pre(self, module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        self.inputs[id(module)] = args[0].detach().clone()  # in-place activations overwrite it
+
+    def _post(self, module: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor):
+        x = self.inputs.pop(id(module))
+        n = self.n
+        dx = x[:n] - x[n:]
+        dy = out[:n].detach() - out[n:].detach()
+        with torch.enable_grad():  # local derivative where x and x_ref (nearly) coincide
+            xi = x[:n].clone().requires_grad_(True)
+            (deriv,) = torch.autograd.grad(module.forward(xi.clone()).sum(), xi)  # no hooks
+        tol = 1e2 * torch.finfo(x.dtype).eps * (1.0 + x[:n].abs())
+        close = dx.abs() <= tol
+        m = torch.where(close, deriv, dy / torch.where(close, torch.ones_like(dx), dx))
+        return _Rescale.apply(args[0], out, m)
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+def delta_relevance(
+    encoder: nn.Module,
+    code: CodeLayer,
+    x: torch.Tensor,
+    ref: torch.Tensor,
+    rel: KMeansGeometry,
+    target: torch.Tensor,
+    beta: float | None,
+    contrast: torch.Tensor | None,
+    eps: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(relevance (n, ...), explained logit (n,), part explained by the reference (n,)).
+
+    Head: R_k = f_c softmin_beta(h)_k as in design A, then LRP-0 on a - a_ref,
+    R_i = sum_k (R_k / h_ck(a)) (a_i - a_ref,i) v_ck,i. Encoder: DeepLIFT-rescale
+    multipliers (linear layers by their gradient, elementwise activations by
+    (y - y_ref) / (x - x_ref)), R = (x - x_ref) * multiplier. The relevance sums to
+    f_c(x) - sum_k (R_k / h_ck(a)) h_ck(a_ref) exactly on networks of affine layers and
+    elementwise activations (the second term is the returned reference part).
+    """
+    n = x.shape[0]
+    both = torch.cat([x, ref.expand_as(x)]).detach().requires_grad_(True)
+    hooks = _RescaleHooks(encoder, n)
+    try:
+        with torch.enable_grad():
+            a, u, scale = folded_forward(encoder, code, both)
+    finally:
+        hooks.remove()
+    with torch.no_grad():
+        # the scale s of each point fixes both its own and its reference's features
+        zn = scale[:n]
+        z = u[:n] / zn[:, None]
+        z_ref = u[n:] / zn[:, None]
+        s_x = rel.scores(rel.prepare(z))
+        s_ref = rel.scores(rel.prepare(z_ref))
+        if contrast is None:
+            h = margins_for_target(s_x, target)
+            f = h.amin(1)
+            coef = min_take_most(h, beta) * f[:, None] / stabilize(h, eps)  # 0 at c (h = inf)
+        else:
+            k = contrast[:, None]
+            f = s_x.gather(1, target[:, None])[:, 0] - s_x.gather(1, k)[:, 0]
+            coef = torch.zeros_like(s_x).scatter_(1, k, (f / stabilize(f, eps))[:, None])
+        h_ref = s_ref.gather(1, target[:, None]) - s_ref  # h_ck(a_ref), 0 at c
+        ref_part = (coef * h_ref).sum(1)
+        proj = rel.shifted @ code.module.weight  # (K, m_a)
+        total = coef.sum(1, keepdim=True)
+        grad_a = 2.0 * (total * proj[target] - coef @ proj) / zn[:, None]
+    flat_a = a.reshape(a.shape[0], -1)
+    gout = torch.zeros_like(flat_a)
+    gout[:n] = grad_a.to(flat_a.dtype)
+    (mult,) = torch.autograd.grad(flat_a, both, grad_outputs=gout)
+    r = (x - ref) * mult[:n]
+    return r.detach(), f, ref_part
+
+
+def check_gamma(value: Any, name: str) -> float:
+    try:
+        g = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number >= 0, got {value!r}") from None
+    if not math.isfinite(g) or g < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return g
+
+
+__all__ += ["check_gamma"]
