@@ -7,7 +7,6 @@ import pickle
 import shutil
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -161,24 +160,10 @@ def test_demo(tmp_path, capsys):
     assert err < 1e-4
 
 
-def test_bench_forwards_arguments(monkeypatch, capsys):
-    seen = {}
-    fake = types.ModuleType("whyclust.bench")
-
-    def fake_main(argv):
-        seen["argv"] = argv
-        return 3
-
-    fake.main = fake_main
-    monkeypatch.setitem(sys.modules, "whyclust.bench", fake)
-    assert main(["bench", "--quick", "--size", "10", "extra"]) == 3
-    assert seen["argv"] == ["--quick", "--size", "10", "extra"]
-
-
 def test_help_and_version(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for command in ("demo", "fit", "explain", "report", "bench"):
+    for command in ("demo", "fit", "explain", "report"):
         assert command in out
     assert main(["--version"]) == 0
 

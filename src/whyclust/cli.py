@@ -1,4 +1,4 @@
-"""Command-line interface: ``whyclust demo | fit | explain | report | bench``.
+"""Command-line interface: ``whyclust demo | fit | explain | report``.
 
 Bad input (missing or malformed files, wrong shapes, bad options) ends with a one-line
 ``Error: ...`` on stderr and exit code 2, never a traceback; outputs are written to a
@@ -616,27 +616,6 @@ def report(
         progress=not quiet,
     )
     _say(quiet, f"wrote {out}")
-
-
-@cli.command(
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-    add_help_option=False,
-    short_help="Run the benchmarks (options go to whyclust.bench).",
-)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-@click.pass_context
-def bench(ctx: click.Context, args: tuple[str, ...]) -> None:
-    """Benchmarks (options are passed to whyclust.bench; try 'whyclust bench --help')."""
-    import importlib
-
-    try:
-        module = importlib.import_module("whyclust.bench")
-    except ModuleNotFoundError as exc:
-        if exc.name != "whyclust.bench":
-            raise
-        raise ValueError("benchmarks are not part of this installation (whyclust.bench)") from None
-    code = module.main(list(args))
-    ctx.exit(int(code or 0))
 
 
 # --- entry points -----------------------------------------------------------------------
