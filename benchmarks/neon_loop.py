@@ -2,7 +2,7 @@
 
 A literal transcription of the k-means equations of the mathematics page
 (docs/mathematics.rst), numpy per point, used as the speed reference
-("per-sample loop") by ``whyclust bench`` and ``benchmarks/bench_neon.py`` and as an
+("per-sample loop") by ``benchmarks/run.py`` and ``benchmarks/bench_neon.py`` and as an
 independent cross-check of the vectorised implementation.
 """
 

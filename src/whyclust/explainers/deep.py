@@ -1,4 +1,4 @@
-"""NEON through a deep encoder, down to the input (DESIGN.md sections 1 and 4).
+"""NEON through a deep encoder, down to the input (docs: deep models).
 
 By default the encoder's last Linear layer is folded into a k-means head and the rules of
 :mod:`whyclust.explainers.deep_rules` apply (design A, or design B with ``reference=``).
@@ -512,7 +512,8 @@ def explain_encoded_network(
     if isinstance(net.encoder, L2Normalize) and isinstance(net.head, KMeansNetwork):
         from whyclust.explainers.kmeans import explain_kmeans
 
-        for key in ("composite", "bounds", "epsilon"):
+        for key in ("composite", "bounds", "epsilon", "first_rule", "gamma", "head_gamma",
+                    "zero_bias"):  # fmt: skip
             options.pop(key, None)
         with torch.no_grad():
             z = net.encoder(torch.from_numpy(X.reshape(X.shape[0], -1))).numpy()

@@ -1,4 +1,4 @@
-"""The rules of deep NEON (DESIGN.md section 4): the folded head, design A and design B.
+"""The rules of deep NEON: the folded head, design A and design B.
 
 The encoder's last ``Linear`` (the *code layer*, z = (W_L a + b_L) / s, with s = ||u|| for
 L2-normalised features and 1 otherwise) is folded into the k-means head, so the head's

@@ -63,7 +63,7 @@ class ClusterNetwork(nn.Module):
 class L2Normalize(nn.Module):
     """Row-wise L2 normalisation, z = x / ||x||, on the flattened input.
 
-    For explanations it is a fixed per-sample scale (DESIGN.md section 3): relevance on z
+    For explanations it is a fixed per-sample scale: relevance on z
     passes to x unchanged, so conservation stays exact.
     """
 

@@ -1,7 +1,7 @@
 """Deep clusterings: any torch encoder followed by a k-means head in feature space.
 
 ``wc.neuralize((encoder, centers))`` returns ``EncodedClusterNetwork(encoder,
-KMeansNetwork(centers), n_features)``: the logits are those of k-means (DESIGN.md section 1)
+KMeansNetwork(centers), n_features)``: the logits are those of k-means
 on the encoded points z = encoder(x), flattened. ``n_features`` (the flattened input size)
 is read from the encoder's first layer when it is a ``Linear``; for convolutional encoders
 pass ``input_shape=(C, H, W)`` (or ``n_features=``), otherwise it is fixed by the first
