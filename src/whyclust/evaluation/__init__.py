@@ -2,8 +2,8 @@
 
 Deletion (feature flipping; see the evaluation guide in docs/): for each point, the
 features are replaced by a baseline value in decreasing order of relevance, in ``n_steps``
-steps of equal feature fractions, and the logit f_c of the cluster c the point was first assigned to is recomputed
-after each step. The area under f_c / f_c(x) over the removed fraction is the score (lower
+steps of equal feature fractions, and the logit f_c of the cluster c the point was first
+assigned to is recomputed after each step. The area under f_c / f_c(x) over the removed fraction is the score (lower
 is better: the first features removed were the ones that mattered). Insertion starts from
 the baseline and restores the most relevant features first (higher is better).
 
