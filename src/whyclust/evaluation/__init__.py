@@ -1,11 +1,11 @@
 """Is an explanation right? Deletion / insertion curves on f_c and ground-truth checks.
 
-Deletion (feature flipping; see the evaluation guide in docs/): for each point, the
-features are replaced by a baseline value in decreasing order of relevance, in ``n_steps``
-steps of equal feature fractions, and the logit f_c of the cluster c the point was first
-assigned to is recomputed after each step. The area under f_c / f_c(x) over the removed fraction is the score (lower
-is better: the first features removed were the ones that mattered). Insertion starts from
-the baseline and restores the most relevant features first (higher is better).
+Deletion (feature flipping; see the evaluation guide in docs/): for each point, the features
+are replaced by a baseline value in decreasing order of relevance, in ``n_steps`` steps of
+equal feature fractions, and the logit f_c of the cluster c the point was first assigned to
+is recomputed after each step. The area under f_c / f_c(x) over the removed fraction is the
+score (lower is better: the first features removed were the ones that mattered). Insertion
+starts from the baseline and restores the most relevant features first (higher is better).
 
 Every batch is perturbed as one tensor and each step costs one forward pass of the batch,
 so the work is O(n_steps x n x cost of f) and the memory O(batch x d).
