@@ -331,3 +331,14 @@ def test_kernel_engine_numpy_equals_torch_and_conserves(seed, k, reference) -> N
     srt = np.sort(dk, 1)
     np.testing.assert_allclose(f, srt[:, 1] - srt[:, 0], rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(rel.sum(1), f, rtol=0, atol=1e-8 * max(1.0, np.abs(f).max()))
+
+
+def test_float32_stays_float32_through_the_rules() -> None:
+    # a float64 temporary would double the memory traffic of the relevance products
+    from whyclust.engine.pool import min_take_most, spread, stabilize
+
+    h = np.array([[np.inf, 1.0, 2.0], [0.5, np.inf, 0.0]], dtype=np.float32)
+    target = np.array([0, 1])
+    assert stabilize(h, 1e-3).dtype == np.float32
+    assert min_take_most(h, 1.0).dtype == np.float32
+    assert spread(min_take_most(h, 1.0), target, h, 1e-3).dtype == np.float32

@@ -104,6 +104,7 @@ class KMeansGeometry:
             quadratic = -(shifted * (shifted + 2.0 * offset))
         self.shifted_t = _contiguous(xp.matrix_transpose(shifted), xp)
         self.mixing = xp.concat([2.0 * shifted, quadratic], axis=1)
+        self._split: tuple[Any, Any] | None = None
         k = self.n_clusters
         total = xp.sum(shifted, axis=0)  # mean squared distance of two centroids, O(K d)
         pair_sq = 2.0 * k * float(xp.sum(sq_norm)) - 2.0 * float(xp.sum(total * total))
@@ -188,17 +189,22 @@ class KMeansGeometry:
     def relevance(self, xprep: Any, alpha: Any, out: Any = None, work: Any = None) -> Any:
         """R = xp * (alpha @ 2M') + alpha @ Q for prepared rows and mixing alpha (n, K).
 
-        With numpy, ``out`` (n, d) receives R and ``work`` (at least (n, 2d)) holds the
-        mixed centroids, so that a batch allocates nothing of its size (fresh pages cost
+        With numpy, ``out`` (n, d) receives R and ``work`` (at least (n, d)) holds
+        alpha @ 2M', so that a batch allocates nothing of its size (fresh pages cost
         more than the arithmetic).
         """
         d = self.n_features
         if out is None or not isinstance(out, np.ndarray):
             vq = alpha @ self.mixing
             return xprep * vq[:, :d] + vq[:, d:]
-        vq = np.matmul(alpha, self.mixing, out=None if work is None else work[: alpha.shape[0]])
-        np.multiply(xprep, vq[:, :d], out=out)
-        out += vq[:, d:]
+        if self._split is None:  # contiguous halves: each product lands where it is used
+            self._split = (np.ascontiguousarray(self.mixing[:, :d]),
+                           np.ascontiguousarray(self.mixing[:, d:]))  # fmt: skip
+        scale_by_x, offset = self._split
+        w = np.matmul(alpha, scale_by_x, out=None if work is None else work[: alpha.shape[0]])
+        np.matmul(alpha, offset, out=out)
+        w *= xprep
+        out += w
         return out
 
     def contrast_map(self, xprep: Any, scores: Any, target: Any, other: Any) -> tuple[Any, Any]:

@@ -47,7 +47,8 @@ def min_take_most(h: Any, beta: float) -> Any:
 def stabilize(h: Any, eps: float) -> Any:
     """h + eps * sign(h) with sign(0) := +1: keeps 1/h finite for non-assigned targets."""
     xp = namespace(h)
-    return h + xp.where(h >= 0, eps, -eps)
+    e = xp.asarray(eps, dtype=h.dtype, device=device_of(h))  # two scalars would give float64
+    return h + xp.where(h >= 0, e, -e)
 
 
 def spread(share: Any, target: Any, h: Any, eps: float) -> Any:

@@ -9,6 +9,7 @@ the output array. Memory beyond the output: O(n K + batch x d).
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -24,7 +25,7 @@ __all__ = ["explain_kmeans", "fitted_mean", "kmeans_centers"]
 
 _SKLEARN_KMEANS = {"KMeans", "MiniBatchKMeans"}
 #: rows per batch hold about this many input values; the scores pass takes larger blocks
-_BATCH_VALUES = 1 << 19
+_BATCH_VALUES = 1 << 20
 _SCORE_VALUES = 1 << 26
 
 
@@ -104,17 +105,21 @@ def explain_kmeans(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
 
     on_numpy = isinstance(geom.centers, np.ndarray)
-    shifted = np.empty((bs, d), dtype=X.dtype) if on_numpy and geom.shift_inputs else None
+    shift_buffer = on_numpy and geom.shift_inputs
 
-    def rows_of(rows: slice) -> Any:
-        if shifted is not None:  # x - o into a reused buffer
-            block = shifted[: rows.stop - rows.start]
+    def rows_of(rows: slice, buffer: np.ndarray | None) -> Any:
+        if buffer is not None:  # x - o into a reused buffer
+            block = buffer[: rows.stop - rows.start]
             return np.subtract(flat[rows], geom.offset, out=block, dtype=X.dtype)
         return geom.prepare(_to_namespace(flat[rows], geom))
 
     # pass 1: the K scores of every point (views of X: larger blocks cost no memory)
-    score_rows = bs if shifted is not None else max(bs, _SCORE_VALUES // max(1, d))
-    scores = xp.concat([geom.scores(rows_of(r)) for r in row_batches(n, score_rows)], axis=0)
+    first = np.empty((bs, d), dtype=X.dtype) if shift_buffer else None
+    score_rows = bs if shift_buffer else max(bs, _SCORE_VALUES // max(1, d))
+    scores = xp.concat(
+        [geom.scores(rows_of(r, first)) for r in row_batches(n, score_rows)], axis=0
+    )
+    del first
     check_finite_scores(scores, first_row)
     assigned, tgt, other, beta_value = resolve_request(
         scores, target=target, beta=beta, contrast=contrast,
@@ -127,22 +132,33 @@ def explain_kmeans(
     if out is None:
         out = _output_array((n, d), X.dtype)
     logit = np.empty(n, dtype=X.dtype)
-    work = np.empty((bs, 2 * d), dtype=X.dtype) if on_numpy else None
     baseline_share = None if ref is None else np.empty(n, dtype=X.dtype)
-    for rows in row_batches(n, bs):
-        ref_rows = None
-        if ref_prepared is not None:
-            ref_rows = ref_prepared if ref_prepared.shape[0] == 1 else ref_prepared[rows]
-        into = out[rows] if on_numpy else None
-        rel, f, took = geom.neon(
-            rows_of(rows), scores[rows], tgt[rows], beta_value, out=into, work=work,
-            contrast=None if other is None else other[rows], reference=ref_rows,
-        )  # fmt: skip
-        if into is None:
-            out[rows] = to_numpy(rel)
-        logit[rows] = to_numpy(f)
-        if took is not None:
-            baseline_share[rows] = to_numpy(took)
+
+    def explain_rows(batches: list[slice]) -> None:
+        # each worker owns its buffers: a batch allocates nothing of its size
+        work = np.empty((bs, d), dtype=X.dtype) if on_numpy else None
+        buffer = np.empty((bs, d), dtype=X.dtype) if shift_buffer else None
+        for rows in batches:
+            ref_rows = None
+            if ref_prepared is not None:
+                ref_rows = ref_prepared if ref_prepared.shape[0] == 1 else ref_prepared[rows]
+            into = out[rows] if on_numpy else None
+            rel, f, took = geom.neon(
+                rows_of(rows, buffer), scores[rows], tgt[rows], beta_value, out=into,
+                work=work, contrast=None if other is None else other[rows], reference=ref_rows,
+            )  # fmt: skip
+            if into is None:
+                out[rows] = to_numpy(rel)
+            logit[rows] = to_numpy(f)
+            if took is not None:
+                baseline_share[rows] = to_numpy(took)
+
+    batches = list(row_batches(n, bs))
+    workers = _n_workers(len(batches)) if on_numpy else 1
+    if workers == 1:
+        explain_rows(batches)
+    else:
+        _in_threads(explain_rows, batches, workers)
     extras: dict[str, Any] = {"reference": "midpoint" if ref is None else _ref_name(reference)}
     if baseline_share is not None:
         extras["baseline_root_share"] = baseline_share
@@ -156,6 +172,25 @@ def explain_kmeans(
         contrast=None if other is None else to_numpy(other),
         extras=extras,
     )
+
+
+def _n_workers(n_batches: int) -> int:
+    """numpy's elementwise kernels run on one core: threads share the batches instead."""
+    return max(1, min(n_batches // 4, os.cpu_count() or 1, 8))
+
+
+def _in_threads(fn: Any, batches: list[slice], workers: int) -> None:
+    """Run ``fn`` on ``workers`` contiguous groups of batches in threads (numpy releases
+    the GIL), with BLAS held to one thread per worker so that cores are not oversubscribed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    step = -(-len(batches) // workers)
+    groups = [batches[i : i + step] for i in range(0, len(batches), step)]
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+        for done in [pool.submit(fn, g) for g in groups]:
+            done.result()
 
 
 def _ref_name(reference: Any) -> str:
