@@ -342,3 +342,24 @@ def test_float32_stays_float32_through_the_rules() -> None:
     assert stabilize(h, 1e-3).dtype == np.float32
     assert min_take_most(h, 1.0).dtype == np.float32
     assert spread(min_take_most(h, 1.0), target, h, 1e-3).dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_numpy_and_host_torch_paths_agree(monkeypatch, dtype) -> None:
+    """With torch imported, CPU runs use its kernels; without, numpy's: same numbers."""
+    import torch
+
+    import whyclust.explainers.kmeans as drv
+
+    assert hasattr(drv._centers_for(centers_probe := np.eye(2), np.float64, None), "addmm_")
+    del centers_probe, torch
+
+    centers, X = _problem(4, 3000, 6, 20, 1000.0, dtype)
+    kwargs = {"reference": "mean", "batch_size": 700, "target": 2}
+    with_torch = drv.explain_kmeans(centers, X, **kwargs)
+    monkeypatch.setattr(drv, "_centers_for", lambda c, dt, dev: np.asarray(c, dtype=dt))
+    with_numpy = drv.explain_kmeans(centers, X, **kwargs)
+    scale = float(np.abs(with_numpy.relevance).max())
+    tol = 1e-9 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(with_torch.relevance, with_numpy.relevance, atol=tol * scale)
+    np.testing.assert_array_equal(with_torch.cluster, with_numpy.cluster)

@@ -189,23 +189,28 @@ class KMeansGeometry:
     def relevance(self, xprep: Any, alpha: Any, out: Any = None, work: Any = None) -> Any:
         """R = xp * (alpha @ 2M') + alpha @ Q for prepared rows and mixing alpha (n, K).
 
-        With numpy, ``out`` (n, d) receives R and ``work`` (at least (n, d)) holds
-        alpha @ 2M', so that a batch allocates nothing of its size (fresh pages cost
-        more than the arithmetic).
+        ``out`` (n, d; numpy or a torch tensor) receives R and ``work`` (at least (n, d),
+        same kind) holds alpha @ 2M', so that a batch allocates nothing of its size.
         """
         d = self.n_features
-        if out is None or not isinstance(out, np.ndarray):
+        if out is None:
             vq = alpha @ self.mixing
             return xprep * vq[:, :d] + vq[:, d:]
         if self._split is None:  # contiguous halves: each product lands where it is used
-            self._split = (np.ascontiguousarray(self.mixing[:, :d]),
-                           np.ascontiguousarray(self.mixing[:, d:]))  # fmt: skip
+            self._split = (_contiguous(self.mixing[:, :d], self.xp),
+                           _contiguous(self.mixing[:, d:], self.xp))  # fmt: skip
         scale_by_x, offset = self._split
-        w = np.matmul(alpha, scale_by_x, out=None if work is None else work[: alpha.shape[0]])
-        np.matmul(alpha, offset, out=out)
-        w *= xprep
-        out += w
-        return out
+        m = alpha.shape[0]
+        if isinstance(out, np.ndarray):
+            w = np.matmul(alpha, scale_by_x, out=None if work is None else work[:m])
+            np.matmul(alpha, offset, out=out)
+            w *= xprep
+            out += w
+            return out
+        # a torch tensor (a view of the caller's output): fused, threaded, in place
+        w = alpha @ scale_by_x if work is None else work[:m].addmm_(alpha, scale_by_x, beta=0)
+        out.addmm_(alpha, offset, beta=0)
+        return out.addcmul_(w, xprep)
 
     def contrast_map(self, xprep: Any, scores: Any, target: Any, other: Any) -> tuple[Any, Any]:
         """(x - m_ck) * w_ck for c = target, k = other, and h_ck (it sums to it exactly)."""

@@ -105,6 +105,7 @@ def explain_kmeans(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
 
     on_numpy = isinstance(geom.centers, np.ndarray)
+    host_torch = not on_numpy and geom.centers.device.type == "cpu"
     shift_buffer = on_numpy and geom.shift_inputs
 
     def rows_of(rows: slice, buffer: np.ndarray | None) -> Any:
@@ -136,13 +137,15 @@ def explain_kmeans(
 
     def explain_rows(batches: list[slice]) -> None:
         # each worker owns its buffers: a batch allocates nothing of its size
-        work = np.empty((bs, d), dtype=X.dtype) if on_numpy else None
+        work = np.empty((bs, d), dtype=X.dtype) if on_numpy or host_torch else None
+        if host_torch:
+            work = _host_tensor(work)
         buffer = np.empty((bs, d), dtype=X.dtype) if shift_buffer else None
         for rows in batches:
             ref_rows = None
             if ref_prepared is not None:
                 ref_rows = ref_prepared if ref_prepared.shape[0] == 1 else ref_prepared[rows]
-            into = out[rows] if on_numpy else None
+            into = out[rows] if on_numpy else _host_tensor(out[rows]) if host_torch else None
             rel, f, took = geom.neon(
                 rows_of(rows, buffer), scores[rows], tgt[rows], beta_value, out=into,
                 work=work, contrast=None if other is None else other[rows], reference=ref_rows,
@@ -198,11 +201,13 @@ def _ref_name(reference: Any) -> str:
 
 
 def _centers_for(centers: Any, dtype: np.dtype, device: Any) -> Any:
-    """Centroids in the compute dtype: numpy on the CPU, a torch tensor on other devices."""
+    """Centroids in the compute dtype: a torch tensor on another device, or on the CPU when
+    torch is imported already (its fused, threaded kernels are faster); else numpy."""
     is_tensor = hasattr(centers, "detach")
     on_accelerator = is_tensor and centers.device.type != "cpu"
     if device is None and not on_accelerator:
-        return np.ascontiguousarray(to_numpy(centers), dtype=dtype)
+        host = np.ascontiguousarray(to_numpy(centers), dtype=dtype)
+        return _host_tensor(host) if "torch" in sys.modules else host
     import torch
 
     dev = torch.device(device) if device is not None else centers.device
@@ -215,9 +220,18 @@ def _centers_for(centers: Any, dtype: np.dtype, device: Any) -> Any:
 def _to_namespace(block: np.ndarray, geom: KMeansGeometry) -> Any:
     if isinstance(geom.centers, np.ndarray):
         return block
+    return _host_tensor(np.ascontiguousarray(block)).to(geom.centers.device)
+
+
+def _host_tensor(arr: np.ndarray) -> Any:
+    """A torch tensor sharing ``arr``'s memory (read-only input is only ever read)."""
+    import warnings
+
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(block)).to(geom.centers.device)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(arr)
 
 
 def _output_array(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
