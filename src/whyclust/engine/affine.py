@@ -27,7 +27,7 @@ from typing import Any
 
 from whyclust.engine._xp import namespace, onehot
 from whyclust.engine.kmeans import KMeansGeometry, assigned_logits
-from whyclust.engine.pool import margins_for_target, min_take_most, spread
+from whyclust.engine.pool import competitor_weights, margins_for_target, spread
 
 __all__ = ["AffineMap", "DiagonalKMeans", "kmeans_coefficients"]
 
@@ -117,12 +117,7 @@ def kmeans_coefficients(
     xp = geom.xp
     h = margins_for_target(scores, target)
     k = geom.n_clusters
-    if contrast is None:
-        f = xp.min(h, axis=1)
-        weights = min_take_most(h, beta)
-    else:
-        weights = onehot(contrast, k, h.dtype, xp)
-        f = xp.sum(xp.where(weights > 0, h, 0.0), axis=1)
+    f, weights = competitor_weights(h, beta, contrast)
     share = weights * f[:, None]
     if delta is None:
         return spread(share, target, h, geom.eps), None, f, None

@@ -23,8 +23,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from whyclust.engine._xp import device_of, namespace
-from whyclust.engine.pool import min_take_most, stabilize
+from whyclust.engine._xp import namespace
+from whyclust.engine.pool import competitor_weights, stabilize
 
 __all__ = ["BisectingGeometry"]
 
@@ -114,14 +114,10 @@ class BisectingGeometry:
         m = self.node_margins(xprep)
         h = self.path_margins(m, target)
         s = xp.take(self.signs, target, axis=0)
-        cols = xp.arange(self.n_nodes, device=device_of(h))
-        if contrast is None:
-            weights = min_take_most(h, beta)
-            f = xp.min(h, axis=1)
-        else:
+        node = None  # with a contrast: the node where the two leaves' paths part
+        if contrast is not None:
             node = xp.take(xp.reshape(self.divergence, (-1,)), target * self.n_clusters + contrast)
-            weights = xp.astype(cols[None, :] == node[:, None], h.dtype)
-            f = xp.sum(xp.where(weights > 0, h, 0.0), axis=1)
+        f, weights = competitor_weights(h, beta, node)
         share = weights * f[:, None]
         if reference is None:
             return s * share / stabilize(h, self.eps), None, f, None

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from whyclust.engine._xp import device_of, namespace, onehot
+from whyclust.engine._xp import device_of, namespace
 from whyclust.engine.kmeans import logits_from_scores
-from whyclust.engine.pool import margins_for_target, min_take_most, stabilize
+from whyclust.engine.pool import competitor_weights, margins_for_target, stabilize
 
 __all__ = ["KernelGeometry"]
 
@@ -113,12 +113,7 @@ class KernelGeometry:
         dist = self.sq_distances(xs)
         s = self.scores(xs)
         h = margins_for_target(s, target)
-        if contrast is None:
-            f = xp.min(h, axis=1)
-            share = min_take_most(h, beta)
-        else:
-            share = onehot(contrast, self.n_clusters, dtype, xp)
-            f = xp.sum(xp.where(share > 0, h, 0.0), axis=1)
+        f, share = competitor_weights(h, beta, contrast)
         r_top = share * (f if amount is None else amount)[:, None]  # R_k (n, K)
         finfo = xp.finfo(dtype)
         scale = max(2.0 * float(xp.mean(self.shifted_sq)), float(finfo.smallest_normal))

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from whyclust.engine._xp import device_of, namespace, onehot
-from whyclust.engine.pool import margins_for_target, min_take_most, spread
+from whyclust.engine.pool import competitor_weights, margins_for_target, spread
 
 __all__ = [
     "KMeansGeometry",
@@ -157,12 +157,7 @@ class KMeansGeometry:
         xp = self.xp
         h = margins_for_target(scores, target)
         k = self.n_clusters
-        if contrast is None:
-            f = xp.min(h, axis=1)
-            weights = min_take_most(h, beta)
-        else:
-            weights = onehot(contrast, k, h.dtype, xp)
-            f = xp.sum(xp.where(weights > 0, h, 0.0), axis=1)
+        f, weights = competitor_weights(h, beta, contrast)
         g = f if amount is None else amount
         share = weights * g[:, None]  # R_k; 0 in the target column
         if reference is None:

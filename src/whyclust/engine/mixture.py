@@ -31,9 +31,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from whyclust.engine._xp import device_of, namespace, onehot
+from whyclust.engine._xp import device_of, namespace
 from whyclust.engine.kmeans import assigned_logits, logits_from_scores
-from whyclust.engine.pool import margins_for_target, min_take_most, stabilize
+from whyclust.engine.pool import competitor_weights, margins_for_target, stabilize
 
 __all__ = [
     "COVARIANCE_TYPES",
@@ -264,12 +264,7 @@ class MixtureGeometry:
         """
         xp = self.xp
         h = margins_for_target(scores, target)
-        if contrast is None:
-            f = xp.min(h, axis=1)
-            weights = min_take_most(h, beta)
-        else:
-            weights = onehot(contrast, self.n_clusters, h.dtype, xp)
-            f = xp.sum(xp.where(weights > 0, h, 0.0), axis=1)
+        f, weights = competitor_weights(h, beta, contrast)
         share = weights * f[:, None]
         coef = share / stabilize(h, self.eps)  # 0 in the target column (h = inf)
         root, code, remainder = self.roots(x, h, target, reference)

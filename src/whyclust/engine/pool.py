@@ -7,7 +7,7 @@ from typing import Any
 
 from whyclust.engine._xp import device_of, namespace, onehot
 
-__all__ = ["margins_for_target", "min_take_most", "pooled_logit", "stabilize"]
+__all__ = ["competitor_weights", "margins_for_target", "min_take_most", "pooled_logit", "stabilize"]
 
 
 def margins_for_target(scores: Any, target: Any) -> Any:
@@ -42,6 +42,19 @@ def min_take_most(h: Any, beta: float) -> Any:
     else:
         w = xp.exp(-beta * (h - f))
     return w / xp.sum(w, axis=1, keepdims=True)
+
+
+def competitor_weights(h: Any, beta: float, contrast: Any = None) -> tuple[Any, Any]:
+    """The explained logit (n,) and each competitor's share of it (n, K).
+
+    Without ``contrast`` the logit is the min-pool f_c and the shares are min-take-most's;
+    with ``contrast`` (n,) column indices it is that column's margin, which takes it all.
+    """
+    xp = namespace(h)
+    if contrast is None:
+        return xp.min(h, axis=1), min_take_most(h, beta)
+    weights = onehot(contrast, h.shape[1], h.dtype, xp)
+    return xp.sum(xp.where(weights > 0, h, 0.0), axis=1), weights
 
 
 def stabilize(h: Any, eps: float) -> Any:
