@@ -192,3 +192,21 @@ def test_report_of_a_pipeline_with_categorical_columns(tmp_path, capsys):
     )  # fmt: skip
     assert code == 0, err
     assert "colour" in (tmp_path / "r.html").read_text()
+
+
+def test_report_names_points_by_an_id_column(tmp_path, capsys):
+    from sklearn.datasets import load_wine
+
+    frame = load_wine(as_frame=True).data
+    frame.insert(0, "name", [f"wine-{i}" for i in range(len(frame))])
+    frame.to_csv(tmp_path / "w.csv", index=False)
+    run(["fit", tmp_path / "w.csv", "-k", "3", "--drop", "name", "-q", "-o",
+         tmp_path / "m.whyclust"], capsys)  # fmt: skip
+    code, _, err = run(["report", tmp_path / "m.whyclust", tmp_path / "w.csv", "--id-column",
+                        "name", "-q", "-o", tmp_path / "r.html"], capsys)  # fmt: skip
+    assert code == 0, err
+    page = (tmp_path / "r.html").read_text()
+    assert "wine-17" in page and "wine-177" in page
+    code, _, err = run(["report", tmp_path / "m.whyclust", tmp_path / "w.csv", "--id-column",
+                        "nope", "-q", "-o", tmp_path / "r2.html"], capsys)  # fmt: skip
+    assert code == 2 and "nope" in err and not (tmp_path / "r2.html").exists()

@@ -570,6 +570,12 @@ def _explanation_frame(expl, names: list[str] | None):
     help="Show flat rows as images of this shape, e.g. 28x28.",
 )
 @click.option("--title", default=None, help="Title of the report.")
+@click.option(
+    "--id-column",
+    default=None,
+    metavar="COL",
+    help="Name the points by this column of DATA (not a feature; dropped before explaining).",
+)
 @_table_options
 @_seed_option
 @click.option("-o", "--output", required=True, type=click.Path(), help="HTML file to write.")
@@ -581,6 +587,7 @@ def report(
     method: str,
     image_shape: str | None,
     title: str | None,
+    id_column: str | None,
     drop: str | None,
     sep: str | None,
     na_values: str | None,
@@ -599,6 +606,10 @@ def report(
     data_path = Path(data)
     is_column = labels is not None and not Path(labels).is_file()
     label_column = labels if is_column else None
+    row_ids = None
+    if id_column is not None:
+        row_ids = _read_ids(data, id_column, sep, na_values)
+        drop = ",".join([*([drop] if drop else []), id_column])
     X, names, y = model_input(est, data, model_path, label_column, quiet, drop, sep, na_values)
     if not is_column:
         y = _read_labels(labels, data, y, X.shape[0], quiet)
@@ -607,6 +618,7 @@ def report(
         X,
         out,
         y=y,
+        row_ids=row_ids,
         method=method,
         feature_names=names,
         image_shape=shape,
@@ -616,6 +628,25 @@ def report(
         progress=not quiet,
     )
     _say(quiet, f"wrote {out}")
+
+
+def _read_ids(data: str, column: str, sep: str | None, na_values: str | None) -> list[str]:
+    """The values of one column of a table, as text (ids need not be numbers)."""
+    from whyclust._cli_tables import is_table, split_list
+    from whyclust._csv import MISSING
+    from whyclust.datasets import read_frame
+
+    if not is_table(data):
+        raise ValueError("--id-column applies to CSV and Parquet files")
+    frame, _, _ = read_frame(
+        data, sep=sep, missing=(*MISSING, *split_list(na_values)), categorical=(column,)
+    )
+    if column not in frame.columns:
+        raise ValueError(f"--id-column {column!r} is not a column of {Path(data).name}")
+    values = frame[column]
+    if values.isna().any():
+        raise ValueError(f"--id-column {column!r} has empty cells")
+    return [str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in values]
 
 
 # --- entry points -----------------------------------------------------------------------
