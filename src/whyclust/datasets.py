@@ -439,7 +439,10 @@ def _read_image_folder(
             f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}), neither directly nor "
             "in class subfolders"
         )
-    from PIL import Image, UnidentifiedImageError
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError as exc:  # pragma: no cover - Pillow is in the "data" extra
+        raise ImportError("reading image folders needs Pillow: pip install 'whyclust[data]'") from exc
     from tqdm.auto import tqdm
 
     X = None
