@@ -442,7 +442,8 @@ def _read_image_folder(
     try:
         from PIL import Image, UnidentifiedImageError
     except ImportError as exc:  # pragma: no cover - Pillow is in the "data" extra
-        raise ImportError("reading image folders needs Pillow: pip install 'whyclust[data]'") from exc
+        msg = "reading image folders needs Pillow: pip install 'whyclust[data]'"
+        raise ImportError(msg) from exc
     from tqdm.auto import tqdm
 
     X = None
