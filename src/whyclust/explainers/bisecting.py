@@ -80,13 +80,12 @@ def explanation_from(res: dict[str, Any], names: list[str] | None, model: str) -
     if res["info"] is not None:
         extras["baseline_root_share"] = res["info"]
     other = res["contrast"]
-    return Explanation(
+    return Explanation.neon(
         relevance=res["relevance"],
         logit=res["logit"],
         cluster=res["cluster"],
         target=res["target"],
         beta=res["beta"],
-        method="neon" if other is None else "neon-contrast",
         contrast=other,
         feature_names=names,
         extras=extras,

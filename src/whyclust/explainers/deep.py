@@ -388,13 +388,12 @@ def explain_encoded(
     with np.errstate(divide="ignore", invalid="ignore"):
         extras["conservation"] = total / explained
         extras["head_conservation"] = head_sum / explained
-    return Explanation(
+    return Explanation.neon(
         relevance=out,
         logit=logit,
         cluster=assigned.numpy(),
         target=tgt.numpy(),
         beta=beta_value,
-        method="neon" if other is None else "neon-contrast",
         contrast=None if other is None else other.numpy(),
         extras=extras,
     )
@@ -477,13 +476,12 @@ def _explain_unfolded(
     with np.errstate(divide="ignore", invalid="ignore"):
         conservation = total / logit
         head_conservation = head_sum / logit
-    return Explanation(
+    return Explanation.neon(
         relevance=out,
         logit=logit,
         cluster=assigned.numpy(),
         target=tgt.numpy(),
         beta=beta_value,
-        method="neon" if other is None else "neon-contrast",
         contrast=None if other is None else other.numpy(),
         extras={
             "conservation": conservation,

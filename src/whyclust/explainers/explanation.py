@@ -45,6 +45,13 @@ class Explanation:
     feature_names: list[str] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def neon(cls, *, contrast: Any = None, **fields: Any) -> Explanation:
+        """A NEON explanation: ``method`` is ``"neon"``, or ``"neon-contrast"`` for the map
+        of one margin when ``contrast`` (the competitor of each point) is given."""
+        return cls(method="neon" if contrast is None else "neon-contrast", contrast=contrast,
+                   **fields)  # fmt: skip
+
     @property
     def n_samples(self) -> int:
         return int(self.logit.shape[0])

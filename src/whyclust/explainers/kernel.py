@@ -98,13 +98,12 @@ def explain_kernel(
         logit[rows] = to_numpy(f)
     with np.errstate(divide="ignore", invalid="ignore"):
         conservation = out.sum(1) / logit
-    return Explanation(
+    return Explanation.neon(
         relevance=out.reshape(X.shape),
         logit=logit,
         cluster=to_numpy(assigned),
         target=to_numpy(tgt),
         beta=beta_value,
-        method="neon" if other is None else "neon-contrast",
         contrast=None if other is None else to_numpy(other),
         extras={
             "conservation": conservation,

@@ -165,13 +165,12 @@ def explain_kmeans(
     extras: dict[str, Any] = {"reference": "midpoint" if ref is None else _ref_name(reference)}
     if baseline_share is not None:
         extras["baseline_root_share"] = baseline_share
-    return Explanation(
+    return Explanation.neon(
         relevance=out.reshape(X.shape),
         logit=logit,
         cluster=to_numpy(assigned),
         target=to_numpy(tgt),
         beta=beta_value,
-        method="neon" if other is None else "neon-contrast",
         contrast=None if other is None else to_numpy(other),
         extras=extras,
     )

@@ -80,13 +80,12 @@ def _explanation(res: dict[str, Any], names: list[str] | None, model: str) -> Ex
         "model": model,
     }
     other = res["contrast"]
-    return Explanation(
+    return Explanation.neon(
         relevance=res["relevance"],
         logit=res["logit"],
         cluster=res["cluster"],
         target=res["target"],
         beta=res["beta"],
-        method="neon" if other is None else "neon-contrast",
         contrast=other,
         feature_names=names,
         extras=extras,

@@ -139,13 +139,12 @@ def explain_pipeline(
         extras["model_relevance"] = np.concatenate(model_parts, axis=0)
         extras["model_feature_names"] = _model_names(pipeline, extras["model_relevance"].shape[1])
     other = res["contrast"]
-    return Explanation(
+    return Explanation.neon(
         relevance=relevance,
         logit=res["logit"],
         cluster=res["cluster"],
         target=res["target"],
         beta=res["beta"],
-        method="neon" if other is None else "neon-contrast",
         contrast=other,
         feature_names=names,
         extras=extras,
