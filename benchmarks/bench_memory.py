@@ -16,7 +16,7 @@ Memory is reported several ways, because a memory-mapped file confuses RSS:
     which the kernel can drop at any time because they are backed by the page cache)
     over the baseline taken after all imports;
   - USS (pages mapped by this process only, via psutil), sampled less often.
-A k-means model is streamed by numpy alone (``whyclust._neon_numpy``), so the ``memmap``
+A k-means model is streamed by numpy alone (the array-API engine), so the ``memmap``
 and ``zarr`` processes never import torch; ``memmap-torch`` runs the same file through the
 torch engine for comparison.
 
