@@ -16,10 +16,11 @@ import numpy as np
 
 from whyclust.engine._xp import to_numpy
 from whyclust.engine.kmeans import check_finite_scores
+from whyclust.explainers.explanation import Explanation
 from whyclust.explainers.kmeans import _output_array
 from whyclust.explainers.request import resolve_reference, resolve_request, row_batches
 
-__all__ = ["as_namespace", "drive", "on_device"]
+__all__ = ["as_namespace", "drive", "explanation_from", "on_device"]
 
 #: pass 1 keeps the transformed rows for pass 2 when they are narrower than the input and
 #: take at most this many bytes (like the (n, K) scores it keeps anyway)
@@ -134,3 +135,20 @@ def drive(
         "reference": None if ref is None else getattr(reference, "lower", lambda: "array")(),
         "scores": scores,
     }
+
+
+def explanation_from(
+    res: dict[str, Any], names: list[str] | None, extras: dict[str, Any], relevance: Any = None
+) -> Explanation:
+    """The :class:`Explanation` of a :func:`drive` result (``relevance`` replaces the
+    driven one, e.g. after summing encoded columns); ``extras`` gets the reference used."""
+    return Explanation.neon(
+        relevance=res["relevance"] if relevance is None else relevance,
+        logit=res["logit"],
+        cluster=res["cluster"],
+        target=res["target"],
+        beta=res["beta"],
+        contrast=res["contrast"],
+        feature_names=names,
+        extras={"reference": res["reference"] or "midpoint", **extras},
+    )

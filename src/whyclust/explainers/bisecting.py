@@ -14,8 +14,9 @@ import numpy as np
 from whyclust._validation import as_float_array, feature_names_of
 from whyclust.engine.bisecting import BisectingGeometry
 from whyclust.engine.fold import bisecting_arrays
-from whyclust.explainers._engine import drive, on_device
+from whyclust.explainers._engine import drive, explanation_from, on_device
 from whyclust.explainers.explanation import Explanation
+from whyclust.explainers.kmeans import fitted_mean
 
 __all__ = ["bisecting_arrays", "bisecting_geometry", "explain_bisecting"]
 
@@ -62,31 +63,9 @@ def explain_bisecting(
     bs = batch_size if batch_size is not None else max(64, _BATCH_VALUES // max(1, d))
     res = drive(
         geom, X, like=geom.direction, target=target, beta=beta, contrast=contrast,
-        reference=reference, model_mean=_fitted_mean(model), batch_size=int(bs),
+        reference=reference, model_mean=fitted_mean(model), batch_size=int(bs),
     )  # fmt: skip
-    return explanation_from(res, names, "bisecting-kmeans")
-
-
-def _fitted_mean(model: Any) -> np.ndarray | None:
-    labels = getattr(model, "labels_", None)
-    if labels is None:
-        return None
-    counts = np.bincount(np.asarray(labels), minlength=len(model.cluster_centers_))
-    return counts @ np.asarray(model.cluster_centers_, dtype=np.float64) / max(1, counts.sum())
-
-
-def explanation_from(res: dict[str, Any], names: list[str] | None, model: str) -> Explanation:
-    extras: dict[str, Any] = {"reference": res["reference"] or "midpoint", "model": model}
+    extras: dict[str, Any] = {"model": "bisecting-kmeans"}
     if res["info"] is not None:
         extras["baseline_root_share"] = res["info"]
-    other = res["contrast"]
-    return Explanation.neon(
-        relevance=res["relevance"],
-        logit=res["logit"],
-        cluster=res["cluster"],
-        target=res["target"],
-        beta=res["beta"],
-        contrast=other,
-        feature_names=names,
-        extras=extras,
-    )
+    return explanation_from(res, names, extras)

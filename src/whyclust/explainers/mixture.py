@@ -14,7 +14,7 @@ import numpy as np
 from whyclust._validation import as_float_array, feature_names_of
 from whyclust.engine.fold import mixture_arrays
 from whyclust.engine.mixture import ROOT_NAMES, MixtureGeometry
-from whyclust.explainers._engine import drive, on_device
+from whyclust.explainers._engine import drive, explanation_from, on_device
 from whyclust.explainers.explanation import Explanation
 
 __all__ = ["explain_mixture", "mixture_arrays", "mixture_geometry"]
@@ -69,24 +69,11 @@ def explain_mixture(
         geom, X, like=geom.means, target=target, beta=beta, contrast=contrast,
         reference=reference, model_mean=arr["weights"] @ arr["means"], batch_size=int(bs),
     )  # fmt: skip
-    return _explanation(res, names, "gmm-" + arr["covariance_type"])
-
-
-def _explanation(res: dict[str, Any], names: list[str] | None, model: str) -> Explanation:
-    extras: dict[str, Any] = {
-        "reference": res["reference"] or "midpoint",
+    extras = {
         "root": res["info"].astype(np.int8),
         "root_names": ROOT_NAMES,
-        "model": model,
+        "model": "gmm-" + arr["covariance_type"],
     }
-    other = res["contrast"]
-    return Explanation.neon(
-        relevance=res["relevance"],
-        logit=res["logit"],
-        cluster=res["cluster"],
-        target=res["target"],
-        beta=res["beta"],
-        contrast=other,
-        feature_names=names,
-        extras=extras,
-    )
+    return explanation_from(res, names, extras)
+
+

@@ -19,7 +19,7 @@ from whyclust._validation import check_centers, resolve_dtype
 from whyclust.engine.affine import AffineMap, DiagonalKMeans, kmeans_coefficients
 from whyclust.engine.fold import fold_preprocessing, missing_cells
 from whyclust.engine.kmeans import KMeansGeometry, assigned_logits
-from whyclust.explainers._engine import drive, on_device
+from whyclust.explainers._engine import drive, explanation_from, on_device
 from whyclust.explainers.bisecting import bisecting_geometry
 from whyclust.explainers.explanation import Explanation
 from whyclust.explainers.mixture import batch_rows, mixture_geometry
@@ -125,7 +125,6 @@ def explain_pipeline(
         model_parts = head_view.model_parts
     relevance = _sum_groups(rel_u, folded.groups, n_in)
     extras: dict[str, Any] = {
-        "reference": res["reference"] or "midpoint",
         "model": kind,
         "encoded_groups": folded.groups,
         "affine": "diagonal" if not dense else "dense",
@@ -138,17 +137,7 @@ def explain_pipeline(
     if model_parts:
         extras["model_relevance"] = np.concatenate(model_parts, axis=0)
         extras["model_feature_names"] = _model_names(pipeline, extras["model_relevance"].shape[1])
-    other = res["contrast"]
-    return Explanation.neon(
-        relevance=relevance,
-        logit=res["logit"],
-        cluster=res["cluster"],
-        target=res["target"],
-        beta=res["beta"],
-        contrast=other,
-        feature_names=names,
-        extras=extras,
-    )
+    return explanation_from(res, names, extras, relevance=relevance)
 
 
 # ---- heads --------------------------------------------------------------------------------
