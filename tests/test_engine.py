@@ -133,7 +133,7 @@ def _torch_engine(centers, X, target, beta):
     scores = geom.scores(xp_rows)
     _, tgt, _, b = resolve_request(
         scores, target=target, beta=beta, contrast=None,
-        assigned_logit=lambda: assigned_logits(scores),
+        assigned_logit=lambda assigned: assigned_logits(scores, assigned),
     )  # fmt: skip
     rel, _, _ = geom.neon(xp_rows, scores, tgt, b)
     return rel.numpy()

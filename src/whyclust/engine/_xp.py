@@ -7,7 +7,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-__all__ = ["device_of", "float_dtype_of", "namespace", "onehot", "to_numpy"]
+__all__ = ["device_of", "float_dtype_of", "namespace", "onehot", "row_max", "row_min", "to_numpy"]
 
 
 def namespace(*arrays: Any) -> Any:
@@ -37,3 +37,24 @@ def to_numpy(x: Any) -> np.ndarray:
     if hasattr(x, "detach"):
         return x.detach().cpu().numpy()
     return np.asarray(x)
+
+
+def row_min(a: Any, keepdims: bool = False) -> Any:
+    """Minimum over axis 1 of an (n, K) array (see :func:`_rows_reduced`)."""
+    return _rows_reduced(a, "min", keepdims)
+
+
+def row_max(a: Any, keepdims: bool = False) -> Any:
+    """Maximum over axis 1 of an (n, K) array (see :func:`_rows_reduced`)."""
+    return _rows_reduced(a, "max", keepdims)
+
+
+def _rows_reduced(a: Any, name: str, keepdims: bool) -> Any:
+    """numpy reduces a short contiguous axis one row at a time; over a column-major copy
+    of a tall (n, K) array the same reduction is elementwise across K columns, several
+    times faster. Other namespaces reduce as they are."""
+    if isinstance(a, np.ndarray) and a.ndim == 2 and a.shape[0] > 4 * a.shape[1]:
+        a = np.asfortranarray(a)
+        return getattr(a, name)(axis=1, keepdims=keepdims)
+    xp = namespace(a)
+    return getattr(xp, name)(a, axis=1, keepdims=keepdims)

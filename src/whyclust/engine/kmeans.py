@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from whyclust.engine._xp import device_of, namespace, onehot
+from whyclust.engine._xp import device_of, namespace, onehot, row_max
 from whyclust.engine.pool import competitor_weights, margins_for_target, spread
 
 __all__ = [
@@ -38,6 +38,8 @@ __all__ = [
 #: inputs are shifted by the mean centroid o before any product only when o is far from the
 #: origin against the centroid spread; otherwise o is folded into the biases (one pass less)
 _SHIFT_RATIO = 8.0
+#: numpy writes R in row blocks of about this many values (cache-sized temporaries)
+_BLOCK_VALUES = 1 << 16
 
 
 def logits_from_scores(s: Any) -> Any:
@@ -45,30 +47,36 @@ def logits_from_scores(s: Any) -> Any:
     xp = namespace(s)
     cols = xp.arange(s.shape[1], device=device_of(s))
     is_best = cols[None, :] == xp.argmax(s, axis=1)[:, None]
-    best = xp.max(s, axis=1, keepdims=True)
-    second = xp.max(xp.where(is_best, -math.inf, s), axis=1, keepdims=True)
+    best = row_max(s, keepdims=True)
+    second = row_max(xp.where(is_best, -math.inf, s), keepdims=True)
     return s - xp.where(is_best, second, best)
 
 
-def assigned_logits(s: Any) -> Any:
-    """f of the assigned cluster: best minus second-best score (n,)."""
+def assigned_logits(s: Any, assigned: Any = None) -> Any:
+    """f of the assigned cluster: best minus second-best score (n,).
+
+    ``assigned`` (n,) is the argmax of ``s`` when the caller has it already.
+    """
     xp = namespace(s)
     cols = xp.arange(s.shape[1], device=device_of(s))
-    best = xp.max(s, axis=1)
-    is_best = cols[None, :] == xp.argmax(s, axis=1)[:, None]
-    return best - xp.max(xp.where(is_best, -math.inf, s), axis=1)
+    best = row_max(s)
+    if assigned is None:
+        assigned = xp.argmax(s, axis=1)
+    is_best = cols[None, :] == assigned[:, None]
+    return best - row_max(xp.where(is_best, -math.inf, s))
 
 
 def check_finite_scores(scores: Any, first_row: int = 0) -> None:
     """NaN / inf in an input row makes its scores non-finite: an O(n K) check of X."""
     xp = namespace(scores)
-    finite = xp.all(xp.isfinite(scores), axis=1)
-    if not bool(xp.all(finite)):
-        row = first_row + int(xp.argmax(xp.astype(~finite, xp.int32)))
-        raise ValueError(
-            "X contains NaN or infinite values, or the network gives NaN or infinite "
-            f"logits for it (first at row {row})"
-        )
+    finite = xp.isfinite(scores)
+    if bool(xp.all(finite)):
+        return
+    row = first_row + int(xp.argmax(xp.astype(~xp.all(finite, axis=1), xp.int32)))
+    raise ValueError(
+        "X contains NaN or infinite values, or the network gives NaN or infinite "
+        f"logits for it (first at row {row})"
+    )
 
 
 class KMeansGeometry:
@@ -155,14 +163,14 @@ class KMeansGeometry:
         distributed amount that took the baseline root (None for the midpoint rule).
         """
         xp = self.xp
+        if reference is None:
+            alpha, f = self.midpoint_mixing(scores, target, beta, amount=amount, contrast=contrast)
+            return self.relevance(xprep, alpha, out, work), f, None
         h = margins_for_target(scores, target)
         k = self.n_clusters
         f, weights = competitor_weights(h, beta, contrast)
         g = f if amount is None else amount
         share = weights * g[:, None]  # R_k; 0 in the target column
-        if reference is None:
-            rel = self.relevance(xprep, spread(share, target, h, self.eps), out, work)
-            return rel, f, None
         delta = xprep - reference
         proj = 2.0 * (delta @ self.shifted_t)  # w_ck . (x - x0) = proj_c - proj_k
         dproj = margins_for_target(proj, target)
@@ -181,11 +189,25 @@ class KMeansGeometry:
         took = xp.sum(xp.where(valid, share, 0.0), axis=1)
         return rel, f, took / xp.where(total == 0.0, 1.0, total)
 
+    def midpoint_mixing(
+        self, scores: Any, target: Any, beta: float, *, amount: Any = None, contrast: Any = None
+    ) -> tuple[Any, Any]:
+        """Mixing alpha (n, K) of the midpoint rule and the explained logit (n,).
+
+        Needs only the scores, so a caller can resolve it for every row at once and then
+        write :meth:`relevance` block by block; ``amount`` and ``contrast`` as in :meth:`neon`.
+        """
+        h = margins_for_target(scores, target)
+        f, weights = competitor_weights(h, beta, contrast)
+        g = f if amount is None else amount
+        return spread(weights * g[:, None], target, h, self.eps), f
+
     def relevance(self, xprep: Any, alpha: Any, out: Any = None, work: Any = None) -> Any:
         """R = xp * (alpha @ 2M') + alpha @ Q for prepared rows and mixing alpha (n, K).
 
-        ``out`` (n, d; numpy or a torch tensor) receives R and ``work`` (at least (n, d),
-        same kind) holds alpha @ 2M', so that a batch allocates nothing of its size.
+        ``out`` (n, d; numpy or a torch tensor) receives R. numpy writes it in cache-sized
+        row blocks; for a torch ``out``, ``work`` (a tensor of at least (n, d)) holds
+        alpha @ 2M', so that a batch allocates nothing of its size.
         """
         d = self.n_features
         if out is None:
@@ -196,11 +218,14 @@ class KMeansGeometry:
                            _contiguous(self.mixing[:, d:], self.xp))  # fmt: skip
         scale_by_x, offset = self._split
         m = alpha.shape[0]
-        if isinstance(out, np.ndarray):
-            w = np.matmul(alpha, scale_by_x, out=None if work is None else work[:m])
-            np.matmul(alpha, offset, out=out)
-            w *= xprep
-            out += w
+        if isinstance(out, np.ndarray):  # cache-sized blocks: only x and R touch memory
+            step = min(m, max(1, _BLOCK_VALUES // max(1, d)))
+            scaled, shift = np.empty((2, step, d), dtype=out.dtype)
+            for a in range(0, m, step):
+                b = min(m, a + step)
+                w = np.matmul(alpha[a:b], scale_by_x, out=scaled[: b - a])
+                w *= xprep[a:b]
+                np.add(w, np.matmul(alpha[a:b], offset, out=shift[: b - a]), out=out[a:b])
             return out
         # a torch tensor (a view of the caller's output): fused, threaded, in place
         w = alpha @ scale_by_x if work is None else work[:m].addmm_(alpha, scale_by_x, beta=0)

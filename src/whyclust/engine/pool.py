@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from whyclust.engine._xp import device_of, namespace, onehot
+from whyclust.engine._xp import device_of, namespace, onehot, row_min
 
 __all__ = ["competitor_weights", "margins_for_target", "min_take_most", "pooled_logit", "stabilize"]
 
@@ -24,23 +24,29 @@ def margins_for_target(scores: Any, target: Any) -> Any:
 
 def pooled_logit(h: Any) -> Any:
     """The hard min over competitors, f_c (n,)."""
-    return namespace(h).min(h, axis=1)
+    return row_min(h)
 
 
-def min_take_most(h: Any, beta: float) -> Any:
+#: softmin weights below this fraction of the nearest competitor's are set to 0: each
+#: carried less than 2^-64 of the logit, and subnormal weights slow every product using them
+_NEGLIGIBLE = 2.0**-64
+
+
+def min_take_most(h: Any, beta: float, f: Any = None) -> Any:
     """Softmin weights over the competitors of each row; +inf columns get weight 0.
 
     beta = 0 splits evenly, beta = inf gives everything to the nearest competitor (ties
-    shared). Computed stably by subtracting the row minimum.
+    shared). Computed stably by subtracting the row minimum (``f`` (n,) when known).
     """
     xp = namespace(h)
-    f = xp.min(h, axis=1, keepdims=True)
+    f = row_min(h, keepdims=True) if f is None else f[:, None]
     if math.isinf(beta):
         w = xp.astype(h == f, h.dtype)
     elif beta == 0.0:
         w = xp.astype(xp.isfinite(h), h.dtype)
     else:
         w = xp.exp(-beta * (h - f))
+        w = xp.where(w < _NEGLIGIBLE, 0.0, w)
     return w / xp.sum(w, axis=1, keepdims=True)
 
 
@@ -52,7 +58,8 @@ def competitor_weights(h: Any, beta: float, contrast: Any = None) -> tuple[Any, 
     """
     xp = namespace(h)
     if contrast is None:
-        return xp.min(h, axis=1), min_take_most(h, beta)
+        f = row_min(h)
+        return f, min_take_most(h, beta, f)
     weights = onehot(contrast, h.shape[1], h.dtype, xp)
     return xp.sum(xp.where(weights > 0, h, 0.0), axis=1), weights
 

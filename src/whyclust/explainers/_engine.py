@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from whyclust._buffers import output_array
 from whyclust.engine._xp import to_numpy
 from whyclust.engine.kmeans import check_finite_scores
 from whyclust.explainers.explanation import Explanation
-from whyclust.explainers.kmeans import _output_array
 from whyclust.explainers.request import resolve_reference, resolve_request, row_batches
 
 __all__ = ["as_namespace", "drive", "explanation_from", "on_device"]
@@ -100,11 +100,11 @@ def drive(
     check_finite_scores(scores, first_row)
     assigned, tgt, other, beta_value = resolve_request(
         scores, target=target, beta=beta, contrast=contrast,
-        assigned_logit=lambda: geom.assigned_logit(scores),
+        assigned_logit=lambda _assigned: geom.assigned_logit(scores),
     )  # fmt: skip
     ref = resolve_reference(reference, flat, model_mean)
     ref_prepared = None if ref is None else geom.prepare(fwd(as_namespace(ref, like)))
-    out = _output_array((n, flat.shape[1] if n_out is None else n_out), flat.dtype)
+    out = output_array((n, flat.shape[1] if n_out is None else n_out), flat.dtype, faulted=False)
     logit = np.empty(n, dtype=flat.dtype)
     infos = []
     for i, rows in enumerate(row_batches(n, batch_size)):

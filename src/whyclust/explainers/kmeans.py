@@ -9,12 +9,14 @@ the output array. Memory beyond the output: O(n K + batch x d).
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from typing import Any
 
 import numpy as np
 
+from whyclust._buffers import output_array
 from whyclust._validation import check_centers
 from whyclust.engine._xp import to_numpy
 from whyclust.engine.kmeans import KMeansGeometry, assigned_logits, check_finite_scores
@@ -114,6 +116,8 @@ def explain_kmeans(
             return np.subtract(flat[rows], geom.offset, out=block, dtype=X.dtype)
         return geom.prepare(_to_namespace(flat[rows], geom))
 
+    if out is None:  # its pages are faulted in by the threads that write them
+        out = output_array((n, d), X.dtype, faulted=False)
     # pass 1: the K scores of every point (views of X: larger blocks cost no memory)
     first = np.empty((bs, d), dtype=X.dtype) if shift_buffer else None
     score_rows = bs if shift_buffer else max(bs, _SCORE_VALUES // max(1, d))
@@ -124,37 +128,38 @@ def explain_kmeans(
     check_finite_scores(scores, first_row)
     assigned, tgt, other, beta_value = resolve_request(
         scores, target=target, beta=beta, contrast=contrast,
-        assigned_logit=lambda: assigned_logits(scores),
+        assigned_logit=lambda assigned: assigned_logits(scores, assigned),
     )  # fmt: skip
     ref = resolve_reference(reference, flat, model_mean)
     ref_prepared = None if ref is None else geom.prepare(_to_namespace(ref, geom))
 
     # pass 2: relevance, batch by batch, into the output array
-    if out is None:
-        out = _output_array((n, d), X.dtype)
     logit = np.empty(n, dtype=X.dtype)
     baseline_share = None if ref is None else np.empty(n, dtype=X.dtype)
+    mixing = None
+    if ref is None:  # the midpoint rule's (n, K) mixing needs only the scores: all at once
+        mixing, f_all = geom.midpoint_mixing(scores, tgt, beta_value, contrast=other)
+        logit[:] = to_numpy(f_all)
 
     def explain_rows(batches: list[slice]) -> None:
         # each worker owns its buffers: a batch allocates nothing of its size
-        work = np.empty((bs, d), dtype=X.dtype) if on_numpy or host_torch else None
-        if host_torch:
-            work = _host_tensor(work)
+        work = _host_tensor(np.empty((bs, d), dtype=X.dtype)) if host_torch else None
         buffer = np.empty((bs, d), dtype=X.dtype) if shift_buffer else None
         for rows in batches:
-            ref_rows = None
-            if ref_prepared is not None:
-                ref_rows = ref_prepared if ref_prepared.shape[0] == 1 else ref_prepared[rows]
             into = out[rows] if on_numpy else _host_tensor(out[rows]) if host_torch else None
-            rel, f, took = geom.neon(
-                rows_of(rows, buffer), scores[rows], tgt[rows], beta_value, out=into,
-                work=work, contrast=None if other is None else other[rows], reference=ref_rows,
-            )  # fmt: skip
+            if mixing is not None:
+                rel = geom.relevance(rows_of(rows, buffer), mixing[rows], into, work)
+            else:
+                ref_rows = ref_prepared if ref_prepared.shape[0] == 1 else ref_prepared[rows]
+                rel, f, took = geom.neon(
+                    rows_of(rows, buffer), scores[rows], tgt[rows], beta_value, out=into,
+                    work=work, contrast=None if other is None else other[rows],
+                    reference=ref_rows,
+                )  # fmt: skip
+                logit[rows] = to_numpy(f)
+                baseline_share[rows] = to_numpy(took)
             if into is None:
                 out[rows] = to_numpy(rel)
-            logit[rows] = to_numpy(f)
-            if took is not None:
-                baseline_share[rows] = to_numpy(took)
 
     batches = list(row_batches(n, bs))
     workers = _n_workers(len(batches)) if on_numpy else 1
@@ -186,13 +191,19 @@ def _in_threads(fn: Any, batches: list[slice], workers: int) -> None:
     the GIL), with BLAS held to one thread per worker so that cores are not oversubscribed."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from threadpoolctl import threadpool_limits
-
     step = -(-len(batches) // workers)
     groups = [batches[i : i + step] for i in range(0, len(batches), step)]
-    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+    with _blas_controller().limit(limits=1), ThreadPoolExecutor(workers) as pool:
         for done in [pool.submit(fn, g) for g in groups]:
             done.result()
+
+
+@functools.cache
+def _blas_controller() -> Any:
+    """The BLAS libraries loaded with numpy (scanning a process's libraries takes a while)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController().select(user_api="blas")
 
 
 def _ref_name(reference: Any) -> str:
@@ -231,14 +242,6 @@ def _host_tensor(arr: np.ndarray) -> Any:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         return torch.from_numpy(arr)
-
-
-def _output_array(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """``np.empty`` with its pages touched once, sequentially (first-touch faults inside
-    threaded kernels cost more than the kernels)."""
-    out = np.empty(shape, dtype=dtype)
-    out.reshape(-1)[:: max(1, 4096 // out.itemsize)] = 0
-    return out
 
 
 def explain_network(net: Any, X: np.ndarray, **options: Any) -> Explanation:

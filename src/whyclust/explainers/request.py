@@ -45,12 +45,12 @@ def resolve_request(
     target: Any,
     beta: Any,
     contrast: Any,
-    assigned_logit: Callable[[], Any] | None = None,
+    assigned_logit: Callable[[Any], Any] | None = None,
 ) -> tuple[Any, Any, Any, float | None]:
     """Assignments, targets, contrast clusters and beta of one explanation call.
 
     ``logits`` (n, K) are the cluster logits, or any scores with the same argmax; then
-    ``assigned_logit()`` must give f of each point's assigned cluster (default: the row
+    ``assigned_logit(assigned)`` must give f of each point's assigned cluster (default: the row
     maximum of the logits), called only for ``beta="auto"``. Returns
     ``(assigned, target, contrast or None, beta or None)``.
     """
@@ -60,7 +60,7 @@ def resolve_request(
     tgt = resolve_targets(target, assigned, n_clusters)
     if contrast is None:
         if isinstance(beta, str) and beta == "auto":
-            f = xp.max(logits, axis=1) if assigned_logit is None else assigned_logit()
+            f = xp.max(logits, axis=1) if assigned_logit is None else assigned_logit(assigned)
             return assigned, tgt, None, resolve_beta(beta, f)
         return assigned, tgt, None, resolve_beta(beta)
     other = resolve_targets(contrast, assigned, n_clusters)
