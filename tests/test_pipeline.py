@@ -290,3 +290,34 @@ def test_torch_tensor_path_equals_numpy(monkeypatch, head, pca):
     np.testing.assert_allclose(got.extras["model_relevance"], want.extras["model_relevance"],
                                rtol=1e-10, atol=1e-10)  # fmt: skip
     np.testing.assert_array_equal(got.cluster, want.cluster)
+
+
+@pytest.mark.parametrize("head", ["kmeans", "gmm", "bisecting"])
+def test_threads_and_blocks_change_nothing(monkeypatch, head):
+    """Pass 2 in threads, the pull-back in small row blocks written into the output, and
+    the batch sizes: the same relevance as one serial batch, and as the loop oracle."""
+    import whyclust.engine.affine as affine
+    import whyclust.explainers._threads as threads
+
+    X = _data(2000, d=7)
+    model = {
+        "kmeans": KMeans(4, n_init=3, random_state=0),
+        "gmm": GaussianMixture(4, covariance_type="full", random_state=0),
+        "bisecting": BisectingKMeans(4, random_state=0),
+    }[head]
+    pipe = make_pipeline(StandardScaler(), PCA(4), model).fit(X)
+    whole = explain_pipeline(pipe, X, beta=0.05, batch_size=len(X))
+    monkeypatch.setattr(affine, "_BLOCK_VALUES", 7 * 13)  # 13-row blocks
+    calls = []
+    monkeypatch.setattr(threads, "_n_workers", lambda n: calls.append(n) or 2)
+    split = explain_pipeline(pipe, X, beta=0.05, batch_size=97)
+    assert calls, "pass 2 did not go through the threads"
+    tol = 1e-10 * np.abs(whole.relevance).max()
+    np.testing.assert_allclose(split.relevance, whole.relevance, rtol=0, atol=tol)
+    np.testing.assert_array_equal(split.cluster, pipe.predict(X))
+    assert _conserves(split)
+    if head == "kmeans":
+        np.testing.assert_allclose(split.relevance[:60], _loop_pca_kmeans(pipe, X[:60], 0.05),
+                                   rtol=1e-7, atol=tol)  # fmt: skip
+    model_space = explain_pipeline(pipe, X, beta=0.05, batch_size=97, space="model")
+    np.testing.assert_allclose(model_space.relevance, whole.relevance, rtol=0, atol=tol)

@@ -25,11 +25,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from whyclust.engine._xp import namespace, onehot
 from whyclust.engine.kmeans import KMeansGeometry, assigned_logits
 from whyclust.engine.pool import competitor_weights, margins_for_target, spread
 
 __all__ = ["AffineMap", "DiagonalKMeans", "kmeans_coefficients"]
+
+#: numpy pulls back rows in blocks whose (rows, p) temporaries hold about this many values
+_BLOCK_VALUES = 1 << 17
 
 
 class AffineMap:
@@ -77,19 +82,45 @@ class AffineMap:
         return xp.sum(info["coef"][:, :, None] * maps, axis=1)
 
     def pull_kmeans(
-        self, zs: Any, target: Any, alpha: Any, shifted: Any, tau: Any, stack: Any
+        self,
+        zs: Any,
+        target: Any,
+        alpha: Any,
+        shifted: Any,
+        tau: Any,
+        stack: Any,
+        out: Any = None,
     ) -> Any:
         """The k-means midpoint map pulled back (formula in the module docstring).
 
         ``zs`` = z - o (n, m), ``shifted`` = mu - o (K, m), ``tau`` (K, p) and ``stack`` =
         [tau | nu | nu * tau] (K, 3p): with 2 zh - nu_c = B (2 zs - mu'_c) and
         alpha @ tau = s tau_c - a @ tau, one (n, m) x (m, p) and one (n, K) x (K, 3p)
-        product.
+        product. numpy rows go in cache-sized blocks (the products' temporaries are (n, p)),
+        written into ``out`` (n, p) when given.
         """
         xp = self.xp
-        k, p = alpha.shape[1], tau.shape[1]
-        own = xp.sum(alpha * onehot(target, k, alpha.dtype, xp), axis=1, keepdims=True)
-        a = onehot(target, k, alpha.dtype, xp) * own - alpha  # a_c = 0, alpha = s e_c - a
+        (n, k), p = alpha.shape, tau.shape[1]
+        is_target = onehot(target, k, alpha.dtype, xp)
+        own = xp.sum(alpha * is_target, axis=1, keepdims=True)
+        a = is_target * own - alpha  # a_c = 0, alpha = s e_c - a
+        step = max(1, _BLOCK_VALUES // p) if isinstance(alpha, np.ndarray) else n
+        if step >= n and out is None:
+            return self._pull_rows(zs, target, own, a, shifted, tau, stack)
+        if out is None:
+            out = np.empty((n, p), dtype=alpha.dtype)
+        for lo in range(0, n, step):
+            hi = min(n, lo + step)
+            out[lo:hi] = self._pull_rows(
+                zs[lo:hi], target[lo:hi], own[lo:hi], a[lo:hi], shifted, tau, stack
+            )
+        return out
+
+    def _pull_rows(
+        self, zs: Any, target: Any, own: Any, a: Any, shifted: Any, tau: Any, stack: Any
+    ) -> Any:
+        xp = self.xp
+        p = tau.shape[1]
         prod = a @ stack
         tau_c = xp.take(tau, target, axis=0)
         at = own * tau_c - prod[:, :p]

@@ -17,6 +17,7 @@ import numpy as np
 from whyclust._buffers import output_array
 from whyclust.engine._xp import to_numpy
 from whyclust.engine.kmeans import check_finite_scores
+from whyclust.explainers._threads import run_batches
 from whyclust.explainers.explanation import Explanation
 from whyclust.explainers.request import resolve_reference, resolve_request, row_batches
 
@@ -65,15 +66,18 @@ def drive(
     pullback: Callable[[Any, Any], Any] | None = None,
     n_out: int | None = None,
     first_row: int = 0,
+    parallel: bool = True,
 ) -> dict[str, Any]:
     """Run the two passes over ``flat`` (n, p) rows; returns the explanation's arrays.
 
     ``transform`` maps raw rows (in the geometry's namespace) to the model's input space
-    (default: identity); ``pullback(raw_rows, info)`` turns the ``info`` that the
+    (default: identity); ``pullback(raw_rows, info, out)`` turns the ``info`` that the
     geometry's ``neon`` returns into the relevance of the raw columns (default: the
-    relevance it returns); ``reference`` is resolved in raw space and transformed. A
+    relevance it returns), written into ``out`` (the batch's output rows, or None) when
+    it returns None; ``reference`` is resolved in raw space and transformed. A
     transform that reduces the width is applied once: pass 1 keeps its rows (bounded by
-    ``_KEEP_BYTES``).
+    ``_KEEP_BYTES``). numpy batches of pass 2 run in threads unless ``parallel`` is False
+    (for a ``pullback`` that keeps state in batch order).
     """
     n = flat.shape[0]
     if batch_size < 1:
@@ -106,8 +110,10 @@ def drive(
     ref_prepared = None if ref is None else geom.prepare(fwd(as_namespace(ref, like)))
     out = output_array((n, flat.shape[1] if n_out is None else n_out), flat.dtype, faulted=False)
     logit = np.empty(n, dtype=flat.dtype)
-    infos = []
-    for i, rows in enumerate(row_batches(n, batch_size)):
+    batches = list(row_batches(n, batch_size))
+    infos: list[Any] = [None] * len(batches)
+
+    def explain_rows(i: int, rows: slice) -> None:
         raw = as_namespace(flat[rows], like)
         xprep = kept[i] if kept is not None else geom.prepare(fwd(raw))
         ref_rows = None
@@ -118,12 +124,16 @@ def drive(
             contrast=None if other is None else other[rows], reference=ref_rows,
         )  # fmt: skip
         if pullback is not None:
-            rel = pullback(raw, info)
+            rel = pullback(raw, info, out[rows] if isinstance(like, np.ndarray) else None)
             info = info.get("code") if isinstance(info, dict) else None
-        out[rows] = to_numpy(rel)
+        if rel is not None:
+            out[rows] = to_numpy(rel)
         logit[rows] = to_numpy(f)
         if info is not None:
-            infos.append(to_numpy(info))
+            infos[i] = to_numpy(info)
+
+    run_batches(explain_rows, batches, parallel=parallel and isinstance(like, np.ndarray))
+    infos = [a for a in infos if a is not None]
     return {
         "relevance": out,
         "logit": logit,

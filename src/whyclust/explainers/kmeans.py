@@ -9,9 +9,8 @@ the output array. Memory beyond the output: O(n K + batch x d).
 
 from __future__ import annotations
 
-import functools
-import os
 import sys
+import threading
 from typing import Any
 
 import numpy as np
@@ -20,6 +19,7 @@ from whyclust._buffers import output_array
 from whyclust._validation import check_centers
 from whyclust.engine._xp import to_numpy
 from whyclust.engine.kmeans import KMeansGeometry, assigned_logits, check_finite_scores
+from whyclust.explainers._threads import run_batches
 from whyclust.explainers.explanation import Explanation
 from whyclust.explainers.request import resolve_reference, resolve_request, row_batches
 
@@ -141,32 +141,29 @@ def explain_kmeans(
         mixing, f_all = geom.midpoint_mixing(scores, tgt, beta_value, contrast=other)
         logit[:] = to_numpy(f_all)
 
-    def explain_rows(batches: list[slice]) -> None:
-        # each worker owns its buffers: a batch allocates nothing of its size
-        work = _host_tensor(np.empty((bs, d), dtype=X.dtype)) if host_torch else None
-        buffer = np.empty((bs, d), dtype=X.dtype) if shift_buffer else None
-        for rows in batches:
-            into = out[rows] if on_numpy else _host_tensor(out[rows]) if host_torch else None
-            if mixing is not None:
-                rel = geom.relevance(rows_of(rows, buffer), mixing[rows], into, work)
-            else:
-                ref_rows = ref_prepared if ref_prepared.shape[0] == 1 else ref_prepared[rows]
-                rel, f, took = geom.neon(
-                    rows_of(rows, buffer), scores[rows], tgt[rows], beta_value, out=into,
-                    work=work, contrast=None if other is None else other[rows],
-                    reference=ref_rows,
-                )  # fmt: skip
-                logit[rows] = to_numpy(f)
-                baseline_share[rows] = to_numpy(took)
-            if into is None:
-                out[rows] = to_numpy(rel)
+    # each worker thread keeps its buffers: a batch allocates nothing of its size
+    local = threading.local()
 
-    batches = list(row_batches(n, bs))
-    workers = _n_workers(len(batches)) if on_numpy else 1
-    if workers == 1:
-        explain_rows(batches)
-    else:
-        _in_threads(explain_rows, batches, workers)
+    def explain_rows(_: int, rows: slice) -> None:
+        if not hasattr(local, "work"):
+            local.work = _host_tensor(np.empty((bs, d), dtype=X.dtype)) if host_torch else None
+            local.buffer = np.empty((bs, d), dtype=X.dtype) if shift_buffer else None
+        work, buffer = local.work, local.buffer
+        into = out[rows] if on_numpy else _host_tensor(out[rows]) if host_torch else None
+        if mixing is not None:
+            rel = geom.relevance(rows_of(rows, buffer), mixing[rows], into, work)
+        else:
+            ref_rows = ref_prepared if ref_prepared.shape[0] == 1 else ref_prepared[rows]
+            rel, f, took = geom.neon(
+                rows_of(rows, buffer), scores[rows], tgt[rows], beta_value, out=into,
+                work=work, contrast=None if other is None else other[rows], reference=ref_rows,
+            )  # fmt: skip
+            logit[rows] = to_numpy(f)
+            baseline_share[rows] = to_numpy(took)
+        if into is None:
+            out[rows] = to_numpy(rel)
+
+    run_batches(explain_rows, list(row_batches(n, bs)), parallel=on_numpy)
     extras: dict[str, Any] = {"reference": "midpoint" if ref is None else _ref_name(reference)}
     if baseline_share is not None:
         extras["baseline_root_share"] = baseline_share
@@ -179,31 +176,6 @@ def explain_kmeans(
         contrast=None if other is None else to_numpy(other),
         extras=extras,
     )
-
-
-def _n_workers(n_batches: int) -> int:
-    """numpy's elementwise kernels run on one core: threads share the batches instead."""
-    return max(1, min(n_batches // 4, os.cpu_count() or 1, 8))
-
-
-def _in_threads(fn: Any, batches: list[slice], workers: int) -> None:
-    """Run ``fn`` on ``workers`` contiguous groups of batches in threads (numpy releases
-    the GIL), with BLAS held to one thread per worker so that cores are not oversubscribed."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    step = -(-len(batches) // workers)
-    groups = [batches[i : i + step] for i in range(0, len(batches), step)]
-    with _blas_controller().limit(limits=1), ThreadPoolExecutor(workers) as pool:
-        for done in [pool.submit(fn, g) for g in groups]:
-            done.result()
-
-
-@functools.cache
-def _blas_controller() -> Any:
-    """The BLAS libraries loaded with numpy (scanning a process's libraries takes a while)."""
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController().select(user_api="blas")
 
 
 def _ref_name(reference: Any) -> str:

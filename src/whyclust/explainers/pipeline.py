@@ -120,7 +120,8 @@ def explain_pipeline(
         head_view = _DenseHead(kind, geom, amap, keep_model=space == "model")
         res = _drive_checked(head_view, U, folded, names, like=like, target=target, beta=beta,
                              contrast=contrast, reference=ref, model_mean=None, batch_size=bs,
-                             transform=amap, pullback=head_view.pull)  # fmt: skip
+                             transform=amap, pullback=head_view.pull,
+                             parallel=not head_view.keep_model)  # fmt: skip
         rel_u = res["relevance"]
         model_parts = head_view.model_parts
     relevance = _sum_groups(rel_u, folded.groups, n_in)
@@ -213,7 +214,8 @@ class _DenseHead:
         info.update(alpha=alpha, bmix=bmix, code=took)
         return None, f, info
 
-    def pull(self, raw: Any, info: dict[str, Any]) -> Any:
+    def pull(self, raw: Any, info: dict[str, Any], out: Any = None) -> Any:
+        """The batch's relevance of the encoded columns (None when written into ``out``)."""
         from whyclust.engine._xp import to_numpy
 
         amap, geom, zprep = self.amap, self.geom, info["zprep"]
@@ -226,7 +228,10 @@ class _DenseHead:
         alpha, bmix, ref = info["alpha"], info["bmix"], info["reference"]
         if self.kind == "kmeans":
             zs = zprep if geom.shift_inputs else zprep - geom.offset
-            rel = amap.pull_kmeans(zs, info["target"], alpha, geom.shifted, self.tau, self.stack)
+            into = out if bmix is None else None
+            rel = amap.pull_kmeans(
+                zs, info["target"], alpha, geom.shifted, self.tau, self.stack, out=into
+            )
             wide = 2.0 * self.tau
             model = geom.relevance(zprep, alpha) if self.keep_model else None
             w_model = geom.mixing[:, : geom.n_features]
@@ -244,7 +249,7 @@ class _DenseHead:
                 model = model + delta * (bmix @ w_model)
         if model is not None:
             self.model_parts.append(to_numpy(model))
-        return rel
+        return None if rel is out else rel
 
 
 # ---- inputs -------------------------------------------------------------------------------
