@@ -116,8 +116,8 @@ def explain_kmeans(
             return np.subtract(flat[rows], geom.offset, out=block, dtype=X.dtype)
         return geom.prepare(_to_namespace(flat[rows], geom))
 
-    if out is None:  # its pages are faulted in by the threads that write them
-        out = output_array((n, d), X.dtype, faulted=False)
+    if out is None:  # numpy: faulted in by the threads that write it; torch's kernels fault slowly
+        out = output_array((n, d), X.dtype, faulted=not on_numpy)
     # pass 1: the K scores of every point (views of X: larger blocks cost no memory)
     first = np.empty((bs, d), dtype=X.dtype) if shift_buffer else None
     score_rows = bs if shift_buffer else max(bs, _SCORE_VALUES // max(1, d))
