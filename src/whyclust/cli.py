@@ -469,13 +469,14 @@ def explain(
     import numpy as np
 
     import whyclust as wc
-    from whyclust.io import atomic_path
+    from whyclust.io import atomic_path, load_for_explanation
 
     out = _check_output(output, OUTPUT_SUFFIXES)
     tgt, beta_value = _parse_target(target), _parse_beta(beta)
     if method != "neon":  # listing the other methods imports torch
         _check_method(method)
-    est = wc.load(model_path)
+    # NEON of an affine k-means Pipeline needs no scikit-learn (its import is most of a run)
+    est = load_for_explanation(model_path) if method == "neon" else wc.load(model_path)
     suffix = out.suffix.lower()
     streams = suffix == ".npy" and Path(data).suffix.lower() == ".npy" and label_column is None
     if streams and not is_pipeline(est):

@@ -236,6 +236,27 @@ def load(path: str | os.PathLike) -> Any:
         raise ValueError(f"{path}: model file is inconsistent ({detail})") from None
 
 
+def load_for_explanation(path: str | os.PathLike) -> Any:
+    """:func:`load` for :func:`whyclust.explain` only: a Pipeline of affine steps ending in
+    k-means comes back as plain fitted arrays (:mod:`whyclust._light`), without importing
+    scikit-learn; any other model as :func:`load` gives it."""
+    header, tensors = read_model_file(path)
+    config = header.get("config")
+    if header.get("kind") == "sklearn" and isinstance(config, dict) and set(config) == {
+        "estimator"
+    }:
+        from whyclust._light import decode_light
+
+        try:
+            model = decode_light(config["estimator"], tensors)
+            if model is not None:
+                return apply_feature_names(model, header.get("feature_names"))
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            detail = " ".join(str(exc).split())
+            raise ValueError(f"{path}: model file is inconsistent ({detail})") from None
+    return load(path)
+
+
 def read_model_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Validate a whyclust file and return (header, tensors) without building the model."""
     from safetensors import SafetensorError, safe_open

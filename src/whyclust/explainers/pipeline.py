@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from whyclust._light import Fitted
 from whyclust._validation import check_centers, resolve_dtype
 from whyclust.engine.affine import AffineMap, DiagonalKMeans, kmeans_coefficients
 from whyclust.engine.fold import fold_preprocessing, missing_cells
@@ -326,6 +327,8 @@ def _check_encoded(U: np.ndarray, groups: np.ndarray, names: list[str]) -> None:
 def _check_fold(pipeline: Any, frame: Any, U: np.ndarray, folded: Any) -> tuple[Any, Any]:
     """The dense (A, A^+) (None for diagonal maps), after checking the fold against the
     pipeline's own transform on the first rows and that A has full row rank."""
+    if isinstance(pipeline, Fitted):  # read without scikit-learn: the fold is its transform
+        return _dense_map(folded)
     m = min(U.shape[0], _FOLD_CHECK_ROWS)
     head = frame.iloc[:m] if hasattr(frame, "iloc") else frame[:m]
     if hasattr(head, "dtypes"):  # the check runs in float64, like the fold
@@ -349,6 +352,12 @@ def _check_fold(pipeline: Any, frame: Any, U: np.ndarray, folded: Any) -> tuple[
             "the pipeline's preprocessing could not be folded exactly into the cluster network "
             "(its transform differs from the folded affine map)"
         )
+    return _dense_map(folded)
+
+
+def _dense_map(folded: Any) -> tuple[Any, Any]:
+    """(A, A^+) of a dense fold after checking that A has full row rank; (None, None) for
+    a diagonal one without zeros."""
     if folded.diag is not None and np.all(folded.diag != 0):
         return None, None
     a = folded.dense()

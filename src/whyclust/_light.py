@@ -1,0 +1,122 @@
+"""Fitted affine Pipelines read from a model file without importing scikit-learn.
+
+Importing scikit-learn takes most of a short ``whyclust explain``. A file whose model is a
+Pipeline of affine steps (scalers, PCA, TruncatedSVD, column selection by a
+ColumnTransformer) ending in k-means is read here into :class:`Fitted` stand-ins: each
+carries the class name, constructor parameters and fitted attributes of its estimator,
+decoded with the same checks as :func:`whyclust.io.load`. They have no ``fit``,
+``transform`` or ``predict``: :func:`whyclust.explain` folds them into the cluster
+network exactly as it folds the real estimators, and nothing else takes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from whyclust._sklearn_io import ATTRS, CLASSES, _check_consistent, _Decoder
+
+__all__ = ["LIGHT_CLASSES", "Fitted", "decode_light"]
+
+#: the classes a light read builds; a file with any other needs scikit-learn
+LIGHT_CLASSES = frozenset({
+    "Pipeline", "ColumnTransformer", "FunctionTransformer", "StandardScaler", "MinMaxScaler",
+    "MaxAbsScaler", "RobustScaler", "PCA", "TruncatedSVD", "KMeans", "MiniBatchKMeans",
+})  # fmt: skip
+
+
+class Fitted:
+    """A fitted estimator's parameters and attributes, without its methods."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(read without scikit-learn)"
+
+
+class FittedPipeline(Fitted):
+    """The steps of a fitted Pipeline; slicing and the input names work as in scikit-learn."""
+
+    steps: list[tuple[str, Any]]
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return _light_type("Pipeline")({"steps": self.steps[index], "memory": None})
+        return self.steps[index][1]
+
+    @property
+    def n_features_in_(self) -> Any:
+        return getattr(self.steps[0][1], "n_features_in_", None)
+
+    @property
+    def feature_names_in_(self) -> Any:
+        return getattr(self.steps[0][1], "feature_names_in_", None)
+
+
+_TYPES: dict[str, type] = {}
+
+
+def _light_type(name: str) -> type:
+    """A :class:`Fitted` subclass named like the scikit-learn class, in its module's name
+    (so that the name-based dispatch of the folding code recognises it)."""
+    if name not in _TYPES:
+        base = FittedPipeline if name == "Pipeline" else Fitted
+        _TYPES[name] = type(name, (base,), {"__module__": CLASSES[name][0]})
+    return _TYPES[name]
+
+
+class _NeedsSklearn(Exception):
+    pass
+
+
+class _LightDecoder(_Decoder):
+    def estimator(self, spec: Any, depth: int) -> Any:
+        if not isinstance(spec, dict) or set(spec) != {"class", "params", "attrs"}:
+            raise ValueError("estimator description must have class, params and attrs")
+        name = spec["class"]
+        if name not in LIGHT_CLASSES:
+            raise _NeedsSklearn(name)
+        params, attrs = spec["params"], spec["attrs"]
+        if not isinstance(params, dict) or not isinstance(attrs, dict):
+            raise ValueError(f"{name}: params and attrs must be JSON objects")
+        values = {k: self.value(v, depth + 1, name, k) for k, v in params.items()}
+        for key, value in attrs.items():
+            if key not in ATTRS[name]:
+                raise ValueError(f"{name}: attribute {key!r} is not allowed in a whyclust file")
+            values[key] = self.value(value, depth + 1, name, key)
+        if name == "FunctionTransformer" and (
+            values.get("func") is not None or values.get("inverse_func") is not None
+        ):
+            raise ValueError("a FunctionTransformer in a file must be the identity")
+        if name == "Pipeline":
+            steps = values.get("steps")
+            if not isinstance(steps, list) or not all(
+                isinstance(s, tuple) and len(s) == 2 and isinstance(s[0], str) for s in steps
+            ):
+                raise ValueError("Pipeline: steps must be (name, estimator) pairs")
+        est = _light_type(name)(values)
+        _check_consistent(est, name, attrs)
+        return est
+
+
+def decode_light(spec: Any, tensors: dict[str, np.ndarray]) -> Any:
+    """The :class:`Fitted` tree of an affine k-means Pipeline's description, or None when
+    the file holds anything else (then it needs :func:`whyclust.io.load`)."""
+
+    def no_models(*_: Any) -> Any:
+        raise _NeedsSklearn("embedded model")
+
+    try:
+        model = _LightDecoder(tensors, no_models).estimator(spec, 0)
+    except _NeedsSklearn:
+        return None
+    if type(model).__name__ != "Pipeline" or not model.steps:
+        return None
+    if type(model.steps[-1][1]).__name__ not in ("KMeans", "MiniBatchKMeans"):
+        return None
+    return model
