@@ -103,7 +103,6 @@ def explain(
 def _array_engine(model: Any) -> Any:
     """``fn(X, **options) -> Explanation`` for models NEON explains without torch, or None."""
     from whyclust.explainers.dispatch import engine_for
-    from whyclust.explainers.kernel import explain_kernel, kernel_parts
     from whyclust.explainers.kmeans import explain_kmeans, fitted_mean, kmeans_centers
 
     family = engine_for(model)  # Pipelines, mixtures, bisecting k-means, ...
@@ -114,6 +113,8 @@ def _array_engine(model: Any) -> Any:
     if centers is not None:
         mean = fitted_mean(model)
         return lambda X, **kw: explain_kmeans(centers, _checked(X), model_mean=mean, **kw)
+    from whyclust.explainers.kernel import explain_kernel, kernel_parts
+
     parts = kernel_parts(model)
     if parts is not None:
         return lambda X, **kw: explain_kernel(*parts, _checked(X), **kw)
