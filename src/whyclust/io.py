@@ -50,6 +50,7 @@ __all__ = [
     "dump_model",
     "finite_array",
     "load",
+    "load_for_explanation",
     "read_model_file",
     "register_format",
     "restore_model",
