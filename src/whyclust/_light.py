@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from whyclust._sklearn_io import ATTRS, CLASSES, _check_consistent, _Decoder
+from whyclust._sklearn_io import ATTRS, _check_consistent, _Decoder
 
 __all__ = ["LIGHT_CLASSES", "Fitted", "decode_light"]
 
@@ -28,6 +28,9 @@ LIGHT_CLASSES = frozenset({
 
 class Fitted:
     """A fitted estimator's parameters and attributes, without its methods."""
+
+    #: routed like the scikit-learn class of the same name (whyclust.engine.kinds)
+    reads_as_sklearn = True
 
     def __init__(self, values: dict[str, Any]) -> None:
         self.__dict__.update(values)
@@ -62,11 +65,11 @@ _TYPES: dict[str, type] = {}
 
 
 def _light_type(name: str) -> type:
-    """A :class:`Fitted` subclass named like the scikit-learn class, in its module's name
-    (so that the name-based dispatch of the folding code recognises it)."""
+    """A :class:`Fitted` subclass named like the scikit-learn class (the folding code
+    dispatches on class names)."""
     if name not in _TYPES:
         base = FittedPipeline if name == "Pipeline" else Fitted
-        _TYPES[name] = type(name, (base,), {"__module__": CLASSES[name][0]})
+        _TYPES[name] = type(name, (base,), {"__module__": __name__})
     return _TYPES[name]
 
 

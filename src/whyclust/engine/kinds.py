@@ -19,12 +19,19 @@ NO_DECISION_RULE = (
 )  # fmt: skip
 
 
+def from_sklearn(model: Any) -> bool:
+    """A scikit-learn estimator, or its fitted arrays read from a file without scikit-learn
+    (:mod:`whyclust._light`, whose classes say so with ``reads_as_sklearn``)."""
+    cls = type(model)
+    return cls.__module__.startswith("sklearn.") or getattr(cls, "reads_as_sklearn", False)
+
+
 def model_kind(model: Any) -> str | None:
     """``"pipeline"``, ``"mixture"``, ``"bisecting"``, ``"centers"`` (MeanShift and
     Euclidean AffinityPropagation: the nearest centre) for the scikit-learn models routed
     here, else None."""
-    name, module = type(model).__name__, type(model).__module__
-    if not module.startswith("sklearn."):
+    name = type(model).__name__
+    if not from_sklearn(model):
         return None
     if name == "Pipeline":
         return "pipeline"

@@ -19,6 +19,7 @@ from whyclust._light import Fitted
 from whyclust._validation import check_centers, resolve_dtype
 from whyclust.engine.affine import AffineMap, DiagonalKMeans, kmeans_coefficients
 from whyclust.engine.fold import fold_preprocessing, missing_cells
+from whyclust.engine.kinds import from_sklearn
 from whyclust.engine.kmeans import KMeansGeometry, assigned_logits
 from whyclust.explainers._engine import drive, explanation_from, on_device
 from whyclust.explainers.bisecting import bisecting_geometry
@@ -35,8 +36,8 @@ _FOLD_CHECK_ROWS = 64
 def head_kind(est: Any) -> str | None:
     """``"kmeans"``, ``"mixture"`` or ``"bisecting"`` for a supported scikit-learn
     clusterer (by class name and module, nothing imported), else None."""
-    name, module = type(est).__name__, type(est).__module__
-    if not module.startswith("sklearn."):
+    name = type(est).__name__
+    if not from_sklearn(est):
         return None
     if name in _KMEANS_HEADS:
         return "kmeans"
