@@ -94,10 +94,9 @@ class AffineMap:
         """The k-means midpoint map pulled back (formula in the module docstring).
 
         ``zs`` = z - o (n, m), ``shifted`` = mu - o (K, m), ``tau`` (K, p) and ``stack`` =
-        [tau | nu | nu * tau] (K, 3p): with 2 zh - nu_c = B (2 zs - mu'_c) and
-        alpha @ tau = s tau_c - a @ tau, one (n, m) x (m, p) and one (n, K) x (K, 3p)
-        product. numpy rows go in cache-sized blocks (the products' temporaries are (n, p)),
-        written into ``out`` (n, p) when given.
+        [nu | nu * tau] (K, 2p): with 2 zh - nu_c = B (2 zs - mu'_c), one (n, m) x
+        (m, p) and two (n, K) x (K, p) products. numpy rows go in cache-sized blocks (the
+        products' temporaries are (n, p)), written into ``out`` (n, p) when given.
         """
         xp = self.xp
         (n, k), p = alpha.shape, tau.shape[1]
@@ -106,26 +105,42 @@ class AffineMap:
         a = is_target * own - alpha  # a_c = 0, alpha = s e_c - a
         step = max(1, _BLOCK_VALUES // p) if isinstance(alpha, np.ndarray) else n
         if step >= n and out is None:
-            return self._pull_rows(zs, target, own, a, shifted, tau, stack)
+            return self._pull_rows(zs, target, alpha, a, shifted, tau, stack)
         if out is None:
             out = np.empty((n, p), dtype=alpha.dtype)
         for lo in range(0, n, step):
             hi = min(n, lo + step)
-            out[lo:hi] = self._pull_rows(
-                zs[lo:hi], target[lo:hi], own[lo:hi], a[lo:hi], shifted, tau, stack
-            )
+            self._pull_rows(
+                zs[lo:hi], target[lo:hi], alpha[lo:hi], a[lo:hi], shifted, tau, stack,
+                out=out[lo:hi],
+            )  # fmt: skip
         return out
 
     def _pull_rows(
-        self, zs: Any, target: Any, own: Any, a: Any, shifted: Any, tau: Any, stack: Any
+        self,
+        zs: Any,
+        target: Any,
+        alpha: Any,
+        a: Any,
+        shifted: Any,
+        tau: Any,
+        stack: Any,
+        out: Any = None,
     ) -> Any:
+        """R = B (2 zs - mu'_c) * (alpha @ tau) - tau_c * (a @ nu) + a @ (nu * tau); numpy
+        ``out`` receives it without temporaries of its size beyond the products'."""
         xp = self.xp
         p = tau.shape[1]
-        prod = a @ stack
+        rest = a @ stack  # [a @ nu | a @ (nu * tau)]
         tau_c = xp.take(tau, target, axis=0)
-        at = own * tau_c - prod[:, :p]
         back = self.back(2.0 * zs - xp.take(shifted, target, axis=0))
-        return back * at - tau_c * prod[:, p : 2 * p] + prod[:, 2 * p :]
+        if out is None:
+            return back * (alpha @ tau) - tau_c * rest[:, :p] + rest[:, p:]
+        np.multiply(back, alpha @ tau, out=out)
+        tau_c *= rest[:, :p]
+        out -= tau_c
+        out += rest[:, p:]
+        return out
 
 
 def kmeans_coefficients(

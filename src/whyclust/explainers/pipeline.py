@@ -189,7 +189,7 @@ class _DenseHead:
             self.tau = geom.shifted @ amap.linear  # A^T (mu - o), rows
             self.nu = amap.back(geom.shifted)  # B (mu - o)
             xp = geom.xp
-            self.stack = xp.concat([self.tau, self.nu, self.nu * self.tau], axis=1)
+            self.stack = xp.concat([self.nu, self.nu * self.tau], axis=1)
         elif kind == "bisecting":
             self.tau = geom.direction @ amap.linear
             self.nu = amap.back(geom.midpoints)
