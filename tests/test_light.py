@@ -132,3 +132,25 @@ def test_cli_explain_of_a_table_model_never_imports_sklearn(tmp_path, wine) -> N
     want = wc.explain(wc.load(model), wine)
     np.testing.assert_array_equal(got["cluster"], want.cluster)
     np.testing.assert_allclose(got[list(wine.columns)].to_numpy(), want.relevance, atol=1e-9)
+
+
+def test_a_parameter_the_fold_reads_is_checked(tmp_path, wine) -> None:
+    """A file whose PCA says whiten="yes" (checksum recomputed) is refused by both reads."""
+    import json
+
+    from safetensors.numpy import save_file
+
+    from whyclust.io import _MAGIC_KEY, _digest, read_model_file
+
+    path = wc.save(_pipelines()["scaler+pca"].fit(wine), tmp_path / "m.whyclust")
+    header, tensors = read_model_file(path)
+    text = json.dumps(header["config"]).replace('"whiten": false', '"whiten": "yes"')
+    assert '"whiten": "yes"' in text
+    header["config"] = json.loads(text)
+    header["sha256"] = _digest(header, tensors)
+    bad = tmp_path / "bad.whyclust"
+    save_file(tensors, str(bad), metadata={_MAGIC_KEY: json.dumps(header, sort_keys=True)})
+    with pytest.raises(ValueError, match="whiten"):
+        load_for_explanation(bad)
+    with pytest.raises(ValueError):
+        wc.load(bad)

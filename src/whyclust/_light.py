@@ -24,6 +24,13 @@ LIGHT_CLASSES = frozenset({
     "Pipeline", "ColumnTransformer", "FunctionTransformer", "StandardScaler", "MinMaxScaler",
     "MaxAbsScaler", "RobustScaler", "PCA", "TruncatedSVD", "KMeans", "MiniBatchKMeans",
 })  # fmt: skip
+#: parameters the folding code reads, which scikit-learn's own checks require to be bool
+_BOOL_PARAMS = {
+    "StandardScaler": ("with_mean", "with_std"),
+    "MinMaxScaler": ("clip",),
+    "RobustScaler": ("with_centering", "with_scaling"),
+    "PCA": ("whiten",),
+}
 
 
 class Fitted:
@@ -88,6 +95,9 @@ class _LightDecoder(_Decoder):
         if not isinstance(params, dict) or not isinstance(attrs, dict):
             raise ValueError(f"{name}: params and attrs must be JSON objects")
         values = {k: self.value(v, depth + 1, name, k) for k, v in params.items()}
+        for key in _BOOL_PARAMS.get(name, ()):
+            if not isinstance(values.get(key), bool):
+                raise ValueError(f"{name}: parameter {key!r} must be true or false")
         for key, value in attrs.items():
             if key not in ATTRS[name]:
                 raise ValueError(f"{name}: attribute {key!r} is not allowed in a whyclust file")
