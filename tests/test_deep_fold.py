@@ -410,3 +410,33 @@ def test_library_conv_autoencoder_and_tell_networks_fold():
     # (a point whose activations below the code layer are all 0 keeps no relevance at all:
     # its z is the code layer's bias; the 2-epoch encoder has such points)
     assert np.median(dev) < 1e-3 and np.quantile(dev, 0.9) < 2e-2
+
+
+@pytest.mark.parametrize("signed", [False, True], ids=["below a ReLU", "signed input"])
+@pytest.mark.parametrize("layer", ["linear", "conv"])
+@pytest.mark.parametrize("zero_params", [None, "bias"])
+def test_non_negative_gamma_equals_zennits_gamma(signed, layer, zero_params):
+    """The two-forward Gamma gives zennit's generalised Gamma, and takes zennit's own path
+    when the input has negative entries."""
+    from zennit.composites import LayerMapComposite
+    from zennit.rules import Gamma
+
+    from whyclust.explainers.deep_rules import non_negative_gamma
+
+    torch.manual_seed(3)
+    if layer == "linear":
+        mod, x = nn.Linear(7, 5).double(), torch.randn(11, 7, dtype=torch.float64)
+    else:
+        mod = nn.Conv2d(2, 3, 3, padding=1).double()
+        x = torch.randn(4, 2, 6, 6, dtype=torch.float64)
+    x = x if signed else x.relu()
+    out = []
+    for rule in (non_negative_gamma(0.25, zero_params), Gamma(gamma=0.25, zero_params=zero_params)):
+        comp = LayerMapComposite([((nn.Linear, nn.Conv2d), rule)])
+        with comp.context(mod) as hooked:
+            xi = x.clone().requires_grad_(True)
+            y = hooked(xi)
+            (r,) = torch.autograd.grad(y, xi, grad_outputs=y.detach())
+        out.append(r)
+    torch.testing.assert_close(out[0], out[1], rtol=1e-12, atol=1e-12)
+    assert torch.isfinite(out[0]).all() and out[0].abs().sum() > 0

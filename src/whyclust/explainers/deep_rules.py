@@ -201,7 +201,7 @@ def design_a_composite(
     """
     from zennit.core import Composite
     from zennit.layer import Sum
-    from zennit.rules import Epsilon, Flat, Gamma, Norm, Pass, WSquare, ZBox
+    from zennit.rules import Epsilon, Flat, Norm, Pass, WSquare, ZBox
     from zennit.types import Activation, AvgPool, BatchNorm, Convolution
 
     zp = "bias" if zero_bias else None
@@ -214,12 +214,12 @@ def design_a_composite(
     elif first_rule == "wsquare":
         first = WSquare(zero_params=zp)
     elif first_rule == "gamma":
-        first = Gamma(gamma=gamma, zero_params=zp)
+        first = non_negative_gamma(gamma, zp)
     elif first_rule == "epsilon":
         first = Epsilon(zero_params=zp)
     else:
         raise ValueError(f"first_rule must be one of {', '.join(FIRST_RULES)}, got {first_rule!r}")
-    hidden = Gamma(gamma=gamma, zero_params=zp)
+    hidden = non_negative_gamma(gamma, zp)
 
     def module_map(ctx: dict[str, Any], name: str, module: nn.Module):
         if module is code.module:
@@ -236,6 +236,44 @@ def design_a_composite(
         return None
 
     return Composite(module_map=module_map, canonizers=[exact_batchnorm_merge()])
+
+
+def non_negative_gamma(gamma: float, zero_params: Any = None) -> Any:
+    """zennit's generalised Gamma rule, computed with two of its five modified forwards
+    when the layer's input has no negative entry (below a ReLU): there the forwards of
+    the negative input part are zero and the rule reduces to
+    R = a * (d(out+)/da (g [z > 0] / out+) + d(out-)/da (g [z < 0] / out-)), with out+- the
+    outputs of the weights W + gamma W+- (biases likewise). Any other input takes zennit's
+    own computation. The same numbers either way."""
+    from zennit.core import ParamMod
+    from zennit.rules import Gamma
+
+    class NonNegativeGamma(Gamma):
+        def backward(self, module, grad_input, grad_output):  # type: ignore[override]
+            original = self.stored_tensors["input"][0]
+            if bool((original < 0).any()):
+                return super().backward(module, grad_input, grad_output)
+            inputs, outputs = [], []
+            for index in (0, 2):  # (a+, W + gamma W+, b + gamma b+), (a+, W + gamma W-, ...)
+                x = original.clone().requires_grad_()
+                with ParamMod.ensure(self.param_modifiers[index])(module) as modified, \
+                        torch.autograd.enable_grad():  # fmt: skip
+                    outputs.append(modified.forward(x))
+                inputs.append(x)
+            with torch.no_grad():
+                z = module.forward(original)
+            zero = torch.zeros_like(outputs[0])
+            mapped = self.gradient_mapper(
+                grad_output[0], [outputs[0], zero, outputs[1], zero, z]
+            )
+            gradients = torch.autograd.grad(
+                outputs, inputs, grad_outputs=[mapped[0], mapped[2]],
+                create_graph=grad_output[0].requires_grad,
+            )  # fmt: skip
+            relevance = inputs[0] * gradients[0] + inputs[1] * gradients[1]
+            return tuple(relevance if g.shape == relevance.shape else None for g in grad_input)
+
+    return NonNegativeGamma(gamma=gamma, zero_params=zero_params)
 
 
 def exact_batchnorm_merge():
