@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from whyclust._sklearn_io import ATTRS, _check_consistent, _Decoder
+from whyclust._sklearn_io import _Decoder
 
 __all__ = ["LIGHT_CLASSES", "Fitted", "decode_light"]
 
@@ -85,36 +85,23 @@ class _NeedsSklearn(Exception):
 
 
 class _LightDecoder(_Decoder):
-    def estimator(self, spec: Any, depth: int) -> Any:
-        if not isinstance(spec, dict) or set(spec) != {"class", "params", "attrs"}:
-            raise ValueError("estimator description must have class, params and attrs")
-        name = spec["class"]
+    """:class:`_Decoder`'s checks, building :class:`Fitted` stand-ins of the light classes."""
+
+    def admit(self, name: str) -> None:
         if name not in LIGHT_CLASSES:
             raise _NeedsSklearn(name)
-        params, attrs = spec["params"], spec["attrs"]
-        if not isinstance(params, dict) or not isinstance(attrs, dict):
-            raise ValueError(f"{name}: params and attrs must be JSON objects")
-        values = {k: self.value(v, depth + 1, name, k) for k, v in params.items()}
+
+    def build(self, name: str, kwargs: dict[str, Any], fitted: dict[str, Any]) -> Any:
         for key in _BOOL_PARAMS.get(name, ()):
-            if not isinstance(values.get(key), bool):
+            if not isinstance(kwargs.get(key), bool):
                 raise ValueError(f"{name}: parameter {key!r} must be true or false")
-        for key, value in attrs.items():
-            if key not in ATTRS[name]:
-                raise ValueError(f"{name}: attribute {key!r} is not allowed in a whyclust file")
-            values[key] = self.value(value, depth + 1, name, key)
-        if name == "FunctionTransformer" and (
-            values.get("func") is not None or values.get("inverse_func") is not None
-        ):
-            raise ValueError("a FunctionTransformer in a file must be the identity")
         if name == "Pipeline":
-            steps = values.get("steps")
+            steps = kwargs.get("steps")
             if not isinstance(steps, list) or not all(
                 isinstance(s, tuple) and len(s) == 2 and isinstance(s[0], str) for s in steps
             ):
                 raise ValueError("Pipeline: steps must be (name, estimator) pairs")
-        est = _light_type(name)(values)
-        _check_consistent(est, name, attrs)
-        return est
+        return _light_type(name)({**kwargs, **fitted})
 
 
 def decode_light(spec: Any, tensors: dict[str, np.ndarray]) -> Any:

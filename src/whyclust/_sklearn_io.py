@@ -256,29 +256,43 @@ class _Decoder:
         name = spec["class"]
         if name not in CLASSES:
             raise ValueError(f"estimator class {name!r} is not allowed in a whyclust file")
+        self.admit(name)
         params, attrs = spec["params"], spec["attrs"]
         if not isinstance(params, dict) or not isinstance(attrs, dict):
             raise ValueError(f"{name}: params and attrs must be JSON objects")
-        cls = _class(name)
         if name == "Pipeline" and params.get("memory") is not None:
             raise ValueError("a Pipeline in a file caches nowhere (memory must be null)")
-        est = cls(**{k: self.value(v, depth + 1, name, k) for k, v in params.items()})
-        if name == "FunctionTransformer" and (est.func is not None or est.inverse_func is not None):
+        kwargs = {k: self.value(v, depth + 1, name, k) for k, v in params.items()}
+        if name == "FunctionTransformer" and (
+            kwargs.get("func") is not None or kwargs.get("inverse_func") is not None
+        ):
             raise ValueError("a FunctionTransformer in a file must be the identity")
-        if hasattr(est, "_validate_params"):
-            est._validate_params()  # scikit-learn's own parameter constraints
+        fitted = {}
         for key, value in attrs.items():
             if key not in ATTRS[name]:
                 raise ValueError(f"{name}: attribute {key!r} is not allowed in a whyclust file")
             if key == "_bisecting_tree":
-                setattr(est, key, self.tree(value))
+                fitted[key] = self.tree(value)
             else:
-                setattr(est, key, self.value(value, depth + 1, name, key))
-        if "_tol" in ATTRS[name] and attrs:  # k-means family: prediction threads
+                fitted[key] = self.value(value, depth + 1, name, key)
+        est = self.build(name, kwargs, fitted)
+        _check_consistent(est, name, attrs)
+        return est
+
+    def admit(self, name: str) -> None:
+        """Refuse a class this decoder cannot build (every class of CLASSES here)."""
+
+    def build(self, name: str, kwargs: dict[str, Any], fitted: dict[str, Any]) -> Any:
+        """The estimator of class ``name`` from decoded parameters and fitted attributes."""
+        est = _class(name)(**kwargs)
+        if hasattr(est, "_validate_params"):
+            est._validate_params()  # scikit-learn's own parameter constraints
+        for key, value in fitted.items():
+            setattr(est, key, value)
+        if "_tol" in ATTRS[name] and fitted:  # k-means family: prediction threads
             from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 
             est._n_threads = _openmp_effective_n_threads()
-        _check_consistent(est, name, attrs)
         return est
 
     def value(self, v: Any, depth: int, owner: str, attr: str) -> Any:
