@@ -276,16 +276,7 @@ def read_data(
     )
     for note in notes:
         warnings.warn(note, UserWarning, stacklevel=2)
-    text = [
-        str(c) for c, t in zip(frame.columns, frame.dtypes, strict=True) if not _numeric_dtype(t)
-    ]
-    if text:
-        raise TypeError(
-            f"{path.name} has non-numeric columns: {', '.join(text[:5])}"
-            + (" ..." if len(text) > 5 else "")
-            + "; encode or drop them before clustering"
-        )
-    X = as_float_array(frame, name=path.name, allow_nan=True)
+    X = as_float_array(frame, name=path.name, allow_nan=True)  # names non-numeric columns
     check_table_finite(X, frame, path.name)
     return X, y, [str(c) for c in frame.columns]
 
