@@ -358,7 +358,6 @@ def explain_encoded(
                 out[rows] = r.detach().cpu().numpy().astype(X.dtype, copy=False)
                 logit[rows] = f.detach().cpu().numpy()
                 head_sum[rows] = sink[0].cpu().numpy()
-        total = out.reshape(n, -1).sum(1)
         explained = logit
         extras.update(
             rule="fold-gamma", first_rule=rule, bounds=bounds, gamma=float(gamma),
@@ -381,10 +380,27 @@ def explain_encoded(
         finally:
             for h in handles:
                 h.remove()
-        total = out.reshape(n, -1).sum(1)
         explained = logit - part
         head_sum[:] = explained
         extras.update(rule="fold-delta", reference_part=part)
+    return _encoded_explanation(out, logit, head_sum, explained, assigned, tgt, beta_value,
+                                other, extras)  # fmt: skip
+
+
+def _encoded_explanation(
+    out: np.ndarray,
+    logit: np.ndarray,
+    head_sum: np.ndarray,
+    explained: np.ndarray,
+    assigned: Any,
+    tgt: Any,
+    beta: float | None,
+    other: Any,
+    extras: dict[str, Any],
+) -> Explanation:
+    """The Explanation of a deep NEON pass, with its conservation ratios in ``extras``:
+    sum(R) and the relevance reaching the code (``head_sum``) over the ``explained`` part."""
+    total = out.reshape(logit.shape[0], -1).sum(1)
     with np.errstate(divide="ignore", invalid="ignore"):
         extras["conservation"] = total / explained
         extras["head_conservation"] = head_sum / explained
@@ -393,7 +409,7 @@ def explain_encoded(
         logit=logit,
         cluster=assigned.numpy(),
         target=tgt.numpy(),
-        beta=beta_value,
+        beta=beta,
         contrast=None if other is None else other.numpy(),
         extras=extras,
     )
@@ -472,28 +488,10 @@ def _explain_unfolded(
             out[rows] = r.detach().cpu().numpy().astype(X.dtype, copy=False)
             logit[rows] = f.detach().cpu().numpy()
             head_sum[rows] = sink[0].cpu().numpy()
-    total = out.reshape(n, -1).sum(1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        conservation = total / logit
-        head_conservation = head_sum / logit
-    return Explanation.neon(
-        relevance=out,
-        logit=logit,
-        cluster=assigned.numpy(),
-        target=tgt.numpy(),
-        beta=beta_value,
-        contrast=None if other is None else other.numpy(),
-        extras={
-            "conservation": conservation,
-            "head_conservation": head_conservation,
-            "composite": type(comp).__name__,
-            "bounds": bounds,
-            "rule": "midpoint-composite",
-            "reference": None,
-            "reference_name": "midpoint",
-            "fold": None,
-        },
-    )
+    extras = {"composite": type(comp).__name__, "bounds": bounds, "rule": "midpoint-composite",
+              "reference": None, "reference_name": "midpoint", "fold": None}  # fmt: skip
+    return _encoded_explanation(out, logit, head_sum, logit, assigned, tgt, beta_value, other,
+                                extras)  # fmt: skip
 
 
 # --- entry of the method table --------------------------------------------------------------
