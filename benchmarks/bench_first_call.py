@@ -6,6 +6,8 @@ Both calls get the same 70k x 784 float32 array (Fashion-MNIST when the Debian p
 installed, else uniform noise of that shape) and a KMeans(K=10) fitted beforehand; the
 processes alternate so that machine noise hits both alike. Prints the medians, their ratio,
 the steady-state ratio (second call in the same process) and whether torch was imported.
+whyclust is byte-compiled first, as ``pip install`` does for scikit-learn and for a wheel
+(an editable checkout under ``PYTHONDONTWRITEBYTECODE`` would compile it in every process).
 
     .venv/bin/python benchmarks/bench_first_call.py [--repeats 5]
 """
@@ -58,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
+    import compileall
+    import pathlib
+
+    import whyclust
+
+    compileall.compile_dir(pathlib.Path(whyclust.__file__).parent, quiet=1)
     with tempfile.TemporaryDirectory() as tmp:
         prefix = f"DIR = {tmp!r}\n"
         subprocess.run([sys.executable, "-c", prefix + _SETUP], check=True)

@@ -10,13 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from whyclust._buffers import _MAPPED_BYTES, output_array
+from whyclust._buffers import output_array
 from whyclust.engine._xp import row_max, row_min
 from whyclust.engine.kmeans import KMeansGeometry, assigned_logits, check_finite_scores
 from whyclust.engine.pool import _NEGLIGIBLE, margins_for_target, min_take_most, spread
 from whyclust.explainers.kmeans import explain_kmeans
 
-_LARGE = (_MAPPED_BYTES // (4 * 1024) + 3, 1024)  # float32: just over the mapping size
+#: 32 MiB and more in float32: huge pages where Linux gives them, many worker threads' rows
+_LARGE_BYTES = 1 << 25
+_LARGE = (_LARGE_BYTES // (4 * 1024) + 3, 1024)
 
 
 @pytest.mark.parametrize("shape", [(0, 5), (3, 4), _LARGE])
@@ -30,7 +32,7 @@ def test_output_array_is_a_plain_writable_array(shape, faulted, dtype) -> None:
     out[...] = values
     view = out[1:]
     del out
-    gc.collect()  # the mapping lives as long as any array that uses it
+    gc.collect()  # the memory lives as long as any array that uses it
     np.testing.assert_array_equal(view, values[1:])
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(view)), values[1:])
 
@@ -44,15 +46,15 @@ def test_two_outputs_never_share_memory() -> None:
 
 
 def test_large_explanation_equals_the_small_one_row_by_row() -> None:
-    """An output over the mapping threshold (threads write and fault it) holds what the
-    same rows give when explained alone."""
+    """A large output (threads write and fault it) holds what the same rows give when
+    explained alone."""
     rng = np.random.default_rng(0)
     n, d = _LARGE
     X = rng.normal(size=(n, d))
     centers = rng.normal(size=(6, d))
     big = explain_kmeans(centers, X, beta=0.5)
     small = explain_kmeans(centers, X[:50], beta=0.5)
-    assert big.relevance.nbytes >= _MAPPED_BYTES
+    assert big.relevance.nbytes >= _LARGE_BYTES
     scale = np.abs(big.relevance).sum(axis=1)
     np.testing.assert_allclose(big.relevance[:50], small.relevance, rtol=0, atol=1e-9 * scale.max())
     assert np.all(np.abs(big.relevance.sum(axis=1) - big.logit) <= 1e-9 * scale)
