@@ -36,7 +36,10 @@ __all__ = [
     "design_a_composite",
     "exact_batchnorm_merge",
     "find_code_layer",
+    "fold_scale",
     "folded_forward",
+    "folded_logit",
+    "folded_relevance",
 ]
 
 #: first-layer rules of design A; "zbox" needs bounds
@@ -115,23 +118,30 @@ def folded_forward(
     z = out.reshape(out.shape[0], -1).detach()
     with torch.no_grad():
         u = code.module(a.detach()).reshape(a.shape[0], -1)
-        if u.shape != z.shape:
-            raise ValueError(
-                f"the encoder's output ({tuple(z.shape[1:])}) is not its code layer "
-                f"{code.name!r} ({tuple(u.shape[1:])}): deep NEON cannot fold it"
-            )
-        zn = z.norm(dim=1)
-        s = u.norm(dim=1) / zn.clamp_min(torch.finfo(z.dtype).tiny)
-        s = torch.where(zn > 0, s, torch.ones_like(s))
-        err = (u / s[:, None] - z).abs().amax(1)
-        tol = 1e3 * torch.finfo(z.dtype).eps * (1.0 + z.abs().amax(1))
-        if bool((err > tol).any()):
-            raise ValueError(
-                f"the encoder's output is not a per-point rescaling of its code layer "
-                f"{code.name!r}: deep NEON cannot fold it; pass composite= to use the "
-                "unfolded rules"
-            )
-    return a, u, s
+    return a, u, fold_scale(u, z, code.name)
+
+
+@torch.no_grad()
+def fold_scale(u: torch.Tensor, z: torch.Tensor, name: str) -> torch.Tensor:
+    """The per-point scale s (n,) with z = u / s for code-layer outputs u; ValueError when
+    the encoder's output z is not such a rescaling of its code layer ``name``."""
+    if u.shape != z.shape:
+        raise ValueError(
+            f"the encoder's output ({tuple(z.shape[1:])}) is not its code layer "
+            f"{name!r} ({tuple(u.shape[1:])}): deep NEON cannot fold it"
+        )
+    zn = z.norm(dim=1)
+    s = u.norm(dim=1) / zn.clamp_min(torch.finfo(z.dtype).tiny)
+    s = torch.where(zn > 0, s, torch.ones_like(s))
+    err = (u / s[:, None] - z).abs().amax(1)
+    tol = 1e3 * torch.finfo(z.dtype).eps * (1.0 + z.abs().amax(1))
+    if bool((err > tol).any()):
+        raise ValueError(
+            f"the encoder's output is not a per-point rescaling of its code layer "
+            f"{name!r}: deep NEON cannot fold it; pass composite= to use the "
+            "unfolded rules"
+        )
+    return s
 
 
 class FoldedNeonHead(torch.autograd.Function):
@@ -151,15 +161,7 @@ class FoldedNeonHead(torch.autograd.Function):
     def forward(ctx, a, weight, bias, scale, rel, target, beta, contrast, gamma, sink):  # type: ignore[override]
         with torch.no_grad():
             z = (a.reshape(a.shape[0], -1) @ weight.T + bias) / scale[:, None]
-            scores = rel.scores(rel.prepare(z))
-            if contrast is None:
-                h = margins_for_target(scores, target)
-                f = h.amin(1)
-                share = min_take_most(h, beta)
-            else:
-                sc = scores.gather(1, target[:, None])[:, 0]
-                f = sc - scores.gather(1, contrast[:, None])[:, 0]
-                share = torch.zeros_like(scores).scatter_(1, contrast[:, None], 1.0)
+            f, share = folded_logit(z, rel, target, beta, contrast)
         ctx.save_for_backward(a, weight, scale, share)
         ctx.args = (rel, target, gamma, sink)
         return f
@@ -168,17 +170,64 @@ class FoldedNeonHead(torch.autograd.Function):
     def backward(ctx, g):  # type: ignore[override]
         a, weight, scale, share = ctx.saved_tensors
         rel, target, gamma, sink = ctx.args
-        with torch.no_grad():
-            flat = a.reshape(a.shape[0], -1)
-            proj = rel.shifted @ weight  # (K, m_a): W_L^T mu'_k
-            v = 2.0 * (proj[target][:, None, :] - proj[None]) / scale[:, None, None]
-            pos, neg = flat.clamp(min=0)[:, None, :], flat.clamp(max=0)[:, None, :]
-            num = pos * (v + gamma * v.clamp(min=0)) + neg * (v + gamma * v.clamp(max=0))
-            den = stabilize(num.sum(2), _stabiliser(flat))
-            r = torch.einsum("nk,nki->ni", share * g[:, None] / den, num)
+        r = folded_relevance(a, weight, scale, share * g[:, None], rel, target, gamma)
         if sink is not None:
             sink.append(r.sum(1))
         return r.reshape(a.shape), None, None, None, None, None, None, None, None, None
+
+
+@torch.no_grad()
+def folded_logit(
+    z: torch.Tensor, rel: KMeansGeometry, target: torch.Tensor, beta: Any, contrast: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The explained logit (n,) of features z and each competitor's share of it (n, K):
+    min-take-most, or everything to the ``contrast`` cluster."""
+    scores = rel.scores(rel.prepare(z))
+    if contrast is None:
+        h = margins_for_target(scores, target)
+        return h.amin(1), min_take_most(h, beta)
+    sc = scores.gather(1, target[:, None])[:, 0]
+    f = sc - scores.gather(1, contrast[:, None])[:, 0]
+    return f, torch.zeros_like(scores).scatter_(1, contrast[:, None], 1.0)
+
+
+@torch.no_grad()
+def folded_relevance(
+    a: torch.Tensor,
+    weight: torch.Tensor,
+    scale: torch.Tensor,
+    amounts: torch.Tensor,
+    rel: KMeansGeometry,
+    target: torch.Tensor,
+    gamma: float,
+) -> torch.Tensor:
+    """LRP-gamma of the competitors' ``amounts`` (n, K) onto the activations a (n, m_a).
+
+    The folded weights v_ck = W_L^T 2 (mu_c - mu_k) / s depend on a point only through
+    its target c and scale s, so the rows of each target share one (K, m_a) matrix
+    G = V + gamma V+ (V- for negative activations): two products per target, O(n K m_a).
+    """
+    flat = a.reshape(a.shape[0], -1)
+    proj = rel.shifted @ weight  # (K, m_a): W_L^T mu'_k
+    pos = flat.clamp(min=0)
+    neg = flat.clamp(max=0) if bool((flat < 0).any()) else None
+    eps = _stabiliser(flat)
+    out = torch.zeros_like(flat)
+    for c in torch.unique(target).tolist():
+        rows = (target == c).nonzero()[:, 0]
+        v = 2.0 * (proj[c][None, :] - proj)  # (K, m_a); row c is 0
+        g_pos = v + gamma * v.clamp(min=0)
+        den = pos[rows] @ g_pos.T
+        if neg is not None:
+            g_neg = v + gamma * v.clamp(max=0)
+            den = den + neg[rows] @ g_neg.T
+        inv = 1.0 / scale[rows][:, None]
+        coef = amounts[rows] / stabilize(den * inv, eps) * inv
+        r = pos[rows] * (coef @ g_pos)
+        if neg is not None:
+            r = r + neg[rows] * (coef @ g_neg)
+        out[rows] = r
+    return out
 
 
 def _stabiliser(t: torch.Tensor) -> float:
