@@ -32,6 +32,7 @@ from torch import nn
 
 from whyclust.engine.kernel import KernelGeometry
 from whyclust.engine.kmeans import KMeansGeometry
+from whyclust.explainers.deep_chain import DesignAChain, Unsupported
 from whyclust.explainers.deep_rules import (
     FIRST_RULES,
     FoldedNeonHead,
@@ -41,6 +42,8 @@ from whyclust.explainers.deep_rules import (
     exact_batchnorm_merge,
     find_code_layer,
     folded_forward,
+    folded_logit,
+    folded_relevance,
 )
 from whyclust.explainers.explanation import Explanation
 from whyclust.explainers.neon import (
@@ -310,60 +313,67 @@ def explain_encoded(
             net, head, X, target, beta, contrast, bs, composite, bounds, epsilon, eps, dev, dtype
         )
 
-    per_row = head.n_clusters * code.module.in_features
-    bs = (
-        max(1, min(_DEFAULT_ROWS, _FOLD_VALUES // per_row))
-        if batch_size is None
-        else int(batch_size)
-    )
+    bs = _DEFAULT_ROWS if batch_size is None else int(batch_size)
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         z = net.encoder(x)
         return head(z.reshape(z.shape[0], -1))
 
-    logits = batched_logits(forward, X, bs, dev, dtype)
+    midpoint = ref_name == "midpoint"
+    chain = None
+    if midpoint:
+        g_head, g_hidden = check_gamma(head_gamma, "head_gamma"), check_gamma(gamma, "gamma")
+        rule = _resolve_first_rule(first_rule, bounds)
+        chain = _chain(net.encoder, code, rule, bounds, g_hidden, bool(zero_bias))
+        if chain is not None and batch_size is None:  # rows whose activations fit the budget
+            per_row = chain.forward(to_tensor(X[:1], dev, dtype)).n_values
+            bs = max(1, min(_MAX_ROWS, _TRACE_VALUES // per_row))
+    trace = None
+    if chain is not None and n <= bs:  # one batch: one forward gives logits and rules
+        trace = chain.forward(to_tensor(X, dev, dtype))
+        with torch.no_grad():
+            logits = head(trace.z).cpu()
+    else:
+        logits = batched_logits(forward, X, bs, dev, dtype)
     assigned, tgt, other, beta_value = resolve_request(
         logits, target=target, beta=beta, contrast=contrast
     )
     rel = KMeansGeometry(head.centers.to(device=dev, dtype=dtype), eps)
-    encoder = copy.deepcopy(net.encoder).to(dev).eval()
-    code = find_code_layer(encoder)
-    assert code is not None
     out = np.empty(X.shape, dtype=X.dtype)
     logit = np.empty(n, dtype=X.dtype)
     head_sum = np.empty(n, dtype=X.dtype)
     extras: dict[str, Any] = {"fold": code.name, "reference": ref_value,
                               "reference_name": ref_name}  # fmt: skip
-    if ref_name == "midpoint":
-        g_head = check_gamma(head_gamma, "head_gamma")
-        rule = _resolve_first_rule(first_rule, bounds)
-        comp = design_a_composite(
-            code, first_rule=rule, bounds=bounds, gamma=check_gamma(gamma, "gamma"),
-            zero_bias=bool(zero_bias),
-        )  # fmt: skip
-        with comp.context(encoder) as hooked:
-            weight = code.module.weight.detach()
-            bias = _bias(code.module)
-            for rows in row_batches(n, bs):
-                x = to_tensor(X[rows], dev, dtype).requires_grad_(True)
-                t = tgt[rows].to(dev)
-                o = None if other is None else other[rows].to(dev)
-                sink: list[torch.Tensor] = []
-                with torch.enable_grad():
-                    a, _, s = folded_forward(hooked, code, x)
-                    f = FoldedNeonHead.apply(
-                        a, weight, bias, s, rel, t, beta_value, o, g_head, sink
-                    )
-                    (r,) = torch.autograd.grad(f, x, grad_outputs=f.detach())
-                out[rows] = r.detach().cpu().numpy().astype(X.dtype, copy=False)
-                logit[rows] = f.detach().cpu().numpy()
-                head_sum[rows] = sink[0].cpu().numpy()
+    if midpoint:
+        batches = list(row_batches(n, bs))
+        if chain is not None:
+            try:
+                for rows in batches:
+                    t = tgt[rows].to(dev)
+                    o = None if other is None else other[rows].to(dev)
+                    tr = trace or chain.forward(to_tensor(X[rows], dev, dtype))
+                    f, share = folded_logit(tr.z, rel, t, beta_value, o)
+                    r_a = folded_relevance(tr.a, chain.code_weight, tr.scale, share * f[:, None],
+                                           rel, t, g_head)  # fmt: skip
+                    out[rows] = chain.relevance(tr, r_a).cpu().numpy().astype(X.dtype, copy=False)
+                    logit[rows] = f.cpu().numpy()
+                    head_sum[rows] = r_a.sum(1).cpu().numpy()
+            except Unsupported:  # Gamma on an activation with negative outputs: zennit's
+                chain = None
+        if chain is None:
+            rules = {"first_rule": rule, "bounds": bounds, "gamma": g_hidden,
+                     "zero_bias": bool(zero_bias)}  # fmt: skip
+            _design_a_zennit(net.encoder, rules, X, batches, rel, tgt, other, beta_value,
+                             g_head, dev, dtype, out, logit, head_sum)  # fmt: skip
         explained = logit
         extras.update(
             rule="fold-gamma", first_rule=rule, bounds=bounds, gamma=float(gamma),
             head_gamma=g_head, zero_bias=bool(zero_bias),
         )  # fmt: skip
     else:
+        encoder = copy.deepcopy(net.encoder).to(dev).eval()
+        code = find_code_layer(encoder)
+        assert code is not None
         ref_t = to_tensor(ref_value[None], dev, dtype)
         handles = exact_batchnorm_merge().apply(encoder)
         part = np.empty(n, dtype=X.dtype)
@@ -385,6 +395,41 @@ def explain_encoded(
         extras.update(rule="fold-delta", reference_part=part)
     return _encoded_explanation(out, logit, head_sum, explained, assigned, tgt, beta_value,
                                 other, extras)  # fmt: skip
+
+
+def _chain(encoder, code, rule, bounds, gamma, zero_bias) -> DesignAChain | None:
+    """The hook-free design A of this encoder, or None where it needs zennit."""
+    try:
+        return DesignAChain(encoder, code, first_rule=rule, bounds=bounds, gamma=gamma,
+                            zero_bias=zero_bias)  # fmt: skip
+    except Unsupported:
+        return None
+
+
+def _design_a_zennit(
+    net_encoder, rules, X, batches, rel, tgt, other, beta, g_head, dev, dtype,
+    out, logit, head_sum,
+) -> None:  # fmt: skip
+    """Design A through zennit's hooks on a copy of the encoder, batch by batch; ``rules``
+    are :func:`design_a_composite`'s options."""
+    encoder = copy.deepcopy(net_encoder).to(dev).eval()
+    code = find_code_layer(encoder)
+    assert code is not None
+    with design_a_composite(code, **rules).context(encoder) as hooked:
+        weight = code.module.weight.detach()
+        bias = _bias(code.module)
+        for rows in batches:
+            x = to_tensor(X[rows], dev, dtype).requires_grad_(True)
+            t = tgt[rows].to(dev)
+            o = None if other is None else other[rows].to(dev)
+            sink: list[torch.Tensor] = []
+            with torch.enable_grad():
+                a, _, s = folded_forward(hooked, code, x)
+                f = FoldedNeonHead.apply(a, weight, bias, s, rel, t, beta, o, g_head, sink)
+                (r,) = torch.autograd.grad(f, x, grad_outputs=f.detach())
+            out[rows] = r.detach().cpu().numpy().astype(X.dtype, copy=False)
+            logit[rows] = f.detach().cpu().numpy()
+            head_sum[rows] = sink[0].cpu().numpy()
 
 
 def _encoded_explanation(
@@ -415,8 +460,8 @@ def _encoded_explanation(
     )
 
 
-#: values of one (rows x K x m_a) tensor of the folded head's backward
-_FOLD_VALUES = 1 << 24
+#: values of the activations one batch of the layer-by-layer path keeps (and its most rows)
+_TRACE_VALUES, _MAX_ROWS = 1 << 24, 4096
 
 
 def _bias(layer: nn.Linear) -> torch.Tensor:

@@ -1,0 +1,289 @@
+"""Design A on a chain of standard layers, computed layer by layer without hooks.
+
+For an encoder that is a (nested) ``nn.Sequential`` of Linear / ConvNd layers, BatchNorm,
+elementwise activations, max pools and shape layers, :class:`DesignAChain` computes the
+relevance that :func:`~whyclust.explainers.deep_rules.design_a_composite` gives through
+zennit (the same numbers up to rounding; tested), with fewer passes. With z = op(a, W) + b
+the layer's output, W+ / W- its weight's positive / negative parts and T_V the transposed
+layer of weight V:
+
+- Gamma on an input a >= 0 (below a ReLU): the denominators z + g (op(a, W+) + b+) where
+  z > 0 and z + g (op(a, W-) + b-) where z < 0, with op(a, W-) = op(a, W) - op(a, W+), and
+  R = a * (T_W(r+ + (1 + g) r-) + g T_W+(r+ - r-)) for the two masked ratios r+-: one
+  extra forward and one transposed layer of doubled width.
+- ZBox on [l, h]: the denominator op(x, W) - op(l, W+) - op(h, W-), whose second part does
+  not depend on x (computed once), and R = (x - h) * T_W(r) + (h - l) * T_W+(r).
+- Epsilon: R = x * T_W(R / z).
+
+Activations pass relevance unchanged, max pools route it to their maxima, BatchNorm right
+after a Linear / Conv is merged into it (as zennit's canonizer does, exactly). Anything
+else, and Gamma on a negative input, is :class:`Unsupported`: the caller falls back to
+zennit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from whyclust.explainers.deep_rules import CodeLayer, fold_scale
+from whyclust.networks.base import L2Normalize
+
+__all__ = ["DesignAChain", "Unsupported"]
+
+#: zennit's ``Activation`` types that are elementwise (zennit gives them its Pass rule)
+_PASS = (
+    nn.ELU, nn.Hardshrink, nn.Hardsigmoid, nn.Hardtanh, nn.Hardswish, nn.LeakyReLU,
+    nn.LogSigmoid, nn.PReLU, nn.ReLU, nn.ReLU6, nn.RReLU, nn.SELU, nn.CELU, nn.GELU,
+    nn.Sigmoid, nn.SiLU, nn.Softplus, nn.Softshrink, nn.Softsign, nn.Tanh, nn.Tanhshrink,
+    nn.Threshold,
+)  # fmt: skip
+_SHAPE = (nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout)
+_MAXPOOL = (
+    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d,
+    nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
+)  # fmt: skip
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_BATCHNORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+#: leaves that may follow the code layer (they only rescale or reshape z)
+_AFTER_CODE = (L2Normalize, nn.Flatten, nn.Identity, nn.Dropout)
+#: zennit's stabiliser of the rules below the head
+_STABILISER = 1e-6
+
+
+class Unsupported(Exception):
+    """The encoder (or this input) needs zennit's general machinery."""
+
+
+def _stabilize(t: torch.Tensor) -> torch.Tensor:
+    """zennit's ``stabilize``: t + eps sign(t), with sign(0) = +1."""
+    return t + _STABILISER * ((t == 0).to(t) + t.sign())
+
+
+def _merged(module: nn.Module, bn: nn.Module | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of a Linear / Conv with a following BatchNorm merged (zennit's
+    formula; the BatchNorm then computes the identity exactly)."""
+    w = module.weight.detach()
+    if module.bias is not None:
+        b = module.bias.detach()
+    else:
+        b = torch.zeros(w.shape[0], dtype=w.dtype, device=w.device)
+    if bn is None:
+        return w, b
+    scale = bn.weight.detach() / (bn.running_var + bn.eps) ** 0.5
+    index = (slice(None), *((None,) * (w.ndim - 1)))
+    return w * scale[index], (b - bn.running_mean) * scale + bn.bias.detach()
+
+
+@dataclass
+class _Affine:
+    """A Linear or ConvNd layer (BatchNorm merged) and the rule that explains it."""
+
+    module: nn.Module
+    batch_norm: nn.Module | None
+    weight: torch.Tensor
+    bias: torch.Tensor
+    rule: str  # "gamma", "zbox", "epsilon"
+
+    def __post_init__(self) -> None:
+        self.conv = isinstance(self.module, _CONV)
+        if self.conv and (self.module.groups != 1 or self.module.padding_mode != "zeros"):
+            raise Unsupported("grouped or non-zero-padded convolution")
+        self.positive = self.weight.clamp(min=0)
+        # [W | W+] stacked along the inputs (one g, two results) or the outputs (two g, summed)
+        self.by_input = torch.cat([self.weight, self.positive], dim=1)
+        self.by_output = torch.cat([self.weight, self.positive], dim=0)
+
+    def op(self, a: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """The layer without bias, with another weight."""
+        if not self.conv:
+            return F.linear(a, weight)
+        m = self.module
+        conv = (F.conv1d, F.conv2d, F.conv3d)[a.ndim - 3]
+        return conv(a, weight, None, m.stride, m.padding, m.dilation, 1)
+
+    def transposed(self, g: torch.Tensor, weight: torch.Tensor, shape: torch.Size) -> Any:
+        """T_weight g: the transposed layer for outputs ``g`` and inputs of ``shape``."""
+        if not self.conv:
+            return g @ weight
+        m = self.module
+        grad = (torch.nn.grad.conv1d_input, torch.nn.grad.conv2d_input,
+                torch.nn.grad.conv3d_input)[len(shape) - 3]  # fmt: skip
+        return grad(shape, weight, g, m.stride, m.padding, m.dilation, 1)
+
+    def both(self, g: torch.Tensor, shape: torch.Size) -> tuple[Any, Any]:
+        """(T_W g, T_W+ g) in one transposed layer of doubled width."""
+        size = torch.Size((shape[0], 2 * shape[1], *shape[2:]))
+        return self.transposed(g, self.by_input, size).split(shape[1], dim=1)
+
+    def summed(self, g: torch.Tensor, g_pos: torch.Tensor, shape: torch.Size) -> Any:
+        """T_W g + T_W+ g_pos in one transposed layer of doubled width."""
+        return self.transposed(torch.cat([g, g_pos], dim=1), self.by_output, shape)
+
+
+@dataclass
+class _Trace:
+    """What the backward needs from one forward pass."""
+
+    inputs: list[torch.Tensor]
+    outputs: list[torch.Tensor | None]  # op(a, W) without bias, for affine steps
+    a: torch.Tensor  # input of the code layer
+    u: torch.Tensor  # code layer output W_L a + b_L
+    scale: torch.Tensor  # z = u / scale
+    z: torch.Tensor
+
+    @property
+    def n_values(self) -> int:
+        """Values kept per batch (inputs and pre-activations of every layer)."""
+        kept = [*self.inputs, *(t for t in self.outputs if t is not None), self.a, self.u]
+        return sum(t.numel() for t in kept)
+
+
+class DesignAChain:
+    """The encoder as a list of steps, ready to explain batches (see the module doc)."""
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        code: CodeLayer,
+        *,
+        first_rule: str,
+        bounds: tuple[float, float],
+        gamma: float,
+        zero_bias: bool,
+    ) -> None:
+        leaves = _sequential_leaves(encoder)
+        names = [n for n, _ in leaves]
+        if code.name not in names:
+            raise Unsupported("code layer not among the leaves")
+        at = names.index(code.name)
+        below, after = leaves[:at], leaves[at + 1 :]
+        self.gamma, self.zero_bias = float(gamma), bool(zero_bias)
+        self.low, self.high = float(bounds[0]), float(bounds[1])
+        self.steps: list[Any] = []
+        first_done = False
+        i = 0
+        while i < len(below):
+            _, mod = below[i]
+            if isinstance(mod, (nn.Linear, *_CONV)):
+                nxt = below[i + 1][1] if i + 1 < len(below) else None
+                bn = nxt if isinstance(nxt, _BATCHNORM) else None
+                rule = "gamma" if first_done else first_rule
+                if rule not in ("gamma", "zbox", "epsilon"):
+                    raise Unsupported(f"first rule {rule}")
+                w, b = _merged(mod, bn)
+                self.steps.append(_Affine(mod, bn, w, b, rule))
+                first_done = True
+                i += 2 if bn is not None else 1
+                continue
+            if isinstance(mod, (*_PASS, *_SHAPE, *_MAXPOOL, *_BATCHNORM)):
+                self.steps.append(mod)  # BatchNorm not after a layer: zennit's Pass
+                i += 1
+                continue
+            raise Unsupported(type(mod).__name__)
+        bn = after[0][1] if after and isinstance(after[0][1], nn.BatchNorm1d) else None
+        rest = after[1:] if bn is not None else after
+        if not all(isinstance(m, _AFTER_CODE) for _, m in rest):
+            raise Unsupported("layers after the code layer")
+        self.code_name, self.code_module, self.code_norm = code.name, code.module, bn
+        self.code_weight, _ = _merged(code.module, bn)
+        self.after = [m for _, m in rest]
+        self._box: dict[tuple[int, ...], torch.Tensor] = {}
+
+    # ---- forward --------------------------------------------------------------------
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> _Trace:
+        """The encoder's own modules on ``x`` (so z is the network's), keeping what the
+        rules need: each layer's input and its merged pre-activation without bias."""
+        inputs, outputs = [], []
+        h = x
+        for step in self.steps:
+            inputs.append(h)
+            if isinstance(step, _Affine):
+                h = step.module(h)
+                if step.batch_norm is not None:
+                    h = step.batch_norm(h)
+                outputs.append(h - step.bias.reshape(-1, *((1,) * (h.ndim - 2))))
+            else:
+                outputs.append(None)
+                h = step(h)
+        a = h
+        u = self.code_module(a)
+        if self.code_norm is not None:
+            u = self.code_norm(u)
+        z = u
+        for mod in self.after:
+            z = mod(z)
+        u, z = u.reshape(u.shape[0], -1), z.reshape(z.shape[0], -1)
+        return _Trace(inputs, outputs, a, u, fold_scale(u, z, self.code_name), z)
+
+    # ---- backward -------------------------------------------------------------------
+
+    @torch.no_grad()
+    def relevance(self, trace: _Trace, r: torch.Tensor) -> torch.Tensor:
+        """Relevance on the input, given the relevance ``r`` on the code layer's input."""
+        r = r.reshape(trace.a.shape)
+        for step, inp, out in zip(
+            reversed(self.steps), reversed(trace.inputs), reversed(trace.outputs), strict=True
+        ):
+            if isinstance(step, _Affine):
+                r = self._affine(step, inp, out, r)
+            elif isinstance(step, _MAXPOOL):
+                with torch.enable_grad():
+                    xi = inp.detach().requires_grad_(True)
+                    (r,) = torch.autograd.grad(step(xi), xi, r)
+            elif isinstance(step, _SHAPE):
+                r = r.reshape(inp.shape)
+        return r
+
+    def _affine(self, step: _Affine, a: torch.Tensor, zw: torch.Tensor, r: torch.Tensor):
+        b = step.bias.reshape(-1, *((1,) * (zw.ndim - 2)))
+        if step.rule == "zbox":
+            t_w, t_pos = step.both(r / _stabilize(zw - self._box_offset(step, a)), a.shape)
+            return (a - self.high) * t_w + (self.high - self.low) * t_pos
+        if step.rule == "epsilon":
+            den = zw if self.zero_bias else zw + b
+            return a * step.transposed(r / _stabilize(den), step.weight, a.shape)
+        if bool((a < 0).any()):
+            raise Unsupported("gamma on a negative input")
+        g = self.gamma
+        pos = step.op(a, step.positive)  # op(a, W+); op(a, W-) = zw - pos
+        z = zw + b
+        if self.zero_bias:
+            den_pos, den_neg = zw + g * pos, zw + g * (zw - pos)
+        else:
+            den_pos = z + g * (pos + b.clamp(min=0))
+            den_neg = z + g * (zw - pos + b.clamp(max=0))
+        r_pos = torch.where(z > 0, r / _stabilize(den_pos), 0.0)
+        r_neg = torch.where(z < 0, r / _stabilize(den_neg), 0.0)
+        return a * step.summed(r_pos + (1.0 + g) * r_neg, g * (r_pos - r_neg), a.shape)
+
+    def _box_offset(self, step: _Affine, a: torch.Tensor) -> torch.Tensor:
+        """op(l, W+) + op(h, W-) for one input of a's shape (it does not depend on x)."""
+        key = tuple(a.shape[1:])
+        if key not in self._box:
+            ones = torch.ones((1, *key), dtype=a.dtype, device=a.device)
+            neg = step.weight - step.positive
+            self._box[key] = step.op(self.low * ones, step.positive) + step.op(
+                self.high * ones, neg
+            )
+        return self._box[key]
+
+
+def _sequential_leaves(encoder: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The leaves of a tree of ``nn.Sequential`` (their forward order), else Unsupported."""
+    leaves = []
+    for name, mod in encoder.named_modules():
+        if list(mod.children()):
+            if type(mod).forward is not nn.Sequential.forward:
+                raise Unsupported(f"container {type(mod).__name__}")
+        else:
+            leaves.append((name, mod))
+    if not leaves:
+        raise Unsupported("no leaves")
+    return leaves

@@ -1,0 +1,207 @@
+"""Design A computed layer by layer (deep_chain) equals design A through zennit's hooks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import whyclust as wc
+import whyclust.explainers.deep as deep
+from whyclust.explainers.deep_chain import _PASS, DesignAChain
+from whyclust.networks import L2Normalize
+
+
+def _zennit_only(monkeypatch) -> None:
+    monkeypatch.setattr(deep, "_chain", lambda *args: None)
+
+
+def _spy(monkeypatch) -> list[int]:
+    calls: list[int] = []
+    original = DesignAChain.relevance
+
+    def counted(self, trace, r):
+        calls.append(int(r.shape[0]))
+        return original(self, trace, r)
+
+    monkeypatch.setattr(DesignAChain, "relevance", counted)
+    return calls
+
+
+def _random_bn(bn: nn.Module, gen: torch.Generator) -> None:
+    with torch.no_grad():
+        n = bn.num_features
+        bn.running_mean.copy_(torch.rand(n, generator=gen, dtype=torch.float64) * 0.6 - 0.3)
+        bn.running_var.copy_(torch.rand(n, generator=gen, dtype=torch.float64) * 1.5 + 0.5)
+        bn.weight.copy_(torch.rand(n, generator=gen, dtype=torch.float64) + 0.5)
+        bn.bias.copy_(torch.rand(n, generator=gen, dtype=torch.float64) * 0.4 - 0.2)
+
+
+def _encoder(conv: bool, seed: int, pool: bool, loose_bn: bool, code_bn: bool,
+             normalize: bool, nested: bool, bias: bool) -> tuple[nn.Sequential, tuple]:  # fmt: skip
+    """A random chain of the layers the fast path covers, and its input shape."""
+    torch.manual_seed(seed)
+    if conv:
+        shape = (2, 8, 8)
+        body = [nn.Conv2d(2, 3, 3, padding=1, bias=bias), nn.BatchNorm2d(3), nn.ReLU()]
+        if pool:
+            body += [nn.MaxPool2d(2)]
+        side = 4 if pool else 8
+        body += [nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
+        if loose_bn:  # BatchNorm after an activation: not merged, zennit passes relevance
+            body += [nn.BatchNorm2d(4)]
+        side = (side + 1) // 2
+        body += [nn.Flatten(), nn.Linear(4 * side * side, 10), nn.ReLU()]
+    else:
+        shape = (7,)
+        body = [nn.Linear(7, 12, bias=bias), nn.ReLU(), nn.Linear(12, 9), nn.BatchNorm1d(9),
+                nn.ReLU(), nn.Dropout(0.3), nn.Linear(9, 10), nn.ReLU()]  # fmt: skip
+        if loose_bn:
+            body += [nn.BatchNorm1d(10)]
+    if nested:
+        body = [nn.Sequential(*body[:3]), nn.Sequential(*body[3:])]
+    tail: list[nn.Module] = [nn.Linear(10, 3)]
+    if code_bn:
+        tail.append(nn.BatchNorm1d(3))
+    if normalize:
+        tail.append(L2Normalize())
+    enc = nn.Sequential(*body, *tail).double()
+    gen = torch.Generator().manual_seed(seed)
+    for mod in enc.modules():
+        if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            _random_bn(mod, gen)
+        if isinstance(mod, (nn.Linear, nn.Conv2d)):
+            with torch.no_grad():
+                mod.weight *= 2.0  # activations of order 1: stabilisers stay negligible
+    return enc.eval(), shape
+
+
+def _centers(enc: nn.Module, X: np.ndarray, k: int) -> np.ndarray:
+    with torch.no_grad():
+        z = enc(torch.from_numpy(X)).reshape(len(X), -1).numpy()
+    return z[np.linspace(0, len(X) - 1, k).astype(int)]
+
+
+def _both(monkeypatch, model, X, **options):
+    calls = _spy(monkeypatch)
+    fast = wc.explain(model, X, **options)
+    assert calls, "the layer-by-layer path was not taken"
+    with monkeypatch.context() as m:
+        _zennit_only(m)
+        slow = wc.explain(model, X, **options)
+    return fast, slow
+
+
+def _assert_same(fast, slow, rtol: float = 1e-7) -> None:
+    np.testing.assert_array_equal(fast.cluster, slow.cluster)
+    np.testing.assert_allclose(fast.logit, slow.logit, rtol=1e-10, atol=1e-12)
+    scale = np.abs(slow.relevance).reshape(len(slow.logit), -1).max(1)
+    diff = np.abs(fast.relevance - slow.relevance).reshape(len(slow.logit), -1).max(1)
+    assert np.all(diff <= rtol * scale + 1e-12), (diff / scale).max()
+    np.testing.assert_allclose(fast.extras["head_conservation"], slow.extras["head_conservation"],
+                               rtol=1e-9)  # fmt: skip
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    conv=st.booleans(),
+    seed=st.integers(0, 10_000),
+    pool=st.booleans(),
+    loose_bn=st.booleans(),
+    code_bn=st.booleans(),
+    normalize=st.booleans(),
+    nested=st.booleans(),
+    bias=st.booleans(),
+    first=st.sampled_from(["auto", "zbox", "epsilon", "gamma"]),
+    zero_bias=st.booleans(),
+    beta=st.sampled_from([0.0, 0.5, 2.0, np.inf]),
+    k=st.integers(2, 4),
+)
+def test_layer_by_layer_equals_zennit(conv, seed, pool, loose_bn, code_bn, normalize, nested,
+                                      bias, first, zero_bias, beta, k):  # fmt: skip
+    enc, shape = _encoder(conv, seed, pool, loose_bn, code_bn, normalize, nested, bias)
+    X = np.random.default_rng(seed).uniform(size=(12, *shape))
+    centers = _centers(enc, X, k)
+    with pytest.MonkeyPatch.context() as mp:
+        fast, slow = _both(mp, (enc, centers), X, beta=beta, first_rule=first,
+                           zero_bias=zero_bias, bounds=(0.0, 1.0))  # fmt: skip
+    _assert_same(fast, slow)
+
+
+def test_targets_contrast_and_batches_equal_zennit(monkeypatch):
+    enc, shape = _encoder(True, 3, True, False, False, True, False, True)
+    X = np.random.default_rng(3).uniform(size=(30, *shape))
+    centers = _centers(enc, X, 4)
+    for options in ({"target": 2}, {"contrast": 1, "target": 0}, {"batch_size": 7}):
+        fast, slow = _both(monkeypatch, (enc, centers), X, bounds=(0.0, 1.0), **options)
+        _assert_same(fast, slow)
+
+
+def test_float32_library_networks_take_the_layer_by_layer_path(monkeypatch):
+    """The library's conv autoencoder and TELL networks go layer by layer and agree with
+    zennit to float32 rounding through six layers (relative to each point's largest
+    relevance; the float64 test above checks equality)."""
+    from whyclust.models.autoencoders import conv_autoencoder
+
+    torch.manual_seed(0)
+    enc, _ = conv_autoencoder((1, 12, 12), n_latent=4)
+    gen = torch.Generator().manual_seed(1)
+    for mod in enc.modules():
+        if isinstance(mod, nn.BatchNorm2d | nn.BatchNorm1d):
+            mod.double()
+            _random_bn(mod, gen)
+        if isinstance(mod, nn.Linear | nn.Conv2d):
+            with torch.no_grad():
+                mod.weight *= 2.0
+    enc = enc.float().eval()
+    X = np.random.default_rng(0).uniform(size=(20, 1, 12, 12)).astype(np.float32)
+    centers = _centers(enc, X, 3)
+    for model in ((enc, centers), (nn.Sequential(enc, L2Normalize()), centers)):
+        fast, slow = _both(monkeypatch, model, X)
+        np.testing.assert_array_equal(fast.cluster, slow.cluster)
+        scale = np.abs(slow.relevance).reshape(20, -1).max(1)
+        diff = np.abs(fast.relevance - slow.relevance).reshape(20, -1).max(1)
+        assert np.all(diff <= 1e-3 * scale), (diff / scale).max()
+
+
+def test_negative_inputs_to_gamma_fall_back_to_zennit(monkeypatch):
+    """Below a LeakyReLU the hidden layers see negative inputs: zennit's general Gamma."""
+    torch.manual_seed(0)
+    enc = nn.Sequential(nn.Linear(5, 8), nn.LeakyReLU(0.3), nn.Linear(8, 6), nn.LeakyReLU(0.3),
+                        nn.Linear(6, 3)).double().eval()  # fmt: skip
+    X = np.random.default_rng(0).uniform(size=(15, 5))
+    centers = _centers(enc, X, 3)
+    calls = _spy(monkeypatch)
+    fast = wc.explain((enc, centers), X, bounds=(0.0, 1.0))
+    assert calls  # tried, then gave way
+    _zennit_only(monkeypatch)
+    slow = wc.explain((enc, centers), X, bounds=(0.0, 1.0))
+    np.testing.assert_allclose(fast.relevance, slow.relevance, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "encoder",
+    [
+        nn.Sequential(nn.Linear(5, 6), nn.LayerNorm(6), nn.ReLU(), nn.Linear(6, 3)),
+        nn.Sequential(nn.Linear(5, 6), nn.ReLU(), nn.AvgPool1d(1), nn.Linear(6, 3)),
+        nn.Sequential(nn.Conv1d(1, 2, 3, groups=1, padding_mode="circular", padding=1),
+                      nn.ReLU(), nn.Flatten(), nn.Linear(10, 3)),  # fmt: skip
+    ],
+)
+def test_other_layers_are_left_to_zennit(encoder):
+    from whyclust.explainers.deep_chain import Unsupported
+    from whyclust.explainers.deep_rules import find_code_layer
+
+    code = find_code_layer(encoder)
+    with pytest.raises(Unsupported):
+        DesignAChain(encoder, code, first_rule="zbox", bounds=(0.0, 1.0), gamma=0.25,
+                     zero_bias=False)  # fmt: skip
+
+
+def test_pass_layers_are_zennit_activations():
+    from zennit.types import Activation
+
+    assert all(issubclass(t, Activation) for t in _PASS)
