@@ -325,7 +325,7 @@ def explain_encoded(
         g_head, g_hidden = check_gamma(head_gamma, "head_gamma"), check_gamma(gamma, "gamma")
         rule = _resolve_first_rule(first_rule, bounds)
         chain = _chain(net.encoder, code, rule, bounds, g_hidden, bool(zero_bias))
-        if chain is not None and batch_size is None:  # rows whose activations fit the budget
+        if chain is not None and batch_size is None and n > bs:  # rows within the budget
             per_row = chain.forward(to_tensor(X[:1], dev, dtype)).n_values
             bs = max(1, min(_MAX_ROWS, _TRACE_VALUES // per_row))
     trace = None

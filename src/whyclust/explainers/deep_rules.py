@@ -212,21 +212,28 @@ def folded_relevance(
     pos = flat.clamp(min=0)
     neg = flat.clamp(max=0) if bool((flat < 0).any()) else None
     eps = _stabiliser(flat)
-    out = torch.zeros_like(flat)
-    for c in torch.unique(target).tolist():
-        rows = (target == c).nonzero()[:, 0]
+    order = torch.argsort(target)
+    counts = torch.bincount(target, minlength=proj.shape[0]).tolist()
+    pos, inv, share = pos[order], 1.0 / scale[order][:, None], amounts[order]
+    neg = None if neg is None else neg[order]
+    out = torch.empty_like(flat)
+    start = 0
+    for c, count in enumerate(counts):  # rows sorted by target: one slice per cluster
+        if count == 0:
+            continue
+        rows = slice(start, start + count)
+        start += count
         v = 2.0 * (proj[c][None, :] - proj)  # (K, m_a); row c is 0
         g_pos = v + gamma * v.clamp(min=0)
         den = pos[rows] @ g_pos.T
         if neg is not None:
             g_neg = v + gamma * v.clamp(max=0)
             den = den + neg[rows] @ g_neg.T
-        inv = 1.0 / scale[rows][:, None]
-        coef = amounts[rows] / stabilize(den * inv, eps) * inv
+        coef = share[rows] / stabilize(den * inv[rows], eps) * inv[rows]
         r = pos[rows] * (coef @ g_pos)
         if neg is not None:
             r = r + neg[rows] * (coef @ g_neg)
-        out[rows] = r
+        out[order[rows]] = r
     return out
 
 
