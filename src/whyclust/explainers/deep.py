@@ -359,7 +359,7 @@ def explain_encoded(
                     logit[rows] = f.cpu().numpy()
                     head_sum[rows] = r_a.sum(1).cpu().numpy()
             except Unsupported:  # Gamma on an activation with negative outputs: zennit's
-                chain = None
+                chain = trace = None
         if chain is None:
             rules = {"first_rule": rule, "bounds": bounds, "gamma": g_hidden,
                      "zero_bias": bool(zero_bias)}  # fmt: skip
@@ -397,7 +397,14 @@ def explain_encoded(
                                 other, extras)  # fmt: skip
 
 
-def _chain(encoder, code, rule, bounds, gamma, zero_bias) -> DesignAChain | None:
+def _chain(
+    encoder: nn.Module,
+    code: Any,
+    rule: str,
+    bounds: tuple[float, float],
+    gamma: float,
+    zero_bias: bool,
+) -> DesignAChain | None:
     """The hook-free design A of this encoder, or None where it needs zennit."""
     try:
         return DesignAChain(encoder, code, first_rule=rule, bounds=bounds, gamma=gamma,
@@ -407,9 +414,21 @@ def _chain(encoder, code, rule, bounds, gamma, zero_bias) -> DesignAChain | None
 
 
 def _design_a_zennit(
-    net_encoder, rules, X, batches, rel, tgt, other, beta, g_head, dev, dtype,
-    out, logit, head_sum,
-) -> None:  # fmt: skip
+    net_encoder: nn.Module,
+    rules: dict[str, Any],
+    X: np.ndarray,
+    batches: list[slice],
+    rel: KMeansGeometry,
+    tgt: torch.Tensor,
+    other: torch.Tensor | None,
+    beta: float | None,
+    g_head: float,
+    dev: torch.device,
+    dtype: torch.dtype,
+    out: np.ndarray,
+    logit: np.ndarray,
+    head_sum: np.ndarray,
+) -> None:
     """Design A through zennit's hooks on a copy of the encoder, batch by batch; ``rules``
     are :func:`design_a_composite`'s options."""
     encoder = copy.deepcopy(net_encoder).to(dev).eval()
