@@ -187,8 +187,12 @@ def test_negative_inputs_to_gamma_fall_back_to_zennit(monkeypatch):
     [
         nn.Sequential(nn.Linear(5, 6), nn.LayerNorm(6), nn.ReLU(), nn.Linear(6, 3)),
         nn.Sequential(nn.Linear(5, 6), nn.ReLU(), nn.AvgPool1d(1), nn.Linear(6, 3)),
-        nn.Sequential(nn.Conv1d(1, 2, 3, groups=1, padding_mode="circular", padding=1),
-                      nn.ReLU(), nn.Flatten(), nn.Linear(10, 3)),  # fmt: skip
+        nn.Sequential(
+            nn.Conv1d(1, 2, 3, padding_mode="circular", padding=1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(10, 3),
+        ),
     ],
 )
 def test_other_layers_are_left_to_zennit(encoder):
@@ -205,3 +209,23 @@ def test_pass_layers_are_zennit_activations():
     from zennit.types import Activation
 
     assert all(issubclass(t, Activation) for t in _PASS)
+
+
+@pytest.mark.parametrize("case", ["linear-3d", "same-padding"])
+def test_layers_refused_at_run_time_give_zennits_numbers(monkeypatch, case):
+    """A Linear on (n, C, L) inputs and 'same' padding: zennit's path, same numbers."""
+    torch.manual_seed(0)
+    if case == "linear-3d":
+        enc = nn.Sequential(nn.Unflatten(1, (2, 5)), nn.Linear(5, 4), nn.ReLU(), nn.Flatten(),
+                            nn.Linear(8, 3))  # fmt: skip
+        X = np.random.default_rng(0).uniform(size=(15, 10))
+    else:
+        enc = nn.Sequential(nn.Conv2d(1, 2, 3, padding="same"), nn.ReLU(), nn.Flatten(),
+                            nn.Linear(2 * 5 * 5, 3))  # fmt: skip
+        X = np.random.default_rng(0).uniform(size=(15, 1, 5, 5))
+    enc = enc.double().eval()
+    centers = _centers(enc, X, 3)
+    fast = wc.explain((enc, centers), X, bounds=(0.0, 1.0))
+    _zennit_only(monkeypatch)
+    slow = wc.explain((enc, centers), X, bounds=(0.0, 1.0))
+    np.testing.assert_allclose(fast.relevance, slow.relevance, rtol=0, atol=0)

@@ -325,12 +325,16 @@ def explain_encoded(
         g_head, g_hidden = check_gamma(head_gamma, "head_gamma"), check_gamma(gamma, "gamma")
         rule = _resolve_first_rule(first_rule, bounds)
         chain = _chain(net.encoder, code, rule, bounds, g_hidden, bool(zero_bias))
+    trace = None
+    try:
         if chain is not None and batch_size is None and n > bs:  # rows within the budget
             per_row = chain.forward(to_tensor(X[:1], dev, dtype)).n_values
             bs = max(1, min(_MAX_ROWS, _TRACE_VALUES // per_row))
-    trace = None
-    if chain is not None and n <= bs:  # one batch: one forward gives logits and rules
-        trace = chain.forward(to_tensor(X, dev, dtype))
+        if chain is not None and n <= bs:  # one batch: one forward gives logits and rules
+            trace = chain.forward(to_tensor(X, dev, dtype))
+    except Unsupported:  # a layer the forward found it cannot follow: zennit's hooks
+        chain = None
+    if trace is not None:
         with torch.no_grad():
             logits = head(trace.z).cpu()
     else:

@@ -91,8 +91,9 @@ class _Affine:
 
     def __post_init__(self) -> None:
         self.conv = isinstance(self.module, _CONV)
-        if self.conv and (self.module.groups != 1 or self.module.padding_mode != "zeros"):
-            raise Unsupported("grouped or non-zero-padded convolution")
+        m = self.module
+        if self.conv and (m.groups != 1 or m.padding_mode != "zeros" or isinstance(m.padding, str)):
+            raise Unsupported("grouped, non-zero-padded or string-padded convolution")
         self.positive = self.weight.clamp(min=0)
         # [W | W+] stacked along the inputs (one g, two results) or the outputs (two g, summed)
         self.by_input = torch.cat([self.weight, self.positive], dim=1)
@@ -205,6 +206,8 @@ class DesignAChain:
         for step in self.steps:
             inputs.append(h)
             if isinstance(step, _Affine):
+                if not step.conv and h.ndim != 2:
+                    raise Unsupported("a Linear layer on inputs of more than one axis")
                 h = step.module(h)
                 if step.batch_norm is not None:
                     h = step.batch_norm(h)
