@@ -432,6 +432,7 @@ def test_kl_loss_pairs_each_batch_with_its_own_rows_of_the_target(source, tmp_pa
 
 def test_kl_loss_trains_deterministically_learns_and_is_saved(tmp_path):
     X, y = directional_blobs(n=240, k=3, d=6, seed=3, spread=0.1)
+    torch.manual_seed(0)  # the user's modules: their weights must not depend on test order
     enc = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 4))
     dec = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 6))
     params = {**ENC_FAST, "pretrain_epochs": 30, "max_iter": 6, "cluster_weight": 1.0}
@@ -529,6 +530,7 @@ def test_mlp_mode_builds_the_paper_autoencoder():
 
 def test_user_modules_are_copied_and_learn_the_clusters():
     X, y = directional_blobs(n=240, k=3, d=6, seed=3, spread=0.1)
+    torch.manual_seed(0)  # the user's modules: their weights must not depend on test order
     enc = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 4))
     dec = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 6))
     before = [p.detach().clone() for p in enc.parameters()]
