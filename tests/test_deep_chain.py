@@ -1,4 +1,5 @@
-"""Design A computed layer by layer (deep_chain) equals design A through zennit's hooks."""
+"""Designs A and B computed layer by layer (deep_chain) equal the hooked paths: design A
+through zennit's hooks, design B through autograd with rescale hooks."""
 
 from __future__ import annotations
 
@@ -11,23 +12,29 @@ from torch import nn
 
 import whyclust as wc
 import whyclust.explainers.deep as deep
-from whyclust.explainers.deep_chain import _PASS, DesignAChain
+from whyclust.explainers.deep_chain import _PASS, DesignA, EncoderChain
 from whyclust.networks import L2Normalize
 
 
 def _zennit_only(monkeypatch) -> None:
-    monkeypatch.setattr(deep, "_chain", lambda *args: None)
+    monkeypatch.setattr(deep, "_layer_rules", lambda *args: None)
+    monkeypatch.setattr(deep, "_design_b_layers", lambda *args: False)
 
 
 def _spy(monkeypatch) -> list[int]:
     calls: list[int] = []
-    original = DesignAChain.relevance
+    rules, delta = DesignA.relevance, EncoderChain.delta_multiplier
 
     def counted(self, trace, r):
         calls.append(int(r.shape[0]))
-        return original(self, trace, r)
+        return rules(self, trace, r)
 
-    monkeypatch.setattr(DesignAChain, "relevance", counted)
+    def counted_delta(self, trace, g, n):
+        calls.append(n)
+        return delta(self, trace, g, n)
+
+    monkeypatch.setattr(DesignA, "relevance", counted)
+    monkeypatch.setattr(EncoderChain, "delta_multiplier", counted_delta)
     return calls
 
 
@@ -195,14 +202,13 @@ def test_negative_inputs_to_gamma_fall_back_to_zennit(monkeypatch):
         ),
     ],
 )
-def test_other_layers_are_left_to_zennit(encoder):
+def test_other_layers_are_left_to_the_hooks(encoder):
     from whyclust.explainers.deep_chain import Unsupported
     from whyclust.explainers.deep_rules import find_code_layer
 
     code = find_code_layer(encoder)
     with pytest.raises(Unsupported):
-        DesignAChain(encoder, code, first_rule="zbox", bounds=(0.0, 1.0), gamma=0.25,
-                     zero_bias=False)  # fmt: skip
+        EncoderChain(encoder, code)
 
 
 def test_pass_layers_are_zennit_activations():
@@ -229,3 +235,58 @@ def test_layers_refused_at_run_time_give_zennits_numbers(monkeypatch, case):
     _zennit_only(monkeypatch)
     slow = wc.explain((enc, centers), X, bounds=(0.0, 1.0))
     np.testing.assert_allclose(fast.relevance, slow.relevance, rtol=0, atol=0)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    conv=st.booleans(),
+    seed=st.integers(0, 10_000),
+    pool=st.booleans(),
+    loose_bn=st.booleans(),
+    code_bn=st.booleans(),
+    normalize=st.booleans(),
+    bias=st.booleans(),
+    reference=st.sampled_from(["mean", "point", "zero"]),
+    beta=st.sampled_from([0.0, 0.5, np.inf]),
+    contrast=st.booleans(),
+)
+def test_design_b_layer_by_layer_equals_the_hooks(conv, seed, pool, loose_bn, code_bn, normalize,
+                                                  bias, reference, beta, contrast):  # fmt: skip
+    enc, shape = _encoder(conv, seed, pool, loose_bn, code_bn, normalize, False, bias)
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(size=(12, *shape))
+    centers = _centers(enc, X, 3)
+    ref = {"mean": "mean", "point": X[3], "zero": np.zeros(shape)}[reference]
+    options = {"reference": ref, "beta": beta}
+    if contrast:
+        options.update(target=0, contrast=1)
+    with pytest.MonkeyPatch.context() as mp:
+        fast, slow = _both(mp, (enc, centers), X, **options)
+    np.testing.assert_array_equal(fast.cluster, slow.cluster)
+    np.testing.assert_allclose(fast.logit, slow.logit, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(fast.extras["reference_part"], slow.extras["reference_part"],
+                               rtol=1e-9, atol=1e-12)  # fmt: skip
+    scale = np.abs(slow.relevance).reshape(12, -1).max(1)
+    diff = np.abs(fast.relevance - slow.relevance).reshape(12, -1).max(1)
+    assert np.all(diff <= 1e-9 * scale + 1e-13), (diff / scale).max()
+    if pool:  # max pools route by the point's maxima: the sum is exact only without them
+        return
+    total = fast.relevance.reshape(12, -1).sum(1)
+    np.testing.assert_allclose(total, fast.logit - fast.extras["reference_part"], rtol=1e-8,
+                               atol=1e-10)  # fmt: skip
+
+
+def test_design_b_through_hooks_conserves_with_in_place_activations(monkeypatch):
+    """An in-place ReLU once took DeepLIFT's multiplier and its own mask on top of it."""
+    torch.manual_seed(0)
+    enc = nn.Sequential(nn.Linear(5, 8), nn.ReLU(inplace=True), nn.Linear(8, 6),
+                        nn.ReLU(inplace=True), nn.Linear(6, 3)).double().eval()  # fmt: skip
+    X = np.random.default_rng(0).uniform(size=(20, 5))
+    centers = _centers(enc, X, 3)
+    _zennit_only(monkeypatch)
+    e = wc.explain((enc, centers), X, reference="mean")
+    np.testing.assert_allclose(e.relevance.sum(1), e.logit - e.extras["reference_part"],
+                               rtol=1e-9, atol=1e-12)  # fmt: skip
+    plain = nn.Sequential(*(nn.ReLU() if isinstance(m, nn.ReLU) else m for m in enc)).eval()
+    np.testing.assert_allclose(wc.explain((plain, centers), X, reference="mean").relevance,
+                               e.relevance, rtol=1e-12, atol=1e-14)  # fmt: skip

@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,11 +33,12 @@ from torch import nn
 
 from whyclust.engine.kernel import KernelGeometry
 from whyclust.engine.kmeans import KMeansGeometry
-from whyclust.explainers.deep_chain import DesignAChain, Unsupported
+from whyclust.explainers.deep_chain import DesignA, EncoderChain, Unsupported
 from whyclust.explainers.deep_rules import (
     FIRST_RULES,
     FoldedNeonHead,
     check_gamma,
+    delta_head,
     delta_relevance,
     design_a_composite,
     exact_batchnorm_merge,
@@ -320,20 +322,20 @@ def explain_encoded(
         return head(z.reshape(z.shape[0], -1))
 
     midpoint = ref_name == "midpoint"
-    chain = None
+    rules = None
     if midpoint:
         g_head, g_hidden = check_gamma(head_gamma, "head_gamma"), check_gamma(gamma, "gamma")
         rule = _resolve_first_rule(first_rule, bounds)
-        chain = _chain(net.encoder, code, rule, bounds, g_hidden, bool(zero_bias))
+        rules = _layer_rules(net.encoder, code, rule, bounds, g_hidden, bool(zero_bias))
     trace = None
     try:
-        if chain is not None and batch_size is None and n > bs:  # rows within the budget
-            per_row = chain.forward(to_tensor(X[:1], dev, dtype)).n_values
+        if rules is not None and batch_size is None and n > bs:  # rows within the budget
+            per_row = rules.chain.forward(to_tensor(X[:1], dev, dtype)).n_values
             bs = max(1, min(_MAX_ROWS, _TRACE_VALUES // per_row))
-        if chain is not None and n <= bs:  # one batch: one forward gives logits and rules
-            trace = chain.forward(to_tensor(X, dev, dtype))
+        if rules is not None and n <= bs:  # one batch: one forward gives logits and rules
+            trace = rules.chain.forward(to_tensor(X, dev, dtype))
     except Unsupported:  # a layer the forward found it cannot follow: zennit's hooks
-        chain = None
+        rules = None
     if trace is not None:
         with torch.no_grad():
             logits = head(trace.z).cpu()
@@ -348,52 +350,24 @@ def explain_encoded(
     head_sum = np.empty(n, dtype=X.dtype)
     extras: dict[str, Any] = {"fold": code.name, "reference": ref_value,
                               "reference_name": ref_name}  # fmt: skip
+    batches = list(row_batches(n, bs))
     if midpoint:
-        batches = list(row_batches(n, bs))
-        if chain is not None:
-            try:
-                for rows in batches:
-                    t = tgt[rows].to(dev)
-                    o = None if other is None else other[rows].to(dev)
-                    tr = trace or chain.forward(to_tensor(X[rows], dev, dtype))
-                    f, share = folded_logit(tr.z, rel, t, beta_value, o)
-                    r_a = folded_relevance(tr.a, chain.code_weight, tr.scale, share * f[:, None],
-                                           rel, t, g_head)  # fmt: skip
-                    out[rows] = chain.relevance(tr, r_a).cpu().numpy().astype(X.dtype, copy=False)
-                    logit[rows] = f.cpu().numpy()
-                    head_sum[rows] = r_a.sum(1).cpu().numpy()
-            except Unsupported:  # Gamma on an activation with negative outputs: zennit's
-                chain = trace = None
-        if chain is None:
-            rules = {"first_rule": rule, "bounds": bounds, "gamma": g_hidden,
-                     "zero_bias": bool(zero_bias)}  # fmt: skip
-            _design_a_zennit(net.encoder, rules, X, batches, rel, tgt, other, beta_value,
-                             g_head, dev, dtype, out, logit, head_sum)  # fmt: skip
+        run = _Run(X, batches, rel, tgt, other, beta_value, dev, dtype, out, logit)
+        if rules is None or not _design_a_layers(rules, trace, g_head, run, head_sum):
+            options = {"first_rule": rule, "bounds": bounds, "gamma": g_hidden,
+                       "zero_bias": bool(zero_bias)}  # fmt: skip
+            _design_a_zennit(net.encoder, options, g_head, run, head_sum)
         explained = logit
         extras.update(
             rule="fold-gamma", first_rule=rule, bounds=bounds, gamma=float(gamma),
             head_gamma=g_head, zero_bias=bool(zero_bias),
         )  # fmt: skip
     else:
-        encoder = copy.deepcopy(net.encoder).to(dev).eval()
-        code = find_code_layer(encoder)
-        assert code is not None
+        run = _Run(X, batches, rel, tgt, other, beta_value, dev, dtype, out, logit)
         ref_t = to_tensor(ref_value[None], dev, dtype)
-        handles = exact_batchnorm_merge().apply(encoder)
         part = np.empty(n, dtype=X.dtype)
-        try:
-            for rows in row_batches(n, bs):
-                x = to_tensor(X[rows], dev, dtype)
-                o = None if other is None else other[rows].to(dev)
-                r, f, p = delta_relevance(
-                    encoder, code, x, ref_t, rel, tgt[rows].to(dev), beta_value, o, rel.eps
-                )
-                out[rows] = r.cpu().numpy().astype(X.dtype, copy=False)
-                logit[rows] = f.cpu().numpy()
-                part[rows] = p.cpu().numpy()
-        finally:
-            for h in handles:
-                h.remove()
+        if not _design_b_layers(net.encoder, code, ref_t, run, part):
+            _design_b_hooks(net.encoder, ref_t, run, part)
         explained = logit - part
         head_sum[:] = explained
         extras.update(rule="fold-delta", reference_part=part)
@@ -401,57 +375,121 @@ def explain_encoded(
                                 other, extras)  # fmt: skip
 
 
-def _chain(
+@dataclass
+class _Run:
+    """One explanation call's inputs, resolved request and outputs, for the drivers."""
+
+    X: np.ndarray
+    batches: list[slice]
+    rel: KMeansGeometry
+    tgt: torch.Tensor
+    other: torch.Tensor | None
+    beta: float | None
+    dev: torch.device
+    dtype: torch.dtype
+    out: np.ndarray
+    logit: np.ndarray
+
+    def rows(self, rows: slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Input, targets and contrast clusters of one batch, on the device."""
+        o = None if self.other is None else self.other[rows].to(self.dev)
+        return to_tensor(self.X[rows], self.dev, self.dtype), self.tgt[rows].to(self.dev), o
+
+    def write(self, rows: slice, r: torch.Tensor, f: torch.Tensor) -> None:
+        self.out[rows] = r.detach().cpu().numpy().astype(self.X.dtype, copy=False)
+        self.logit[rows] = f.detach().cpu().numpy()
+
+
+def _layer_rules(
     encoder: nn.Module,
     code: Any,
     rule: str,
     bounds: tuple[float, float],
     gamma: float,
     zero_bias: bool,
-) -> DesignAChain | None:
-    """The hook-free design A of this encoder, or None where it needs zennit."""
+) -> DesignA | None:
+    """Design A layer by layer for this encoder, or None where it needs zennit."""
     try:
-        return DesignAChain(encoder, code, first_rule=rule, bounds=bounds, gamma=gamma,
-                            zero_bias=zero_bias)  # fmt: skip
+        return DesignA(EncoderChain(encoder, code), first_rule=rule, bounds=bounds,
+                       gamma=gamma, zero_bias=zero_bias)  # fmt: skip
     except Unsupported:
         return None
 
 
-def _design_a_zennit(
-    net_encoder: nn.Module,
-    rules: dict[str, Any],
-    X: np.ndarray,
-    batches: list[slice],
-    rel: KMeansGeometry,
-    tgt: torch.Tensor,
-    other: torch.Tensor | None,
-    beta: float | None,
-    g_head: float,
-    dev: torch.device,
-    dtype: torch.dtype,
-    out: np.ndarray,
-    logit: np.ndarray,
-    head_sum: np.ndarray,
-) -> None:
-    """Design A through zennit's hooks on a copy of the encoder, batch by batch; ``rules``
-    are :func:`design_a_composite`'s options."""
-    encoder = copy.deepcopy(net_encoder).to(dev).eval()
+def _design_a_layers(rules: DesignA, trace: Any, g_head: float, run: _Run, head_sum) -> bool:
+    """Design A batch by batch without hooks; False (nothing to keep) where zennit must."""
+    chain = rules.chain
+    try:
+        for rows in run.batches:
+            x, t, o = run.rows(rows)
+            tr = trace or chain.forward(x)
+            f, share = folded_logit(tr.z, run.rel, t, run.beta, o)
+            r_a = folded_relevance(tr.a, chain.code_weight, tr.scale, share * f[:, None],
+                                   run.rel, t, g_head)  # fmt: skip
+            run.write(rows, rules.relevance(tr, r_a), f)
+            head_sum[rows] = r_a.sum(1).cpu().numpy()
+    except Unsupported:  # Gamma on an activation with negative outputs
+        return False
+    return True
+
+
+def _design_b_layers(encoder: nn.Module, code: Any, ref: torch.Tensor, run: _Run, part) -> bool:
+    """Design B batch by batch without hooks (each batch with its references in one
+    forward); False where the hooks must."""
+    try:
+        chain = EncoderChain(encoder, code)
+        for rows in run.batches:
+            x, t, o = run.rows(rows)
+            m = x.shape[0]
+            tr = chain.forward(torch.cat([x, ref.expand_as(x)]))
+            grad_a, f, p = delta_head(tr.u, tr.scale, m, run.rel, chain.code_weight, t,
+                                      run.beta, o, run.rel.eps)  # fmt: skip
+            run.write(rows, (x - ref) * chain.delta_multiplier(tr, grad_a, m), f)
+            part[rows] = p.cpu().numpy()
+    except Unsupported:
+        return False
+    return True
+
+
+def _design_b_hooks(net_encoder: nn.Module, ref: torch.Tensor, run: _Run, part) -> None:
+    """Design B through autograd with rescale hooks, on a copy with BatchNorm merged."""
+    encoder = copy.deepcopy(net_encoder).to(run.dev).eval()
     code = find_code_layer(encoder)
     assert code is not None
-    with design_a_composite(code, **rules).context(encoder) as hooked:
+    handles = exact_batchnorm_merge().apply(encoder)
+    try:
+        for rows in run.batches:
+            x, t, o = run.rows(rows)
+            r, f, p = delta_relevance(encoder, code, x, ref, run.rel, t, run.beta, o,
+                                      run.rel.eps)  # fmt: skip
+            run.write(rows, r, f)
+            part[rows] = p.cpu().numpy()
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _design_a_zennit(
+    net_encoder: nn.Module, options: dict[str, Any], g_head: float, run: _Run, head_sum
+) -> None:
+    """Design A through zennit's hooks on a copy of the encoder, batch by batch; ``options``
+    are :func:`design_a_composite`'s."""
+    encoder = copy.deepcopy(net_encoder).to(run.dev).eval()
+    code = find_code_layer(encoder)
+    assert code is not None
+    with design_a_composite(code, **options).context(encoder) as hooked:
         weight = code.module.weight.detach()
         bias = _bias(code.module)
-        for rows in batches:
-            x = to_tensor(X[rows], dev, dtype).requires_grad_(True)
-            t = tgt[rows].to(dev)
-            o = None if other is None else other[rows].to(dev)
+        for rows in run.batches:
+            x, t, o = run.rows(rows)
+            x.requires_grad_(True)
             sink: list[torch.Tensor] = []
             with torch.enable_grad():
                 a, _, s = folded_forward(hooked, code, x)
-                f = FoldedNeonHead.apply(a, weight, bias, s, rel, t, beta, o, g_head, sink)
+                f = FoldedNeonHead.apply(a, weight, bias, s, run.rel, t, run.beta, o, g_head,
+                                         sink)  # fmt: skip
                 (r,) = torch.autograd.grad(f, x, grad_outputs=f.detach())
-            out[rows] = r.detach().cpu().numpy().astype(X.dtype, copy=False)
-            logit[rows] = f.detach().cpu().numpy()
+            run.write(rows, r, f)
             head_sum[rows] = sink[0].cpu().numpy()
 
 

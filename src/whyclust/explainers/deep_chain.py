@@ -30,10 +30,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from whyclust.explainers.deep_rules import CodeLayer, fold_scale
+from whyclust.explainers.deep_rules import _ELEMENTWISE, CodeLayer, fold_scale
 from whyclust.networks.base import L2Normalize
 
-__all__ = ["DesignAChain", "Unsupported"]
+__all__ = ["DesignA", "EncoderChain", "Unsupported"]
 
 #: zennit's ``Activation`` types that are elementwise (zennit gives them its Pass rule)
 _PASS = (
@@ -87,7 +87,7 @@ class _Affine:
     batch_norm: nn.Module | None
     weight: torch.Tensor
     bias: torch.Tensor
-    rule: str  # "gamma", "zbox", "epsilon"
+    first: bool  # the encoder's first Linear / Conv (design A's first-layer rule)
 
     def __post_init__(self) -> None:
         self.conv = isinstance(self.module, _CONV)
@@ -144,41 +144,26 @@ class _Trace:
         return sum(t.numel() for t in kept)
 
 
-class DesignAChain:
-    """The encoder as a list of steps, ready to explain batches (see the module doc)."""
+class EncoderChain:
+    """The encoder as a list of steps (BatchNorm merged), with the forward the rules read."""
 
-    def __init__(
-        self,
-        encoder: nn.Module,
-        code: CodeLayer,
-        *,
-        first_rule: str,
-        bounds: tuple[float, float],
-        gamma: float,
-        zero_bias: bool,
-    ) -> None:
+    def __init__(self, encoder: nn.Module, code: CodeLayer) -> None:
         leaves = _sequential_leaves(encoder)
         names = [n for n, _ in leaves]
         if code.name not in names:
             raise Unsupported("code layer not among the leaves")
         at = names.index(code.name)
         below, after = leaves[:at], leaves[at + 1 :]
-        self.gamma, self.zero_bias = float(gamma), bool(zero_bias)
-        self.low, self.high = float(bounds[0]), float(bounds[1])
         self.steps: list[Any] = []
-        first_done = False
         i = 0
         while i < len(below):
             _, mod = below[i]
             if isinstance(mod, (nn.Linear, *_CONV)):
                 nxt = below[i + 1][1] if i + 1 < len(below) else None
                 bn = nxt if isinstance(nxt, _BATCHNORM) else None
-                rule = "gamma" if first_done else first_rule
-                if rule not in ("gamma", "zbox", "epsilon"):
-                    raise Unsupported(f"first rule {rule}")
                 w, b = _merged(mod, bn)
-                self.steps.append(_Affine(mod, bn, w, b, rule))
-                first_done = True
+                first = not any(isinstance(st, _Affine) for st in self.steps)
+                self.steps.append(_Affine(mod, bn, w, b, first))
                 i += 2 if bn is not None else 1
                 continue
             if isinstance(mod, (*_PASS, *_SHAPE, *_MAXPOOL, *_BATCHNORM)):
@@ -193,7 +178,6 @@ class DesignAChain:
         self.code_name, self.code_module, self.code_norm = code.name, code.module, bn
         self.code_weight, _ = _merged(code.module, bn)
         self.after = [m for _, m in rest]
-        self._box: dict[tuple[int, ...], torch.Tensor] = {}
 
     # ---- forward --------------------------------------------------------------------
 
@@ -213,8 +197,8 @@ class DesignAChain:
                     h = step.batch_norm(h)
                 outputs.append(h - step.bias.reshape(-1, *((1,) * (h.ndim - 2))))
             else:
-                outputs.append(None)
-                h = step(h)
+                outputs.append(None)  # in-place activations must not overwrite their input
+                h = step(h.clone() if getattr(step, "inplace", False) else h)
         a = h
         u = self.code_module(a)
         if self.code_norm is not None:
@@ -225,15 +209,66 @@ class DesignAChain:
         u, z = u.reshape(u.shape[0], -1), z.reshape(z.shape[0], -1)
         return _Trace(inputs, outputs, a, u, fold_scale(u, z, self.code_name), z)
 
-    # ---- backward -------------------------------------------------------------------
+    # ---- design B: the Delta rule (DeepLIFT's rescale multipliers) ------------------
+
+    @torch.no_grad()
+    def delta_multiplier(self, trace: _Trace, g: torch.Tensor, n: int) -> torch.Tensor:
+        """DeepLIFT multipliers at the input of the first ``n`` rows, whose references are
+        the last ``n`` rows of the traced batch, for the multipliers ``g`` (n, m_a) at the
+        code layer's input: linear layers by their transpose, elementwise activations by
+        (y - y_ref) / (x - x_ref) (their derivative where the two nearly coincide), loose
+        BatchNorm by its scale, max pools by routing at the point."""
+        g = g.reshape(n, *trace.a.shape[1:])
+        ins = trace.inputs
+        for i in range(len(self.steps) - 1, -1, -1):
+            step, inp = self.steps[i], ins[i]
+            if isinstance(step, _Affine):
+                g = step.transposed(g, step.weight, torch.Size((n, *inp.shape[1:])))
+            elif isinstance(step, _ELEMENTWISE):
+                out = ins[i + 1] if i + 1 < len(ins) else trace.a
+                g = g * _rescale(step, inp[:n], inp[n:], out[:n], out[n:])
+            elif isinstance(step, _BATCHNORM):
+                scale = step.weight / (step.running_var + step.eps) ** 0.5
+                g = g * scale.reshape(-1, *((1,) * (g.ndim - 2)))
+            elif isinstance(step, _MAXPOOL):
+                with torch.enable_grad():
+                    xi = inp[:n].detach().requires_grad_(True)
+                    (g,) = torch.autograd.grad(step(xi), xi, g)
+            elif isinstance(step, _SHAPE):
+                g = g.reshape(n, *inp.shape[1:])
+            else:  # an activation the Delta rule has no multiplier for
+                raise Unsupported(type(step).__name__)
+        return g
+
+
+class DesignA:
+    """Design A's rules on an :class:`EncoderChain`: ``first_rule`` ("zbox" on
+    ``bounds``, "epsilon" or "gamma") at the first layer, Gamma(``gamma``) above it."""
+
+    def __init__(
+        self,
+        chain: EncoderChain,
+        *,
+        first_rule: str,
+        bounds: tuple[float, float],
+        gamma: float,
+        zero_bias: bool,
+    ) -> None:
+        if first_rule not in ("gamma", "zbox", "epsilon"):
+            raise Unsupported(f"first rule {first_rule}")
+        self.chain, self.first_rule = chain, first_rule
+        self.gamma, self.zero_bias = float(gamma), bool(zero_bias)
+        self.low, self.high = float(bounds[0]), float(bounds[1])
+        self._box: dict[tuple[int, ...], torch.Tensor] = {}
 
     @torch.no_grad()
     def relevance(self, trace: _Trace, r: torch.Tensor) -> torch.Tensor:
         """Relevance on the input, given the relevance ``r`` on the code layer's input."""
         r = r.reshape(trace.a.shape)
         for step, inp, out in zip(
-            reversed(self.steps), reversed(trace.inputs), reversed(trace.outputs), strict=True
-        ):
+            reversed(self.chain.steps), reversed(trace.inputs), reversed(trace.outputs),
+            strict=True,
+        ):  # fmt: skip
             if isinstance(step, _Affine):
                 r = self._affine(step, inp, out, r)
             elif isinstance(step, _MAXPOOL):
@@ -246,10 +281,11 @@ class DesignAChain:
 
     def _affine(self, step: _Affine, a: torch.Tensor, zw: torch.Tensor, r: torch.Tensor):
         b = step.bias.reshape(-1, *((1,) * (zw.ndim - 2)))
-        if step.rule == "zbox":
+        rule = self.first_rule if step.first else "gamma"
+        if rule == "zbox":
             t_w, t_pos = step.both(r / _stabilize(zw - self._box_offset(step, a)), a.shape)
             return (a - self.high) * t_w + (self.high - self.low) * t_pos
-        if step.rule == "epsilon":
+        if rule == "epsilon":
             den = zw if self.zero_bias else zw + b
             return a * step.transposed(r / _stabilize(den), step.weight, a.shape)
         if bool((a < 0).any()):
@@ -276,6 +312,21 @@ class DesignAChain:
                 self.high * ones, neg
             )
         return self._box[key]
+
+
+def _rescale(
+    module: nn.Module, x: torch.Tensor, x_ref: torch.Tensor, y: torch.Tensor, y_ref: torch.Tensor
+) -> torch.Tensor:
+    """(y - y_ref) / (x - x_ref), and the local derivative where x and x_ref nearly coincide."""
+    dx = x - x_ref
+    tol = 1e2 * torch.finfo(x.dtype).eps * (1.0 + x.abs())
+    close = dx.abs() <= tol
+    if not bool(close.any()):
+        return (y - y_ref) / dx
+    with torch.enable_grad():
+        xi = x.detach().clone().requires_grad_(True)
+        (deriv,) = torch.autograd.grad(module.forward(xi.clone()).sum(), xi)
+    return torch.where(close, deriv, (y - y_ref) / torch.where(close, torch.ones_like(dx), dx))
 
 
 def _sequential_leaves(encoder: nn.Module) -> list[tuple[str, nn.Module]]:

@@ -32,6 +32,7 @@ __all__ = [
     "FIRST_RULES",
     "CodeLayer",
     "FoldedNeonHead",
+    "delta_head",
     "delta_relevance",
     "design_a_composite",
     "exact_batchnorm_merge",
@@ -380,18 +381,22 @@ class _RescaleHooks:
 
     def __init__(self, encoder: nn.Module, n: int) -> None:
         self.n = n
-        self.inputs: dict[int, torch.Tensor] = {}
+        self.inputs: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self.handles = []
         for _, mod in _leaves(encoder):
             if isinstance(mod, _ELEMENTWISE):
                 self.handles.append(mod.register_forward_pre_hook(self._pre))
                 self.handles.append(mod.register_forward_hook(self._post))
 
-    def _pre(self, module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-        self.inputs[id(module)] = args[0].detach().clone()  # in-place activations overwrite it
+    def _pre(self, module: nn.Module, args: tuple[torch.Tensor, ...]) -> Any:
+        node = args[0]
+        self.inputs[id(module)] = (node, node.detach().clone())
+        if getattr(module, "inplace", False):  # it works on a copy: the multiplier must
+            return (node.clone(), *args[1:])  # reach the pre-activation, not the op's output
+        return None
 
     def _post(self, module: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor):
-        x = self.inputs.pop(id(module))
+        node, x = self.inputs.pop(id(module))
         n = self.n
         dx = x[:n] - x[n:]
         dy = out[:n].detach() - out[n:].detach()
@@ -401,7 +406,7 @@ class _RescaleHooks:
         tol = 1e2 * torch.finfo(x.dtype).eps * (1.0 + x[:n].abs())
         close = dx.abs() <= tol
         m = torch.where(close, deriv, dy / torch.where(close, torch.ones_like(dx), dx))
-        return _Rescale.apply(args[0], out, m)
+        return _Rescale.apply(node, out, m)
 
     def remove(self) -> None:
         for h in self.handles:
@@ -436,32 +441,50 @@ def delta_relevance(
             a, u, scale = folded_forward(encoder, code, both)
     finally:
         hooks.remove()
-    with torch.no_grad():
-        # the scale s of each point fixes both its own and its reference's features
-        zn = scale[:n]
-        z = u[:n] / zn[:, None]
-        z_ref = u[n:] / zn[:, None]
-        s_x = rel.scores(rel.prepare(z))
-        s_ref = rel.scores(rel.prepare(z_ref))
-        if contrast is None:
-            h = margins_for_target(s_x, target)
-            f = h.amin(1)
-            coef = min_take_most(h, beta) * f[:, None] / stabilize(h, eps)  # 0 at c (h = inf)
-        else:
-            k = contrast[:, None]
-            f = s_x.gather(1, target[:, None])[:, 0] - s_x.gather(1, k)[:, 0]
-            coef = torch.zeros_like(s_x).scatter_(1, k, (f / stabilize(f, eps))[:, None])
-        h_ref = s_ref.gather(1, target[:, None]) - s_ref  # h_ck(a_ref), 0 at c
-        ref_part = (coef * h_ref).sum(1)
-        proj = rel.shifted @ code.module.weight  # (K, m_a)
-        total = coef.sum(1, keepdim=True)
-        grad_a = 2.0 * (total * proj[target] - coef @ proj) / zn[:, None]
+    grad_a, f, ref_part = delta_head(u, scale, n, rel, code.module.weight, target, beta,
+                                     contrast, eps)  # fmt: skip
     flat_a = a.reshape(a.shape[0], -1)
     gout = torch.zeros_like(flat_a)
     gout[:n] = grad_a.to(flat_a.dtype)
     (mult,) = torch.autograd.grad(flat_a, both, grad_outputs=gout)
     r = (x - ref) * mult[:n]
     return r.detach(), f, ref_part
+
+
+@torch.no_grad()
+def delta_head(
+    u: torch.Tensor,
+    scale: torch.Tensor,
+    n: int,
+    rel: KMeansGeometry,
+    weight: torch.Tensor,
+    target: torch.Tensor,
+    beta: float | None,
+    contrast: torch.Tensor | None,
+    eps: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Design B at the folded head, for code outputs ``u`` of the n points followed by their
+    n references: (multipliers on the code layer's input (n, m_a), logit (n,), reference
+    part (n,)). The scale s of each point fixes both its own and its reference's features."""
+    zn = scale[:n]
+    z = u[:n] / zn[:, None]
+    z_ref = u[n:] / zn[:, None]
+    s_x = rel.scores(rel.prepare(z))
+    s_ref = rel.scores(rel.prepare(z_ref))
+    if contrast is None:
+        h = margins_for_target(s_x, target)
+        f = h.amin(1)
+        coef = min_take_most(h, beta) * f[:, None] / stabilize(h, eps)  # 0 at c (h = inf)
+    else:
+        k = contrast[:, None]
+        f = s_x.gather(1, target[:, None])[:, 0] - s_x.gather(1, k)[:, 0]
+        coef = torch.zeros_like(s_x).scatter_(1, k, (f / stabilize(f, eps))[:, None])
+    h_ref = s_ref.gather(1, target[:, None]) - s_ref  # h_ck(a_ref), 0 at c
+    ref_part = (coef * h_ref).sum(1)
+    proj = rel.shifted @ weight  # (K, m_a)
+    total = coef.sum(1, keepdim=True)
+    grad_a = 2.0 * (total * proj[target] - coef @ proj) / zn[:, None]
+    return grad_a, f, ref_part
 
 
 def check_gamma(value: Any, name: str) -> float:
