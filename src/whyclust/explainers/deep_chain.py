@@ -30,7 +30,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from whyclust.explainers.deep_rules import _ELEMENTWISE, CodeLayer, fold_scale
+from whyclust.explainers.deep_rules import (
+    _ELEMENTWISE,
+    CodeLayer,
+    fold_scale,
+    rescale_multiplier,
+)
 from whyclust.networks.base import L2Normalize
 
 __all__ = ["DesignA", "EncoderChain", "Unsupported"]
@@ -226,7 +231,7 @@ class EncoderChain:
                 g = step.transposed(g, step.weight, torch.Size((n, *inp.shape[1:])))
             elif isinstance(step, _ELEMENTWISE):
                 out = ins[i + 1] if i + 1 < len(ins) else trace.a
-                g = g * _rescale(step, inp[:n], inp[n:], out[:n], out[n:])
+                g = g * rescale_multiplier(step, inp[:n], inp[n:], out[:n], out[n:])
             elif isinstance(step, _BATCHNORM):
                 scale = step.weight / (step.running_var + step.eps) ** 0.5
                 g = g * scale.reshape(-1, *((1,) * (g.ndim - 2)))
@@ -312,21 +317,6 @@ class DesignA:
                 self.high * ones, neg
             )
         return self._box[key]
-
-
-def _rescale(
-    module: nn.Module, x: torch.Tensor, x_ref: torch.Tensor, y: torch.Tensor, y_ref: torch.Tensor
-) -> torch.Tensor:
-    """(y - y_ref) / (x - x_ref), and the local derivative where x and x_ref nearly coincide."""
-    dx = x - x_ref
-    tol = 1e2 * torch.finfo(x.dtype).eps * (1.0 + x.abs())
-    close = dx.abs() <= tol
-    if not bool(close.any()):
-        return (y - y_ref) / dx
-    with torch.enable_grad():
-        xi = x.detach().clone().requires_grad_(True)
-        (deriv,) = torch.autograd.grad(module.forward(xi.clone()).sum(), xi)
-    return torch.where(close, deriv, (y - y_ref) / torch.where(close, torch.ones_like(dx), dx))
 
 
 def _sequential_leaves(encoder: nn.Module) -> list[tuple[str, nn.Module]]:

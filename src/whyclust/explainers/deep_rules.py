@@ -41,6 +41,7 @@ __all__ = [
     "folded_forward",
     "folded_logit",
     "folded_relevance",
+    "rescale_multiplier",
 ]
 
 #: first-layer rules of design A; "zbox" needs bounds
@@ -376,6 +377,21 @@ class _Rescale(torch.autograd.Function):
         return gx, None, None
 
 
+def rescale_multiplier(
+    module: nn.Module, x: torch.Tensor, x_ref: torch.Tensor, y: torch.Tensor, y_ref: torch.Tensor
+) -> torch.Tensor:
+    """DeepLIFT's multiplier of an elementwise activation: (y - y_ref) / (x - x_ref), and
+    its derivative at x where x and x_ref (nearly) coincide."""
+    dx = x - x_ref
+    close = dx.abs() <= 1e2 * torch.finfo(x.dtype).eps * (1.0 + x.abs())
+    if not bool(close.any()):
+        return (y - y_ref) / dx
+    with torch.enable_grad():  # module.forward: no hooks
+        xi = x.detach().clone().requires_grad_(True)
+        (deriv,) = torch.autograd.grad(module.forward(xi.clone()).sum(), xi)
+    return torch.where(close, deriv, (y - y_ref) / torch.where(close, torch.ones_like(dx), dx))
+
+
 class _RescaleHooks:
     """Hooks that give every elementwise activation DeepLIFT's rescale multiplier."""
 
@@ -398,14 +414,8 @@ class _RescaleHooks:
     def _post(self, module: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor):
         node, x = self.inputs.pop(id(module))
         n = self.n
-        dx = x[:n] - x[n:]
-        dy = out[:n].detach() - out[n:].detach()
-        with torch.enable_grad():  # local derivative where x and x_ref (nearly) coincide
-            xi = x[:n].clone().requires_grad_(True)
-            (deriv,) = torch.autograd.grad(module.forward(xi.clone()).sum(), xi)  # no hooks
-        tol = 1e2 * torch.finfo(x.dtype).eps * (1.0 + x[:n].abs())
-        close = dx.abs() <= tol
-        m = torch.where(close, deriv, dy / torch.where(close, torch.ones_like(dx), dx))
+        y = out.detach()
+        m = rescale_multiplier(module, x[:n], x[n:], y[:n], y[n:])
         return _Rescale.apply(node, out, m)
 
     def remove(self) -> None:
