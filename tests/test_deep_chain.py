@@ -112,14 +112,20 @@ def _assert_same(fast, slow, rtol: float = 1e-7) -> None:
                                rtol=1e-9)  # fmt: skip
 
 
+#: the random encoder architectures of _encoder, shared by the property tests
+_ENCODERS = {
+    "conv": st.booleans(),
+    "seed": st.integers(0, 10_000),
+    "pool": st.booleans(),
+    "loose_bn": st.booleans(),
+    "code_bn": st.booleans(),
+    "normalize": st.booleans(),
+}
+
+
 @settings(max_examples=25, deadline=None)
 @given(
-    conv=st.booleans(),
-    seed=st.integers(0, 10_000),
-    pool=st.booleans(),
-    loose_bn=st.booleans(),
-    code_bn=st.booleans(),
-    normalize=st.booleans(),
+    **_ENCODERS,
     nested=st.booleans(),
     bias=st.booleans(),
     first=st.sampled_from(["auto", "zbox", "epsilon", "gamma"]),
@@ -239,12 +245,7 @@ def test_layers_refused_at_run_time_give_zennits_numbers(monkeypatch, case):
 
 @settings(max_examples=20, deadline=None)
 @given(
-    conv=st.booleans(),
-    seed=st.integers(0, 10_000),
-    pool=st.booleans(),
-    loose_bn=st.booleans(),
-    code_bn=st.booleans(),
-    normalize=st.booleans(),
+    **_ENCODERS,
     bias=st.booleans(),
     reference=st.sampled_from(["mean", "point", "zero"]),
     beta=st.sampled_from([0.0, 0.5, np.inf]),
