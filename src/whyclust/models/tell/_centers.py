@@ -22,7 +22,8 @@ from torch import nn
 
 from whyclust.models._kmeanspp import kmeans_plusplus, sq_euclidean
 
-__all__ = ["METRICS", "CenterTrainer", "assign", "features", "seed_centers", "sq_distances"]
+__all__ = ["METRICS", "CenterTrainer", "assign", "features", "lloyd", "seed_centers",
+           "sq_distances"]
 
 METRICS = ("euclidean", "cosine")
 
@@ -76,6 +77,46 @@ def seed_centers(
             centers = torch.where(norm == 0, noise.to(Z.device), centers)
         centers = unit_rows(centers)
     return centers
+
+
+@torch.no_grad()
+def lloyd(
+    Z: torch.Tensor, centers: torch.Tensor, metric: str, *, max_iter: int = 300,
+    tol: float = 1e-4, block: int = 65536,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lloyd's k-means from the seeds ``centers`` (R, K, d) on the rows of ``Z`` (n, d),
+    all R restarts at once; returns the centers and their inertias (R,).
+
+    For the cosine metric each new center is the unit mean direction of its points
+    (spherical k-means). A center that loses all its points stays where it was. It stops
+    when no center moves by more than ``tol`` times the mean per-feature variance of
+    ``Z`` (scikit-learn's rule). Rows are read in blocks, so memory is bounded by
+    ``block * R * K``.
+    """
+    r, k, d = centers.shape
+    c = unit_rows(centers) if metric == "cosine" else centers.clone()
+    limit = tol * float(Z.var(0).mean()) if Z.shape[0] > 1 else 0.0
+    offset = torch.arange(r, device=Z.device)[:, None] * k
+    for _ in range(max_iter):
+        sums = torch.zeros(r * k, d, dtype=Z.dtype, device=Z.device)
+        counts = torch.zeros(r * k, dtype=Z.dtype, device=Z.device)
+        for s in range(0, Z.shape[0], block):
+            z = Z[s : s + block]
+            idx = (assign(z, c)[0] + offset).reshape(-1)
+            sums.index_add_(0, idx, z.repeat(r, 1))
+            counts.index_add_(0, idx, torch.ones_like(idx, dtype=Z.dtype))
+        sums, counts = sums.reshape(r, k, d), counts.reshape(r, k, 1)
+        new = torch.where(counts > 0, sums / counts.clamp_min(1.0), c)
+        if metric == "cosine":
+            new = unit_rows(new)
+        shift = float(((new - c) ** 2).sum(-1).max())
+        c = new
+        if shift <= limit:
+            break
+    inertia = torch.zeros(r, dtype=torch.float64, device=Z.device)
+    for s in range(0, Z.shape[0], block):
+        inertia += assign(Z[s : s + block], c)[1].sum(1, dtype=torch.float64)
+    return c, inertia
 
 
 class CenterTrainer:

@@ -19,6 +19,7 @@ from whyclust.models.tell._centers import (
     CenterTrainer,
     assign,
     features,
+    lloyd,
     seed_centers,
     sq_distances,
 )
@@ -193,15 +194,15 @@ def train_encoded(
                 net_opt.step()
             progress.update(1, rec=float(loss.detach()))
 
-        # centers: k-means++ restarts on the pretrained features, refined, best kept
+        # centers: k-means (Lloyd) on the pretrained features from k-means++ restarts,
+        # the lowest inertia kept, as DEC does
         Z = all_features()
-        trainer = CenterTrainer(
-            seed_centers(model._init_sample(Z, rng), model.n_clusters, model.n_init, rng, metric),
-            metric, model.optimizer, model._lr(), model.center_step,
-        )
-        model._train_centers(trainer, None, Z, rng, epochs=10, tol=model.tol, batch_size=bs)
-        _, dist = assign(Z, trainer.centers.detach())
-        trainer.select(int(dist.mean(1).argmin()))
+        seeds = seed_centers(model._init_sample(Z, rng), model.n_clusters, model._n_init(),
+                             rng, metric)
+        centers, inertia = lloyd(Z, seeds, metric, tol=model.tol)
+        best = int(inertia.argmin())
+        trainer = CenterTrainer(centers[best : best + 1], metric, model.optimizer, model._lr(),
+                                model.center_step)
 
         for epoch in range(plan.epochs):
             # centers and networks both settle: their rates fall linearly to zero

@@ -32,6 +32,7 @@ _DEFAULT_LR = {
 # for n <= 5,000 and in optimizer steps beyond, so that large data take the same time
 _RECIPE = {"n": 5000, "batch_size": 128, "pretrain_epochs": 150, "epochs": 40}
 _RAW_BATCH, _RAW_EPOCHS = 256, 10
+_RAW_N_INIT, _ENCODER_N_INIT = 4, 20
 
 
 class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
@@ -42,9 +43,10 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
     W_j = 2 Omega_j and biases b_j = -||Omega_j||^2: a point goes to argmax_j W_j . z + b_j,
     its nearest center. ``metric="cosine"`` first normalises z and keeps the centers unit
     norm (spherical k-means, the paper's layer); ``metric="euclidean"`` is plain k-means.
-    The centers are trained by mini-batch gradient steps from ``n_init`` k-means++
-    restarts (the lowest loss is kept); in encoder mode the autoencoder is pretrained, then
-    center epochs alternate with network epochs on L = L_rec + ``cluster_weight`` L_clu.
+    In raw mode the centers are trained by mini-batch gradient steps from ``n_init``
+    k-means++ restarts (the lowest loss is kept). In encoder mode the autoencoder is
+    pretrained, Lloyd's k-means on its features gives the initial centers, then center
+    epochs alternate with network epochs on L = L_rec + ``cluster_weight`` L_clu.
 
     Parameters
     ----------
@@ -59,14 +61,16 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         d-500-500-2000-``n_latent``; ``"conv"`` its convolutional autoencoder for images
         (n, C, H, W) with values in [0, 1]. A user pair is copied, never modified; the
         decoder maps encoder outputs back to the input shape.
-    n_init : int, default=4
-        k-means++ restarts.
+    n_init : int or "auto", default="auto"
+        k-means++ restarts ("auto": 4 in raw mode; 20 in encoder mode, where each restart
+        runs Lloyd's k-means on the pretrained features and the lowest inertia is kept).
     max_iter : int or "auto", default="auto"
         Raw mode: maximum epochs ("auto": 10). Encoder mode: clustering epochs,
         alternating center (even) and network (odd) epochs ("auto": see Notes).
     tol : float, default=1e-4
         Raw mode: stop when no restart improves its epoch loss by more than ``tol``
-        (relative).
+        (relative). Encoder mode: Lloyd's k-means stops when no center moves by more than
+        ``tol`` times the features' mean variance.
     batch_size : int or "auto", default="auto"
         Rows per mini-batch ("auto": 256 in raw mode, 128 in encoder mode).
     optimizer : {"sgd", "adadelta", "adam"}, default="sgd"
@@ -156,7 +160,7 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
         "metric": [StrOptions({"auto", "euclidean", "cosine"})],
         "encoder": [None, StrOptions({"mlp", "conv"}), tuple, list],
-        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "max_iter": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "tol": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
@@ -183,7 +187,7 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         *,
         metric: str = "auto",
         encoder: Any = None,
-        n_init: int = 4,
+        n_init: int | str = "auto",
         max_iter: int | str = "auto",
         tol: float = 1e-4,
         batch_size: int | str = "auto",
@@ -261,6 +265,11 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         if self.metric != "auto":
             return self.metric
         return "euclidean" if self.encoder is None else "cosine"
+
+    def _n_init(self) -> int:
+        if self.n_init != "auto":
+            return int(self.n_init)
+        return _RAW_N_INIT if self.encoder is None else _ENCODER_N_INIT
 
     def _partial_lr(self) -> float:
         return self._lr() / 10.0 if self.partial_lr is None else float(self.partial_lr)
@@ -417,7 +426,7 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         return Z[torch.from_numpy(idx).to(Z.device)]
 
     def _new_trainer(self, Z: torch.Tensor, rng: np.random.RandomState, lr: float):
-        centers = seed_centers(Z, self.n_clusters, self.n_init, rng, self.metric_)
+        centers = seed_centers(Z, self.n_clusters, self._n_init(), rng, self.metric_)
         return CenterTrainer(centers, self.metric_, self.optimizer, lr, self.center_step)
 
     def _fit_raw(self, data: RowSource, rng: np.random.RandomState) -> None:
