@@ -6,12 +6,16 @@ the median over seeds of the per-seed median deletion AUC under mean (training m
 and zero replacement, [min, max] over seeds. Lower is better. An ablation, not a choice of
 defaults: it runs on the evaluation points themselves. Usage::
 
-    python benchmarks/ablation_deep_rules.py [--seeds 0 1 2] [--points 30]
+    python benchmarks/ablation_deep_rules.py [--seeds 0 1 2] [--points 30] [--conv-epochs 1]
+
+``--conv-epochs`` trains the conv autoencoder (and TELL conv's pretraining) for that many
+epochs instead of section b's.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import warnings
@@ -45,11 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--points", type=int, default=30)
+    p.add_argument("--conv-epochs", type=int, default=None)
     a = p.parse_args(argv)
     import whyclust as wc
     from whyclust.evaluation import deletion_curve
 
     sz = Sizes.of(Config.make(False))
+    if a.conv_epochs is not None:
+        sz = dataclasses.replace(sz, conv_epochs=a.conv_epochs)
     X, _ = load("mnist5k")
     X = X.astype(np.float32)
     perm = np.random.default_rng(1).permutation(X.shape[0])  # section b's split
