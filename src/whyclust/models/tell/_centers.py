@@ -22,8 +22,8 @@ from torch import nn
 
 from whyclust.models._kmeanspp import kmeans_plusplus, sq_euclidean
 
-__all__ = ["METRICS", "CenterTrainer", "assign", "features", "lloyd", "seed_centers",
-           "sq_distances"]
+__all__ = ["METRICS", "CenterTrainer", "assign", "center_sums", "features", "lloyd",
+           "seed_centers", "sq_distances"]
 
 METRICS = ("euclidean", "cosine")
 
@@ -79,6 +79,20 @@ def seed_centers(
     return centers
 
 
+def center_sums(
+    z: torch.Tensor, labels: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-center sums (R, K, d) and counts (R, K, 1) of the features ``z`` (B, d) under
+    the labels (R, B) of R restarts, one ``index_add`` each for all restarts."""
+    r, d = labels.shape[0], z.shape[1]
+    offsets = (labels + torch.arange(r, device=z.device)[:, None] * k).reshape(-1)
+    sums = torch.zeros(r * k, d, dtype=z.dtype, device=z.device)
+    sums.index_add_(0, offsets, z.repeat(r, 1))
+    counts = torch.zeros(r * k, dtype=z.dtype, device=z.device)
+    counts.index_add_(0, offsets, torch.ones_like(offsets, dtype=z.dtype))
+    return sums.reshape(r, k, d), counts.reshape(r, k, 1)
+
+
 @torch.no_grad()
 def lloyd(
     Z: torch.Tensor, centers: torch.Tensor, metric: str, *, max_iter: int = 300,
@@ -93,19 +107,15 @@ def lloyd(
     ``Z`` (scikit-learn's rule). Rows are read in blocks, so memory is bounded by
     ``block * R * K``.
     """
-    r, k, d = centers.shape
+    r, k = centers.shape[:2]
     c = unit_rows(centers) if metric == "cosine" else centers.clone()
     limit = tol * float(Z.var(0).mean()) if Z.shape[0] > 1 else 0.0
-    offset = torch.arange(r, device=Z.device)[:, None] * k
     for _ in range(max_iter):
-        sums = torch.zeros(r * k, d, dtype=Z.dtype, device=Z.device)
-        counts = torch.zeros(r * k, dtype=Z.dtype, device=Z.device)
+        sums, counts = 0.0, 0.0
         for s in range(0, Z.shape[0], block):
             z = Z[s : s + block]
-            idx = (assign(z, c)[0] + offset).reshape(-1)
-            sums.index_add_(0, idx, z.repeat(r, 1))
-            counts.index_add_(0, idx, torch.ones_like(idx, dtype=Z.dtype))
-        sums, counts = sums.reshape(r, k, d), counts.reshape(r, k, 1)
+            part_sums, part_counts = center_sums(z, assign(z, c)[0], k)
+            sums, counts = sums + part_sums, counts + part_counts
         new = torch.where(counts > 0, sums / counts.clamp_min(1.0), c)
         if metric == "cosine":
             new = unit_rows(new)
@@ -143,22 +153,15 @@ class CenterTrainer:
     def step(self, z: torch.Tensor, lr_scale: float = 1.0) -> torch.Tensor:
         """One update on the features ``z`` (B, d); returns the (R,) batch losses."""
         c = self.centers
-        r, k, d = c.shape
+        k = c.shape[1]
         labels, dist = assign(z, c)  # (R, B) each
-        # per-center sums of the assigned features, one index_add for all restarts
-        offsets = (labels + torch.arange(r, device=z.device)[:, None] * k).reshape(-1)
-        sums = torch.zeros(r * k, d, dtype=z.dtype, device=z.device)
-        sums.index_add_(0, offsets, z.repeat(r, 1))
-        sums = sums.reshape(r, k, d)
+        sums, counts = center_sums(z, labels, k)
         if self.metric == "cosine":
             # dL/dOmega_j = -2/B sum_{i in j} z_i (unit vectors), rescaled to a fraction
             grad = sums.mul_(-2.0 / z.shape[0])
             scale = self.step_fraction * c.norm(dim=-1, keepdim=True)
             grad.mul_(scale / grad.norm(dim=-1, keepdim=True).clamp_min(1e-30))
         else:
-            counts = torch.zeros(r * k, dtype=z.dtype, device=z.device)
-            counts.index_add_(0, offsets, torch.ones_like(offsets, dtype=z.dtype))
-            counts = counts.reshape(r, k, 1)
             means = sums / counts.clamp_min(1.0)
             grad = torch.where(counts > 0, c - means, torch.zeros_like(c))
         if self.opt is None:
