@@ -270,6 +270,9 @@ def test_affine_augmentation_trains_deterministically_and_is_saved(tmp_path):
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
 
 
+# one pretraining epoch: with two BLAS threads Lloyd's start can leave a cluster empty;
+# this test counts the augmenter's calls, the collapse guard is tested elsewhere
+@pytest.mark.filterwarnings("ignore:TELL. only")
 def test_augment_callable_sees_every_training_batch_and_is_checked():
     X, _ = small_images()
     calls = []
