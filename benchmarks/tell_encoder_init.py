@@ -1,13 +1,15 @@
-"""TELL(encoder="conv") on MNIST-5k images: the initial k-means on the pretrained features
-and the final clustering, one seed after another.
+"""TELL in encoder mode: the initial k-means on the pretrained features and the final
+clustering, one seed after another.
 
 For each seed it prints one JSON line: the ACC of the restart that TELL keeps (lowest
 inertia) and the median, min and max ACC over all restarts of the initial k-means, the CPU
 seconds of pretraining and of the whole fit, and the final ACC / NMI / ARI. The fit is the
-library's ``TELL(10, encoder="conv", random_state=seed)``; ``--pretrain`` and ``--epochs``
-override its schedule (the ``"auto"`` schedule on 5,000 images is 150 + 40).
+library's ``TELL(10, encoder=ENCODER, random_state=seed)`` (conv on MNIST-5k images by
+default); ``--pretrain``, ``--epochs`` and ``--metric`` override its defaults (the ``"auto"``
+schedule on 5,000 images is 150 + 40).
 
-    python benchmarks/tell_conv_init.py --seeds 0 2 4     # one torch thread
+    python benchmarks/tell_encoder_init.py --seeds 0 2 4     # one torch thread
+    python benchmarks/tell_encoder_init.py --dataset fashion --encoder mlp --pretrain 45
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--pretrain", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--dataset", default="mnist5k", choices=["digits", "mnist5k", "fashion"])
+    parser.add_argument("--encoder", default="conv", choices=["conv", "mlp"])
+    parser.add_argument("--metric", default="auto", choices=["auto", "euclidean", "cosine"])
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     bc.limit_threads(args.threads)
@@ -33,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     import whyclust.models.tell._encoder as encoder_mode
     from whyclust.models.tell import TELL
 
-    X, y = bc.load("mnist5k", as_images=True)
+    X, y = bc.load(args.dataset, as_images=args.encoder == "conv")
     lloyd, seen = encoder_mode.lloyd, {}
 
     def recording(Z, seeds, metric, **kw):
@@ -49,11 +54,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     schedule = {k: v for k, v in (("pretrain_epochs", args.pretrain), ("max_iter", args.epochs))
                 if v is not None}  # fmt: skip
     for seed in args.seeds:
-        model = TELL(10, encoder="conv", random_state=seed, **schedule)
+        model = TELL(10, encoder=args.encoder, metric=args.metric, random_state=seed,
+                     **schedule)
         seen["t0"] = time.process_time()
         model.fit(X)
         cpu = time.process_time() - seen["t0"]
-        print(json.dumps({"seed": seed, "init_acc": seen["init"],
+        print(json.dumps({"dataset": args.dataset, "encoder": args.encoder,
+                          "metric": model.metric_, "seed": seed, "init_acc": seen["init"],
                           "cpu_pretrain_s": round(seen["cpu_pretrain"], 1),
                           "cpu_s": round(cpu, 1), **bc._scores(y, model.labels_)}), flush=True)
 
