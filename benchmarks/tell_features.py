@@ -1,8 +1,8 @@
 """How good are the pretrained features TELL clusters? k-means on them after N epochs.
 
-Pretrains the library's MLP autoencoder (d-500-500-2000-10; Adam 1e-3, batch 128, MSE, as
-TELL's pretraining does) in a stand-alone loop, and at each epoch listed in ``--snapshots``
-runs scikit-learn's KMeans (10 single restarts) on the features, raw (euclidean) and
+Pretrains the library's MLP autoencoder (d-500-500-2000-``--n-latent``; Adam 1e-3, batch
+128, MSE, as TELL's pretraining does) in a stand-alone loop, and at each epoch listed in
+``--snapshots`` runs scikit-learn's KMeans (10 single restarts) on the features, raw (euclidean) and
 unit-normalised (cosine). For each it prints the ACC / NMI of the lowest-inertia restart
 and the median, min and max ACC over the restarts. ``--augment`` trains a denoising
 autoencoder on random shifts and rotations (images only). ``--cluster-epochs M`` then runs
@@ -52,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--snapshots", type=int, nargs="*", default=None)
     parser.add_argument("--augment", action="store_true")
+    parser.add_argument("--n-latent", type=int, default=10)
     parser.add_argument("--restarts", type=int, default=10)
     parser.add_argument("--cluster-epochs", type=int, default=0)
     parser.add_argument("--metric", default="cosine", choices=["euclidean", "cosine"])
@@ -70,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     Xt = torch.from_numpy(X)
     torch.manual_seed(args.seed)
     rng = np.random.RandomState(args.seed)
-    encoder, decoder = mlp_autoencoder(X.shape[1], n_latent=10)
+    encoder, decoder = mlp_autoencoder(X.shape[1], n_latent=args.n_latent)
     opt = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=1e-3)
     snapshots = set(args.snapshots or [args.epochs])
     start = time.process_time()
@@ -92,7 +93,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             with torch.no_grad():
                 Z = torch.cat([encoder(Xt[i : i + 4096]) for i in range(0, len(Xt), 4096)])
             print(json.dumps({"dataset": args.dataset, "seed": args.seed, "epoch": epoch,
-                              "augment": args.augment, "loss": float(loss.detach()),
+                              "augment": args.augment, "n_latent": args.n_latent,
+                              "loss": float(loss.detach()),
                               "cpu_s": round(time.process_time() - start, 1),
                               **kmeans_scores(Z.numpy().astype(np.float64), y,
                                               args.restarts)}), flush=True)  # fmt: skip
@@ -111,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         encoder_mode.lloyd = recording
         start = time.process_time()
         model = TELL(int(y.max()) + 1, encoder=(encoder, decoder), pretrain_epochs=0,
+                     n_latent=args.n_latent,
                      max_iter=args.cluster_epochs, metric=args.metric,
                      random_state=args.seed).fit(X)
         print(json.dumps({"cluster_epochs": args.cluster_epochs, "metric": args.metric,
