@@ -9,7 +9,7 @@ default); ``--pretrain``, ``--epochs`` and ``--metric`` override its defaults (t
 schedule on 5,000 images is 150 + 40).
 
     python benchmarks/tell_encoder_init.py --seeds 0 2 4     # one torch thread
-    python benchmarks/tell_encoder_init.py --dataset fashion --encoder mlp --pretrain 45
+    python benchmarks/tell_encoder_init.py --dataset fashion --encoder mlp --seeds 0 1
 """
 
 from __future__ import annotations
