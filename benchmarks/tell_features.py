@@ -99,25 +99,20 @@ def main(argv: Sequence[str] | None = None) -> None:
                               **kmeans_scores(Z.numpy().astype(np.float64), y,
                                               args.restarts)}), flush=True)  # fmt: skip
     if args.cluster_epochs:
-        import whyclust.models.tell._encoder as encoder_mode
+        from tell_encoder_init import record_initial_kmeans
+
         from whyclust.models.tell import TELL
 
-        lloyd, seen = encoder_mode.lloyd, {}
-
-        def recording(Z, seeds, metric, **kw):
-            centers, inertia = lloyd(Z, seeds, metric, **kw)
-            labels = encoder_mode.assign(Z, centers)[0][int(inertia.argmin())]
-            seen["init"] = bc._scores(y, labels.numpy())
-            return centers, inertia
-
-        encoder_mode.lloyd = recording
+        seen: dict = {}
+        record_initial_kmeans(y, seen)
         start = time.process_time()
         model = TELL(int(y.max()) + 1, encoder=(encoder, decoder), pretrain_epochs=0,
                      n_latent=args.n_latent,
                      max_iter=args.cluster_epochs, metric=args.metric,
                      random_state=args.seed).fit(X)
         print(json.dumps({"cluster_epochs": args.cluster_epochs, "metric": args.metric,
-                          "init": seen["init"], "final": bc._scores(y, model.labels_),
+                          "init": seen["init"]["kept_scores"],
+                          "final": bc._scores(y, model.labels_),
                           "cpu_s": round(time.process_time() - start, 1)}), flush=True)
 
 
