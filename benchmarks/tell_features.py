@@ -57,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cluster-epochs", type=int, default=0)
     parser.add_argument("--metric", default="cosine", choices=["euclidean", "cosine"])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--save-features", default=None, metavar="NPZ",
+                        help="write the last snapshot's features and labels to this .npz")
     args = parser.parse_args(argv)
     bc.limit_threads(args.threads)
 
@@ -98,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                               "cpu_s": round(time.process_time() - start, 1),
                               **kmeans_scores(Z.numpy().astype(np.float64), y,
                                               args.restarts)}), flush=True)  # fmt: skip
+    if args.save_features:
+        np.savez(args.save_features, Z=Z.numpy(), y=y)
     if args.cluster_epochs:
         from tell_encoder_init import record_initial_kmeans
 
