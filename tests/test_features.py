@@ -75,6 +75,32 @@ def test_matching_frame_and_plain_array_pass(fitted):
         check_feature_names(model, FRAME.to_numpy())  # no names: accepted, silently
 
 
+_POLYTOPES = ("kmeans", "minibatch", "bisecting", "pipeline", "column-pipeline")
+
+
+def test_every_entry_point_taking_data_checks_the_columns(fitted, tmp_path):
+    """explain, counterfactual, the flipping curves and the report refuse a reordered frame
+    (positions would silently pair values with the wrong features)."""
+    from whyclust.evaluation import compare_methods, deletion_curve
+    from whyclust.report import write_report
+
+    name, model = fitted
+    bad = FRAME[COLUMNS[::-1]]
+    calls = [
+        lambda: wc.explain(model, bad),
+        lambda: deletion_curve(model, bad),
+        lambda: compare_methods(model, bad, methods=["neon"], insertion=False),
+        lambda: write_report(model, bad, tmp_path / "r.html"),
+    ]
+    if name in _POLYTOPES:
+        calls.append(lambda: wc.counterfactual(model, bad, target=0))
+        wc.counterfactual(model, FRAME.iloc[:3], target=0)  # the right columns pass
+    for call in calls:
+        with pytest.raises(ValueError, match="another order"):
+            call()
+    assert not (tmp_path / "r.html").exists()
+
+
 def test_names_survive_save_and_load_and_are_still_checked(fitted, tmp_path):
     name, model = fitted
     back = wc.load(wc.save(model, tmp_path / f"{name}.whyclust"))

@@ -174,4 +174,5 @@ def counterfactual(model: Any, X: Any, target: Any, **options: Any) -> Any:
     """
     from whyclust.explainers.counterfactual import counterfactual as _counterfactual
 
+    check_feature_names(model, X)
     return _counterfactual(model, X, target, **options)

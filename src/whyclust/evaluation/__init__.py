@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from whyclust._features import check_feature_names
 from whyclust._validation import as_float_array
 
 __all__ = [
@@ -185,6 +186,7 @@ def flipping_curve(
         raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
     if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    check_feature_names(model, X)
     net = neuralize(model).eval()
     X = as_float_array(X, ndim=(2, 3, 4))
     n = X.shape[0]
@@ -430,6 +432,7 @@ def compare_methods(
     from whyclust.explainers import available_methods
     from whyclust.networks import neuralize
 
+    check_feature_names(model, X)
     net = neuralize(model)
     X = as_float_array(X, ndim=(2, 3, 4))
     methods = list(methods) if methods is not None else available_methods()

@@ -75,11 +75,16 @@ def explain_pipeline(
     steps = list(pipeline.steps)
     head = steps[-1][1]
     kind = head_kind(head)
+    if kind is None and type(head).__module__.startswith("whyclust."):
+        return _explain_own_head(
+            pipeline, X, target=target, beta=beta, contrast=contrast, reference=reference,
+            batch_size=batch_size, eps=eps, device=device, space=space,
+        )  # fmt: skip
     if kind is None:
         raise TypeError(
             f"cannot explain a Pipeline ending in {type(head).__name__}: supported "
-            "clusterers are KMeans, MiniBatchKMeans, MeanShift, BisectingKMeans and "
-            "GaussianMixture"
+            "clusterers are KMeans, MiniBatchKMeans, MeanShift, BisectingKMeans, "
+            "GaussianMixture, whyclust's TELL and KernelKMeans"
         )
     frame, names = _input_frame(pipeline, X)
     n_in = len(names)
@@ -141,6 +146,56 @@ def explain_pipeline(
         extras["model_relevance"] = np.concatenate(model_parts, axis=0)
         extras["model_feature_names"] = _model_names(pipeline, extras["model_relevance"].shape[1])
     return explanation_from(res, names, extras, relevance=relevance)
+
+
+def _explain_own_head(pipeline: Any, X: Any, *, space: str, eps: Any, **neon: Any) -> Explanation:
+    """A Pipeline ending in a whyclust model (TELL, KernelKMeans): the model is explained
+    on the pipeline's output z, and since every step in front of it works column by column
+    (z_j = d_j u_j + a_j) the relevance of z_j is that of the encoded column u_j, exactly."""
+    from whyclust.explainers import run_method
+    from whyclust.explainers.kernel import explain_kernel, kernel_parts
+    from whyclust.networks import neuralize
+
+    steps = list(pipeline.steps)
+    head = steps[-1][1]
+    frame, names = _input_frame(pipeline, X)
+    n_in = len(names)
+    folded = fold_preprocessing(steps[:-1], n_in)
+    if folded.diag is None:
+        raise TypeError(
+            f"cannot explain a Pipeline ending in {type(head).__name__} after a step that mixes "
+            "columns (PCA, TruncatedSVD): in front of it only column-wise steps (scalers, "
+            "imputers, one-hot encoding) are supported; explain it on the transformed rows"
+        )
+    U64 = folded.encode(frame)
+    _verify_fold(pipeline, frame, U64, folded)
+    if not np.isfinite(U64).all():
+        _check_encoded(U64, folded.groups, names)
+    Z = np.ascontiguousarray(U64 * folded.diag + folded.offset, dtype=_compute_dtype(frame))
+    reference = _reference_for(neon.pop("reference"), folded, n_in)
+    if not isinstance(reference, str):
+        reference = np.asarray(reference, dtype=np.float64) * folded.diag + folded.offset
+    if not (isinstance(reference, str) and reference == "midpoint"):
+        neon["reference"] = reference
+    if neon["contrast"] is None:
+        del neon["contrast"]
+    if eps is not None:
+        neon["eps"] = eps
+    parts = kernel_parts(head)
+    if parts is not None:
+        expl = explain_kernel(*parts, Z, **neon)
+    else:
+        expl = run_method(neuralize(head), Z, "neon", **neon)
+    extras = dict(expl.extras)
+    if space == "model":
+        extras["model_relevance"] = np.asarray(expl.relevance)
+        extras["model_feature_names"] = _model_names(pipeline, Z.shape[1])
+    extras.update(model=type(head).__name__, encoded_groups=folded.groups, affine="diagonal")
+    if folded.imputed:
+        extras["imputed"] = missing_cells(frame, folded.imputed, n_in)
+    expl.relevance = _sum_groups(np.asarray(expl.relevance), folded.groups, n_in)
+    expl.feature_names, expl.extras = names, extras
+    return expl
 
 
 # ---- heads --------------------------------------------------------------------------------
@@ -328,8 +383,14 @@ def _check_encoded(U: np.ndarray, groups: np.ndarray, names: list[str]) -> None:
 def _check_fold(pipeline: Any, frame: Any, U: np.ndarray, folded: Any) -> tuple[Any, Any]:
     """The dense (A, A^+) (None for diagonal maps), after checking the fold against the
     pipeline's own transform on the first rows and that A has full row rank."""
+    _verify_fold(pipeline, frame, U, folded)
+    return _dense_map(folded)
+
+
+def _verify_fold(pipeline: Any, frame: Any, U: np.ndarray, folded: Any) -> None:
+    """Refuse unless the folded map equals the pipeline's own transform on the first rows."""
     if isinstance(pipeline, Fitted):  # read without scikit-learn: the fold is its transform
-        return _dense_map(folded)
+        return
     m = min(U.shape[0], _FOLD_CHECK_ROWS)
     head = frame.iloc[:m] if hasattr(frame, "iloc") else frame[:m]
     if hasattr(head, "dtypes"):  # the check runs in float64, like the fold
@@ -353,7 +414,6 @@ def _check_fold(pipeline: Any, frame: Any, U: np.ndarray, folded: Any) -> tuple[
             "the pipeline's preprocessing could not be folded exactly into the cluster network "
             "(its transform differs from the folded affine map)"
         )
-    return _dense_map(folded)
 
 
 def _dense_map(folded: Any) -> tuple[Any, Any]:

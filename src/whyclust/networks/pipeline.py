@@ -70,11 +70,17 @@ def network_of(model: Any, kind: str) -> ClusterNetwork:
     head = steps[-1][1]
     name = type(head).__name__
     head_kind = "centers" if name in ("KMeans", "MiniBatchKMeans") else model_kind(head)
-    if head_kind not in ("mixture", "bisecting", "centers"):
+    own = type(head).__module__.startswith("whyclust.")  # TELL, KernelKMeans
+    if head_kind not in ("mixture", "bisecting", "centers") and not own:
         raise TypeError(
             f"cannot neuralize a Pipeline ending in {name}: supported clusterers are KMeans, "
-            "MiniBatchKMeans, MeanShift, BisectingKMeans and GaussianMixture"
+            "MiniBatchKMeans, MeanShift, BisectingKMeans, GaussianMixture, whyclust's TELL "
+            "and KernelKMeans"
         )
     n_in = int(getattr(model, "n_features_in_", 0) or getattr(steps[0][1], "n_features_in_", 0))
     folded = fold_preprocessing(steps[:-1], n_in)
+    if own:
+        from whyclust.networks import neuralize
+
+        return PipelineNetwork(folded, neuralize(head))
     return PipelineNetwork(folded, network_of(head, head_kind))

@@ -104,8 +104,8 @@ def build_report(
     ids = _row_ids(X, row_ids)
     raw = X
     pipeline = type(model).__name__ == "Pipeline"
+    check_feature_names(model, raw)
     if pipeline:  # explained in its raw columns; the figures use a numeric view of them
-        check_feature_names(model, raw)
         X, coded = _numeric_view(raw)
     else:
         X, coded = as_float_array(X, ndim=(2, 3, 4)), []
