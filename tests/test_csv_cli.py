@@ -210,3 +210,28 @@ def test_report_names_points_by_an_id_column(tmp_path, capsys):
     code, _, err = run(["report", tmp_path / "m.whyclust", tmp_path / "w.csv", "--id-column",
                         "nope", "-q", "-o", tmp_path / "r2.html"], capsys)  # fmt: skip
     assert code == 2 and "nope" in err and not (tmp_path / "r2.html").exists()
+
+
+def test_numeric_headers_are_announced_and_can_be_named(tmp_path, capsys):
+    """A first line of numbers is never a silent guess: pandas' 0..d-1 labels are names, other
+    numbers the first data row, each with a note; --header / --no-header decide."""
+    from sklearn.datasets import load_iris
+
+    data = tmp_path / "unnamed.csv"
+    pd.DataFrame(load_iris().data).to_csv(data, index=False)
+    code, out, err = run(["fit", data, "-k", "3", "-o", tmp_path / "u.m"], capsys)
+    assert code == 0 and "150 points" in out and "read as column names" in err
+    code, _, _ = run(["explain", tmp_path / "u.m", data, "-o", tmp_path / "u.csv", "-q"], capsys)
+    assert code == 0
+    assert list(pd.read_csv(tmp_path / "u.csv").columns[2:]) == ["0", "1", "2", "3"]
+    years = tmp_path / "years.csv"
+    years.write_text("2019,2020,2021\n1,2,3\n4,5,6\n7,8,9\n1,1,1\n")
+    code, out, err = run(["fit", years, "-k", "2", "-o", tmp_path / "y.m"], capsys)
+    assert code == 0 and "5 points" in out and "--header" in err
+    code, out, _ = run(["fit", years, "-k", "2", "-o", tmp_path / "y2.m", "--header"], capsys)
+    assert code == 0 and "4 points" in out
+    code, _, err = run(["explain", tmp_path / "y2.m", years, "-o", tmp_path / "r.csv"], capsys)
+    assert code == 2 and "'2019'" in err and not (tmp_path / "r.csv").exists()
+    args = ["explain", tmp_path / "y2.m", years, "-o", tmp_path / "r.csv", "--header", "-q"]
+    assert run(args, capsys)[0] == 0
+    assert list(pd.read_csv(tmp_path / "r.csv").columns[2:]) == ["2019", "2020", "2021"]

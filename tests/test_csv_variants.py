@@ -142,11 +142,29 @@ VARIANTS = {
         {"missing": ("", "?")},
         ("ok", {"a": [1, 3], "b": [NaN, 4]}, None),
     ),
-    "numeric first row means no header": (
+    "numeric first row means no header, announced": (
         "nh.csv",
         "1,2\n3,4\n",
         {},
-        ("ok", {"x0": [1, 3], "x1": [2, 4]}, None),
+        ("ok", {"x0": [1, 3], "x1": [2, 4]}, "read as the first data row"),
+    ),
+    "pandas' labels 0..d-1 of unnamed columns are a header": (
+        "labels.csv",
+        "0,1,2\n5.1,3.5,1.4\n4.9,3.0,1.4\n",
+        {},
+        ("ok", {"0": [5.1, 4.9], "1": [3.5, 3.0], "2": [1.4, 1.4]}, "read as column names"),
+    ),
+    "numeric header, by request": (
+        "years.csv",
+        "2019,2020\n1,2\n3,4\n",
+        {"header": True},
+        ("ok", {"2019": [1, 3], "2020": [2, 4]}, None),
+    ),
+    "no header, by request": (
+        "nohead.csv",
+        "0,1\n1,0\n",
+        {"header": False},
+        ("ok", {"x0": [0, 1], "x1": [1, 0]}, None),
     ),
     "single column": ("one.csv", "a\n1\n2\n", {}, ("ok", {"a": [1, 2]}, None)),
     "text column": (

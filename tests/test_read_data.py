@@ -33,9 +33,20 @@ def test_csv_with_header_and_labels(tmp_path):
 
 
 def test_csv_without_header_keeps_the_first_row(tmp_path):
-    X, _, names = read_data(write(tmp_path, "d.csv", "1,2\n3,4\n5,6\n"))
+    with pytest.warns(UserWarning, match="read as the first data row"):
+        X, _, names = read_data(write(tmp_path, "d.csv", "1,2\n3,4\n5,6\n"))
     assert X.shape == (3, 2)
     assert names == ["x0", "x1"]
+
+
+def test_pandas_labels_of_unnamed_columns_are_a_header(tmp_path):
+    """``pd.DataFrame(X).to_csv(index=False)`` writes 0, 1, ..., d-1 as its first line."""
+    table = np.arange(12.0).reshape(4, 3) / 7
+    pd.DataFrame(table).to_csv(tmp_path / "u.csv", index=False)
+    with pytest.warns(UserWarning, match="read as column names"):
+        X, _, names = read_data(tmp_path / "u.csv")
+    assert names == ["0", "1", "2"]
+    np.testing.assert_allclose(X, table, rtol=1e-15)
 
 
 def test_tsv_and_parquet(tmp_path):
@@ -183,6 +194,7 @@ _finite = st.floats(-1e12, 1e12, allow_nan=False, allow_infinity=False, width=64
     ),
     header=st.booleans(),
 )
+@pytest.mark.filterwarnings("ignore:.*read as the first data row")
 def test_numeric_tables_round_trip(tmp_path, table, header):
     path = tmp_path / "t.csv"
     names = [f"f{i}" for i in range(table.shape[1])]
@@ -199,7 +211,9 @@ _junk_text = st.text(
 )
 
 
-@pytest.mark.filterwarnings("ignore:.*(Latin-1|hold no value|ends with a delimiter|row index)")
+@pytest.mark.filterwarnings(
+    "ignore:.*(Latin-1|hold no value|ends with a delimiter|row index|data row|column names)"
+)
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(content=st.one_of(st.binary(max_size=80), _junk_text.map(str.encode)))
 def test_junk_gives_value_or_type_error_only(tmp_path, content):

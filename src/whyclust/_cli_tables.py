@@ -23,13 +23,17 @@ def is_table(path: str) -> bool:
     return Path(path).suffix.lower() in TABLE_SUFFIXES and not Path(path).is_dir()
 
 
-def read_any(path, label_column, quiet, drop=None, sep=None, na_values=None, categorical=()):
+def read_any(
+    path, label_column, quiet, drop=None, sep=None, na_values=None, categorical=(), header=None
+):
     """``(frame, None, y)`` for a table (strictly parsed, notes printed), else ``(None, X, y)``."""
     from whyclust import datasets
 
     if not is_table(path):
-        if drop or sep or na_values:
-            raise ValueError("--drop, --sep and --na-values apply to CSV and Parquet files")
+        if drop or sep or na_values or header is not None:
+            raise ValueError(
+                "--drop, --sep, --header and --na-values apply to CSV and Parquet files"
+            )
         X, y, _ = datasets.read_data(path, label_column=label_column, progress=not quiet)
         return None, X, y
     from whyclust._csv import MISSING
@@ -41,6 +45,7 @@ def read_any(path, label_column, quiet, drop=None, sep=None, na_values=None, cat
         sep=sep,
         missing=(*MISSING, *split_list(na_values)),
         categorical=categorical,
+        header=header,
     )
     for note in notes:
         if not quiet:
@@ -174,7 +179,7 @@ def is_pipeline(model: Any) -> bool:
     return isinstance(getattr(model, "steps", None), list)
 
 
-def model_input(est, data, model_path, label_column, quiet, drop, sep, na_values):
+def model_input(est, data, model_path, label_column, quiet, drop, sep, na_values, header=None):
     """``(X, names, y)``: the raw table for a Pipeline, numbers otherwise, and the labels.
 
     Column names are checked against the model's fitted names first (missing, extra or
@@ -182,7 +187,7 @@ def model_input(est, data, model_path, label_column, quiet, drop, sep, na_values
     """
     from whyclust._features import check_feature_names
 
-    frame, X, y = read_any(data, label_column, quiet, drop, sep, na_values)
+    frame, X, y = read_any(data, label_column, quiet, drop, sep, na_values, header=header)
     if frame is None:
         check_n_features(est, X, data, model_path)
         return X, None, y
@@ -203,6 +208,30 @@ def model_input(est, data, model_path, label_column, quiet, drop, sep, na_values
     if getattr(est, "feature_names_in_", None) is not None:
         return frame, names, y  # names reach wc.explain, which checks them again
     return X, names, y
+
+
+def read_ids(
+    data: str, column: str, sep: str | None, na_values: str | None, header: bool | None = None
+) -> list[str]:
+    """The values of one column of a table, as text (ids need not be numbers)."""
+    from whyclust._csv import MISSING
+    from whyclust.datasets import read_frame
+
+    if not is_table(data):
+        raise ValueError("--id-column applies to CSV and Parquet files")
+    frame, _, _ = read_frame(
+        data,
+        sep=sep,
+        missing=(*MISSING, *split_list(na_values)),
+        categorical=(column,),
+        header=header,
+    )
+    if column not in frame.columns:
+        raise ValueError(f"--id-column {column!r} is not a column of {Path(data).name}")
+    values = frame[column]
+    if values.isna().any():
+        raise ValueError(f"--id-column {column!r} has empty cells")
+    return [str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in values]
 
 
 def check_n_features(est, X, data: str, model_path: str) -> None:

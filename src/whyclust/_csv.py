@@ -8,8 +8,10 @@ Rules (each refusal is a ``ValueError`` naming the file, the line and the column
   Excel ``sep=;`` first line, or else whichever of tab, ``;``, ``,`` and ``|`` splits
   every sampled line into the same number (at least 2) of fields; ``;`` tables may use
   decimal commas;
-- the header is the first line unless that line is made only of numbers (then the columns
-  are ``x0, x1, ...``); names must be unique and non-empty;
+- the header is the first line (``header=True``), or there is none (``header=False``:
+  columns ``x0, x1, ...``); by default a first line made only of numbers is the first data
+  row, with a note, unless it is 0, 1, ..., d-1 (pandas' labels of an unnamed frame's
+  columns), which is a header, with a note; names must be unique and non-empty;
 - a row with more fields than the header is refused (a metadata first line, or columns
   shifted into an index), as is a row with fewer; one trailing delimiter on every data row
   is dropped with a note; a first line starting with the number of rows and another
@@ -61,8 +63,10 @@ def read_table(
     sep: str | None = None,
     missing: tuple[str, ...] = MISSING,
     text_columns: tuple[str, ...] = (),
+    header: bool | None = None,
 ) -> Table:
-    """Parse a delimited text file by the rules above. ``text_columns`` stay categorical."""
+    """Parse a delimited text file by the rules above. ``text_columns`` stay categorical;
+    ``header`` says whether the first line names the columns (None: decided as above)."""
     path = Path(path)
     text, notes = _decode(path)
     lines, numbers = _content_lines(text)
@@ -82,7 +86,7 @@ def read_table(
     if len(sep) != 1 or sep in "\"'\r\n":
         raise ValueError(f"the delimiter must be one character, got {sep!r}")
     rows, row_lines = _split(lines, numbers, sep, path)
-    header_is_data = all(_is_number(c) for c in rows[0]) and any(c.strip() for c in rows[0])
+    header_is_data = not _has_header(rows[0], row_lines[0], header, path, notes)
     if header_is_data:
         names = [f"x{i}" for i in range(len(rows[0]))]
         body, body_lines = rows, row_lines
@@ -179,6 +183,26 @@ def _split(lines: list[str], numbers: list[int], sep: str, path: Path):
         where = numbers[min(reader.line_num, len(numbers)) - 1]
         raise ValueError(f"{path.name} line {where}: {exc} (unbalanced quotes?)") from None
     return rows, row_lines
+
+
+def _has_header(first: list[str], line: int, header: bool | None, path: Path, notes) -> bool:
+    """Whether the first line names the columns (see the module docstring)."""
+    if header is not None:
+        return bool(header)
+    if not (all(_is_number(c) for c in first) and any(c.strip() for c in first)):
+        return True
+    d = len(first)
+    if [c.strip() for c in first] == [str(i) for i in range(d)]:
+        notes.append(
+            f"{path.name}: line {line} (0, 1, ..., {d - 1}) read as column names, pandas' "
+            "labels of unnamed columns; pass --no-header if it is a data row"
+        )
+        return True
+    notes.append(
+        f"{path.name}: line {line} holds only numbers, read as the first data row (columns "
+        "x0, x1, ...); pass --header if it names the columns"
+    )
+    return False
 
 
 def _check_widths(names, body, body_lines, header_is_data, path, notes):

@@ -20,6 +20,7 @@ from whyclust._cli_tables import (
     model_input,
     model_n_clusters,
     read_any,
+    read_ids,
     scaler,
     split_list,
     table_pipeline,
@@ -44,13 +45,19 @@ IMPUTERS = ("none", "mean", "median", "most_frequent")
 
 
 def _table_options(func):
-    """--drop, --sep and --na-values: how a CSV is read (the same for fit, explain, report)."""
+    """--drop, --sep, --header and --na-values: how a CSV is read (alike in every command)."""
     func = click.option(
         "--na-values",
         default=None,
         metavar="TEXT,TEXT",
         help="Extra cell texts meaning 'missing', e.g. '?' or '-999' (empty, NA, N/A, NaN, "
         "NULL and None always do).",
+    )(func)
+    func = click.option(
+        "--header/--no-header",
+        default=None,
+        help="Whether a CSV's first line names the columns (default: yes, unless it holds "
+        "only numbers other than 0, 1, ..., d-1; a note says which was taken).",
     )(func)
     func = click.option(
         "--sep",
@@ -360,6 +367,7 @@ def fit(
     drop: str | None,
     sep: str | None,
     na_values: str | None,
+    header: bool | None,
     scale: str | None,
     categorical: str | None,
     impute: str,
@@ -377,7 +385,7 @@ def fit(
 
     _check_output(output)
     named = [] if categorical in (None, "auto") else split_list(categorical)
-    frame, X, y = read_any(data, label_column, quiet, drop, sep, na_values, named)
+    frame, X, y = read_any(data, label_column, quiet, drop, sep, na_values, named, header)
     if frame is None:
         if categorical is not None or impute != "none":
             raise ValueError("--categorical and --impute apply to CSV and Parquet tables")
@@ -456,6 +464,7 @@ def explain(
     drop: str | None,
     sep: str | None,
     na_values: str | None,
+    header: bool | None,
     batch_size: int | None,
     output: str,
     quiet: bool,
@@ -484,7 +493,9 @@ def explain(
         expl, elapsed = _explain_npy_stream(est, data, out, method, tgt, beta_value, batch_size)
         n_clusters = model_n_clusters(est, expl)
     else:
-        X, names, _ = model_input(est, data, model_path, label_column, quiet, drop, sep, na_values)
+        X, names, _ = model_input(
+            est, data, model_path, label_column, quiet, drop, sep, na_values, header
+        )
         start = time.perf_counter()
         expl = wc.explain(est, X, method, target=tgt, beta=beta_value, batch_size=batch_size)
         elapsed = time.perf_counter() - start
@@ -592,6 +603,7 @@ def report(
     drop: str | None,
     sep: str | None,
     na_values: str | None,
+    header: bool | None,
     seed: int,
     output: str,
     quiet: bool,
@@ -609,9 +621,11 @@ def report(
     label_column = labels if is_column else None
     row_ids = None
     if id_column is not None:
-        row_ids = _read_ids(data, id_column, sep, na_values)
+        row_ids = read_ids(data, id_column, sep, na_values, header)
         drop = ",".join([*([drop] if drop else []), id_column])
-    X, names, y = model_input(est, data, model_path, label_column, quiet, drop, sep, na_values)
+    X, names, y = model_input(
+        est, data, model_path, label_column, quiet, drop, sep, na_values, header
+    )
     if not is_column:
         y = _read_labels(labels, data, y, X.shape[0], quiet)
     write_report(
@@ -629,25 +643,6 @@ def report(
         progress=not quiet,
     )
     _say(quiet, f"wrote {out}")
-
-
-def _read_ids(data: str, column: str, sep: str | None, na_values: str | None) -> list[str]:
-    """The values of one column of a table, as text (ids need not be numbers)."""
-    from whyclust._cli_tables import is_table, split_list
-    from whyclust._csv import MISSING
-    from whyclust.datasets import read_frame
-
-    if not is_table(data):
-        raise ValueError("--id-column applies to CSV and Parquet files")
-    frame, _, _ = read_frame(
-        data, sep=sep, missing=(*MISSING, *split_list(na_values)), categorical=(column,)
-    )
-    if column not in frame.columns:
-        raise ValueError(f"--id-column {column!r} is not a column of {Path(data).name}")
-    values = frame[column]
-    if values.isna().any():
-        raise ValueError(f"--id-column {column!r} has empty cells")
-    return [str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in values]
 
 
 # --- entry points -----------------------------------------------------------------------

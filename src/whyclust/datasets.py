@@ -310,6 +310,7 @@ def read_frame(
     sep: str | None = None,
     missing: tuple[str, ...] | None = None,
     categorical: tuple[str, ...] | list[str] = (),
+    header: bool | None = None,
 ):
     """A CSV / TSV / Parquet table as ``(frame, y, notes)``, strictly parsed.
 
@@ -318,7 +319,9 @@ def read_frame(
     the file. ``drop`` names columns to leave out (ids, other labels); ``label_column`` is
     split off as ``y``; ``sep`` overrides delimiter sniffing; ``missing`` lists the cell
     texts read as missing (default ``"", NA, N/A, NaN, nan, NULL, null, None``);
-    ``categorical`` names columns kept as text even if they look numeric. ``notes`` says
+    ``categorical`` names columns kept as text even if they look numeric; ``header`` says
+    whether a CSV's first line names the columns (None: yes unless it holds only numbers
+    other than 0, 1, ..., d-1). ``notes`` says
     what was guessed (a pandas index column dropped, Latin-1 encoding, ...).
 
     CSV rules: UTF-8 (byte-order mark or not) or UTF-16 with a mark, else Latin-1 with a
@@ -342,6 +345,7 @@ def read_frame(
             sep=sep if sep is not None else ("\t" if suffix == ".tsv" else None),
             missing=tuple(MISSING if missing is None else missing),
             text_columns=tuple(categorical),
+            header=header,
         )
         frame = table.frame()
         frame.attrs["lines"] = tuple(int(v) for v in table.lines)  # pandas compares attrs
