@@ -235,3 +235,27 @@ def test_numeric_headers_are_announced_and_can_be_named(tmp_path, capsys):
     args = ["explain", tmp_path / "y2.m", years, "-o", tmp_path / "r.csv", "--header", "-q"]
     assert run(args, capsys)[0] == 0
     assert list(pd.read_csv(tmp_path / "r.csv").columns[2:]) == ["2019", "2020", "2021"]
+
+
+def test_categorical_columns_of_numbers_are_read_as_text_again(tmp_path, capsys):
+    data = tmp_path / "cat.csv"
+    data.write_text("a,b,col\n1,2,x\n4,5,y\n7,8,x\n1,1,z\n2,2,y\n")
+    model = tmp_path / "m.whyclust"
+    args = ["fit", data, "-k", "2", "--categorical", "col,a", "-o", model, "-q"]
+    assert run(args, capsys)[0] == 0
+    code, _, err = run(["explain", model, data, "-o", tmp_path / "r.csv", "-q"], capsys)
+    assert code == 0, err
+    rel = pd.read_csv(tmp_path / "r.csv")
+    frame, _, _ = wc.datasets.read_frame(data, categorical=("col", "a"))
+    np.testing.assert_array_equal(rel["cluster"], wc.load(model).predict(frame))
+    assert run(["report", model, data, "-o", tmp_path / "r.html", "-q"], capsys)[0] == 0
+
+
+def test_missing_cell_at_explain_time_names_the_file_line(tmp_path, capsys):
+    fit_data, data = tmp_path / "ok.csv", tmp_path / "gap.csv"
+    fit_data.write_text("a,b,c\n1,2,3\n4,5,6\n7,8,9\n1,3,1\n")
+    data.write_text("# exported\na,b,c\n1,2,3\n4,5,6\n7,8,9\n1,,1\n")
+    assert run(["fit", fit_data, "-k", "2", "-o", tmp_path / "m", "-q"], capsys)[0] == 0
+    code, _, err = run(["explain", tmp_path / "m", data, "-o", tmp_path / "r.csv"], capsys)
+    assert code == 2 and "gap.csv line 6 in column 'b'" in err
+    assert not (tmp_path / "r.csv").exists()

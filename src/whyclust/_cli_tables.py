@@ -187,7 +187,9 @@ def model_input(est, data, model_path, label_column, quiet, drop, sep, na_values
     """
     from whyclust._features import check_feature_names
 
-    frame, X, y = read_any(data, label_column, quiet, drop, sep, na_values, header=header)
+    frame, X, y = read_any(
+        data, label_column, quiet, drop, sep, na_values, stored_text_columns(est), header
+    )
     if frame is None:
         check_n_features(est, X, data, model_path)
         return X, None, y
@@ -232,6 +234,22 @@ def read_ids(
     if values.isna().any():
         raise ValueError(f"--id-column {column!r} has empty cells")
     return [str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in values]
+
+
+def stored_text_columns(est: Any) -> tuple[str, ...]:
+    """Columns the stored Pipeline one-hot encodes as text (``fit --categorical`` may name
+    columns of numbers): explain and report must read them as text again."""
+    import numpy as np
+
+    if not is_pipeline(est) or not est.steps:
+        return ()
+    out: list[str] = []
+    for _, part, columns in getattr(est.steps[0][1], "transformers_", None) or []:
+        categories = getattr(part, "categories_", None)
+        if type(part).__name__ == "OneHotEncoder" and categories is not None:
+            if all(getattr(c, "dtype", None) == np.dtype(object) for c in categories):
+                out.extend(str(c) for c in columns)
+    return tuple(out)
 
 
 def check_n_features(est, X, data: str, model_path: str) -> None:

@@ -316,7 +316,8 @@ def read_frame(
 
     ``frame`` holds float64 columns (NaN = missing) and text columns (object, None =
     missing) with the file's column names; ``frame.attrs["lines"]`` gives each row's line in
-    the file. ``drop`` names columns to leave out (ids, other labels); ``label_column`` is
+    the file, ``frame.attrs["source"]`` its name. ``drop`` names columns to leave out (ids,
+    other labels); ``label_column`` is
     split off as ``y``; ``sep`` overrides delimiter sniffing; ``missing`` lists the cell
     texts read as missing (default ``"", NA, N/A, NaN, nan, NULL, null, None``);
     ``categorical`` names columns kept as text even if they look numeric; ``header`` says
@@ -349,6 +350,7 @@ def read_frame(
         )
         frame = table.frame()
         frame.attrs["lines"] = tuple(int(v) for v in table.lines)  # pandas compares attrs
+        frame.attrs["source"] = path.name
         notes = table.notes
     elif suffix in {".parquet", ".pq"}:
         frame = _read_parquet(path)

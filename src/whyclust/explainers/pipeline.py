@@ -117,7 +117,7 @@ def explain_pipeline(
         if kind == "kmeans":  # the diagonal folds into the centroids: no transform at all
             geom = DiagonalKMeans(geom.centers, t["diag"], t["offset"], eps)
             transform = None
-        res = _drive_checked(geom, U, folded, names, like=like, target=target, beta=beta,
+        res = _drive_checked(geom, U, folded, names, frame, like=like, target=target, beta=beta,
                              contrast=contrast, reference=ref, model_mean=None, batch_size=bs,
                              transform=transform)  # fmt: skip
         rel_u = res["relevance"]
@@ -125,8 +125,9 @@ def explain_pipeline(
             model_parts.append(rel_u)
     else:
         head_view = _DenseHead(kind, geom, amap, keep_model=space == "model")
-        res = _drive_checked(head_view, U, folded, names, like=like, target=target, beta=beta,
-                             contrast=contrast, reference=ref, model_mean=None, batch_size=bs,
+        res = _drive_checked(head_view, U, folded, names, frame, like=like, target=target,
+                             beta=beta, contrast=contrast, reference=ref, model_mean=None,
+                             batch_size=bs,
                              transform=amap, pullback=head_view.pull,
                              parallel=not head_view.keep_model)  # fmt: skip
         rel_u = res["relevance"]
@@ -170,7 +171,7 @@ def _explain_own_head(pipeline: Any, X: Any, *, space: str, eps: Any, **neon: An
     U64 = folded.encode(frame)
     _verify_fold(pipeline, frame, U64, folded)
     if not np.isfinite(U64).all():
-        _check_encoded(U64, folded.groups, names)
+        _check_encoded(U64, folded.groups, names, frame)
     Z = np.ascontiguousarray(U64 * folded.diag + folded.offset, dtype=_compute_dtype(frame))
     reference = _reference_for(neon.pop("reference"), folded, n_in)
     if not isinstance(reference, str):
@@ -360,22 +361,32 @@ def _compute_dtype(frame: Any) -> np.dtype:
     return resolve_dtype(frame.dtype) if frame.dtype != object else np.dtype(np.float32)
 
 
-def _drive_checked(geom: Any, U: np.ndarray, folded: Any, names: list[str], **kw: Any) -> Any:
+def _drive_checked(
+    geom: Any, U: np.ndarray, folded: Any, names: list[str], frame: Any, **kw: Any
+) -> Any:
     """``drive``, with a NaN / inf that no imputer filled in named by row and column."""
     try:
         return drive(geom, U, **kw)
     except ValueError as exc:
         if "NaN or infinite" in str(exc):
-            _check_encoded(U, folded.groups, names)
+            _check_encoded(U, folded.groups, names, frame)
         raise
 
 
-def _check_encoded(U: np.ndarray, groups: np.ndarray, names: list[str]) -> None:
+def _check_encoded(U: np.ndarray, groups: np.ndarray, names: list[str], frame: Any) -> None:
+    """Name the first cell no imputer fills in: its row (0-based), or the file's line and
+    name for a table read by :func:`whyclust.datasets.read_frame`."""
     bad = ~np.isfinite(U)
     if bad.any():
-        row, col = np.argwhere(bad)[0]
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        attrs = getattr(frame, "attrs", None) or {}
+        where = f"row {row}"
+        if attrs.get("lines") is not None:
+            where = f"line {int(attrs['lines'][row])}"
+            if attrs.get("source"):
+                where = f"{attrs['source']} {where}"
         raise ValueError(
-            f"X has a NaN or infinite value at row {row} in column {names[groups[col]]!r} that "
+            f"X has a NaN or infinite value at {where} in column {names[groups[col]]!r} that "
             "no imputer of the pipeline fills in"
         )
 
