@@ -259,3 +259,12 @@ def test_missing_cell_at_explain_time_names_the_file_line(tmp_path, capsys):
     code, _, err = run(["explain", tmp_path / "m", data, "-o", tmp_path / "r.csv"], capsys)
     assert code == 2 and "gap.csv line 6 in column 'b'" in err
     assert not (tmp_path / "r.csv").exists()
+
+
+def test_fewer_distinct_rows_than_clusters_is_refused(tmp_path, capsys):
+    data = tmp_path / "dup.csv"
+    data.write_text("a,b\n1,1\n1,1\n1,1\n5,5\n5,5\n")
+    code, _, err = run(["fit", data, "-k", "3", "-o", tmp_path / "m"], capsys)
+    assert code == 2 and "only 2 of the 3 clusters" in err and "2 distinct rows" in err
+    assert "Traceback" not in err and "warnings.warn" not in err
+    assert not (tmp_path / "m").exists()

@@ -167,6 +167,18 @@ VARIANTS = {
         ("ok", {"x0": [0, 1], "x1": [1, 0]}, None),
     ),
     "single column": ("one.csv", "a\n1\n2\n", {}, ("ok", {"a": [1, 2]}, None)),
+    "single spaces between fields (scikit-learn's linnerud files)": (
+        "space.csv",
+        "Chins Situps\n5 162\n2 110\n",
+        {},
+        ("ok", {"Chins": [5, 2], "Situps": [162, 110]}, "single spaces"),
+    ),
+    "text with spaces stays one column": (
+        "city.csv",
+        "city\nNew York\nLos Angeles\n",
+        {},
+        ("ok", {"city": ["New York", "Los Angeles"]}, None),
+    ),
     "text column": (
         "tc.csv",
         "a,colour\n1,red\n2,\n3,blue\n",

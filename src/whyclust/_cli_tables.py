@@ -163,9 +163,21 @@ def timed_fit(est, X, quiet: bool):
     own = type(last).__module__.startswith("whyclust")  # scikit-learn's verbose is noisy
     if own and "verbose" in params and not quiet:
         last.set_params(verbose=1 if isinstance(params["verbose"], int) else True)
+    import warnings
+
     start = time.perf_counter()
-    fitted = est.fit(X)
-    return fitted, time.perf_counter() - start
+    with warnings.catch_warnings(record=True) as caught:  # one line each, not a source path
+        warnings.simplefilter("always")
+        fitted = est.fit(X)
+    elapsed = time.perf_counter() - start
+    for w in caught:
+        if quiet:
+            continue
+        if type(w.message).__name__ == "ConvergenceWarning" or w.category is UserWarning:
+            click.echo(f"note: {' '.join(str(w.message).split())}", err=True)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return fitted, elapsed
 
 
 def last_step(model: Any) -> Any:
@@ -275,3 +287,18 @@ def model_n_clusters(model: Any, expl=None) -> int:
         if isinstance(value, int):
             return value
     return int(expl.cluster.max()) + 1 if expl is not None and expl.n_samples else 0
+
+
+def refuse_empty_clusters(labels, n_clusters: int, rows, data: str) -> None:
+    """A model with clusters no point of DATA falls in is not saved (too few distinct rows)."""
+    import numpy as np
+
+    used = int(np.count_nonzero(np.bincount(labels, minlength=n_clusters)))
+    if used < n_clusters:
+        import pandas as pd
+
+        distinct = len(pd.DataFrame(np.asarray(rows).reshape(len(labels), -1)).drop_duplicates())
+        raise ValueError(
+            f"only {used} of the {n_clusters} clusters hold a point of {Path(data).name} "
+            f"({distinct} distinct rows): lower -k / --n-clusters"
+        )

@@ -6,8 +6,8 @@ Rules (each refusal is a ``ValueError`` naming the file, the line and the column
   read as Latin-1 (every byte is a character there), with a note;
 - lines starting with ``#`` and blank lines are skipped; the delimiter is ``sep``, or an
   Excel ``sep=;`` first line, or else whichever of tab, ``;``, ``,`` and ``|`` splits
-  every sampled line into the same number (at least 2) of fields; ``;`` tables may use
-  decimal commas;
+  every sampled line into the same number (at least 2) of fields, or else a single space
+  if it does (with a note); ``;`` tables may use decimal commas;
 - the header is the first line (``header=True``), or there is none (``header=False``:
   columns ``x0, x1, ...``); by default a first line made only of numbers is the first data
   row, with a note, unless it is 0, 1, ..., d-1 (pandas' labels of an unnamed frame's
@@ -80,7 +80,7 @@ def read_table(
         if not lines:
             raise ValueError(f"{path.name} has no rows")
     if sep is None:
-        sep = _sniff(lines, path)
+        sep = _sniff(lines, path, notes)
     elif sep in ("\\t", "tab"):
         sep = "\t"
     if len(sep) != 1 or sep in "\"'\r\n":
@@ -153,7 +153,7 @@ def _content_lines(text: str) -> tuple[list[str], list[int]]:
     return lines, numbers
 
 
-def _sniff(lines: list[str], path: Path) -> str:
+def _sniff(lines: list[str], path: Path, notes: list[str]) -> str:
     sample = lines[:_SAMPLE_LINES]
     for cand in _CANDIDATES:
         try:
@@ -166,7 +166,16 @@ def _sniff(lines: list[str], path: Path) -> str:
     # the row checks name the line that does not fit
     header = lines[0]
     best = max(_CANDIDATES, key=lambda c: (header.count(c), c == ","))
-    return best if header.count(best) else ","
+    if header.count(best):
+        return best
+    try:  # none of them at all: one space between fields, as some exports write
+        counts = {len(r) for r in csv.reader(sample, delimiter=" ", strict=True)}
+    except csv.Error:
+        return ","
+    if len(counts) == 1 and counts.pop() >= 2:
+        notes.append(f"{path.name}: columns separated by single spaces (pass --sep to override)")
+        return " "
+    return ","
 
 
 def _split(lines: list[str], numbers: list[int], sep: str, path: Path):

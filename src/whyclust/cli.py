@@ -21,6 +21,7 @@ from whyclust._cli_tables import (
     model_n_clusters,
     read_any,
     read_ids,
+    refuse_empty_clusters,
     scaler,
     split_list,
     table_pipeline,
@@ -404,6 +405,7 @@ def fit(
         fitted, elapsed = timed_fit(pipe, frame, quiet)
         n_rows, n_cols, what = frame.shape[0], frame.shape[1], f"columns ({note})"
         labels = fitted.predict(frame)
+    refuse_empty_clusters(labels, n_clusters, frame if frame is not None else flat, data)
     wc.save(fitted, output)
     if quiet:
         return

@@ -83,10 +83,21 @@ def reference_of(method: str, net, expl=None) -> str:
             "changes sign there, else the centroid midpoint)",
         }.get(given, given)
     if method == "neon":
+        steps = ""
+        if type(net).__name__ == "PipelineNetwork":  # affine steps: the same root, pulled back
+            net, steps = net.head, " (in the model's inputs, pulled back to the columns)"
+        name = type(net).__name__
         if isinstance(net, KMeansNetwork):
-            return "midpoint (mu_c + mu_k) / 2 of the two centroids of each margin"
-        if type(net).__name__ == "KernelKMeansNetwork":
-            return "midpoints (u_i + u_j) / 2 of support points of the two clusters"
+            return "midpoint (mu_c + mu_k) / 2 of the two centroids of each margin" + steps
+        if name == "KernelKMeansNetwork":
+            return "midpoints (u_i + u_j) / 2 of support points of the two clusters" + steps
+        if name == "BisectingNetwork":
+            return "midpoint of the two children's centroids at each node of the path" + steps
+        if name == "MixtureNetwork":
+            return (
+                "a root r of each margin g_c - g_k (h(r) = 0), sought first between the two "
+                "components' means" + steps
+            )
         return "head: centroid midpoints in code space; encoder: LRP rules (no single point)"
     return {
         "gradient_x_input": "the origin 0 (R = x * df_c/dx)",
@@ -112,14 +123,21 @@ def labels(y: np.ndarray, cluster: np.ndarray, k: int) -> dict[str, Any]:
     # clusters in the order of their matched classes, so that agreement is the diagonal
     rank = {cls: i for i, cls in enumerate(classes)}
     cols = sorted(range(k), key=lambda c: (rank.get(match.get(c), classes.size), c))
-    fig = F.confusion_figure(table[:, cols], [str(c) for c in classes], [str(c) for c in cols])
+    fig = F.confusion_figure(table[:, cols], [_label(c) for c in classes], [str(c) for c in cols])
     return {
         "scores": [(m.upper(), f"{scores[m]:.3f}") for m in ("acc", "nmi", "ari")],
-        "mapping": [(int(c), str(match[c])) for c in sorted(match)],
+        "mapping": [(int(c), _label(match[c])) for c in sorted(match)],
         "figure": figure(
             fig, "confusion matrix: counts of each true class (rows) in each cluster (columns)"
         ),
     }
+
+
+def _label(value: Any) -> str:
+    """A class label as text: whole numbers read from a table as floats lose their ".0"."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def prototypes(protos, kind, flat, img_shape, names, sizes) -> dict[str, Any]:
