@@ -292,3 +292,17 @@ def test_neuralize_protocol_and_feature_names(blobs, fitted, tmp_path):
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+def test_auto_beta_is_one_over_the_mean_logit_on_every_path():
+    from whyclust.scale import explain_to
+
+    X, _ = wc.datasets.load_digits()
+    X = X[:300]
+    model = wc.KernelKMeans(4, random_state=0, n_init=1).fit(X[:150])
+    e = wc.explain(model, X)
+    np.testing.assert_allclose(e.beta, 1.0 / e.logit.astype(np.float64).mean(), rtol=1e-5)
+    out = np.zeros_like(X)
+    streamed = explain_to(model, X, out, batch_size=64)
+    np.testing.assert_allclose(streamed.beta, e.beta, rtol=1e-5)
+    np.testing.assert_allclose(out, e.relevance, rtol=1e-5, atol=1e-6)

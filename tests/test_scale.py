@@ -330,3 +330,14 @@ def test_tell_through_dask(data) -> None:
     _close(rel, ref.relevance)
     np.testing.assert_array_equal(predict_dask(model, da.from_array(X, chunks=400)).compute(),
                                   model.predict(X))
+
+
+def test_read_only_output_is_refused_before_any_write(tmp_path):
+    """With torch loaded (this module imports it), a read-only memmap must not reach torch's
+    in-place writes."""
+    X = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+    km = KMeans(3, n_init=1, random_state=0).fit(X)
+    np.save(tmp_path / "r.npy", np.zeros(X.shape, np.float32))
+    out = np.load(tmp_path / "r.npy", mmap_mode="r")
+    with pytest.raises(ValueError, match="read-only"):
+        explain_to(km, X, out)

@@ -8,7 +8,7 @@ import numpy as np
 
 from whyclust.engine._xp import to_numpy
 from whyclust.engine.kernel import KernelGeometry
-from whyclust.engine.kmeans import check_finite_scores
+from whyclust.engine.kmeans import assigned_logits, check_finite_scores
 from whyclust.explainers.explanation import Explanation
 from whyclust.explainers.request import resolve_reference, resolve_request, row_batches
 
@@ -80,8 +80,9 @@ def explain_kernel(
     scores = xp.concat([geom.scores(rows_of(r)) for r in row_batches(n, bs)], axis=0)
     check_finite_scores(scores)
     assigned, tgt, other, beta_value = resolve_request(
-        scores, target=target, beta=beta, contrast=contrast
-    )
+        scores, target=target, beta=beta, contrast=contrast,
+        assigned_logit=lambda a: assigned_logits(scores, a),
+    )  # fmt: skip
     ref = resolve_reference(reference, flat, None)
     ref_prepared = None if ref is None else geom.prepare(_like(ref, sup))
     out = np.empty(flat.shape, dtype=X.dtype)

@@ -94,6 +94,8 @@ def explain_to(
         raise ValueError(f"out must have shape {(n, *feature_shape)} or {(n, d)}, got {out_shape}")
     if np.dtype(out.dtype).kind != "f":
         raise TypeError(f"out must have a floating dtype, got {out.dtype}")
+    if isinstance(out, np.ndarray) and not out.flags.writeable:  # torch would write anyway
+        raise ValueError("out is read-only (open a memmap with mode='r+' or 'w+')")
     bs = _stream_batch_size(batch_size, d, out if batch_size is None else None)
     device = options.get("device")
     contrast = options.pop("contrast", None)
