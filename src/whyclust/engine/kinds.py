@@ -26,6 +26,11 @@ def from_sklearn(model: Any) -> bool:
     return cls.__module__.startswith("sklearn.") or getattr(cls, "reads_as_sklearn", False)
 
 
+def from_whyclust(model: Any) -> bool:
+    """One of whyclust's own estimators (TELL, KernelKMeans), by module, nothing imported."""
+    return type(model).__module__.startswith("whyclust.")
+
+
 def model_kind(model: Any) -> str | None:
     """``"pipeline"``, ``"mixture"``, ``"bisecting"``, ``"centers"`` (MeanShift and
     Euclidean AffinityPropagation: the nearest centre) for the scikit-learn models routed

@@ -19,7 +19,7 @@ from whyclust._light import Fitted
 from whyclust._validation import check_centers, resolve_dtype
 from whyclust.engine.affine import AffineMap, DiagonalKMeans, kmeans_coefficients
 from whyclust.engine.fold import fold_preprocessing, missing_cells
-from whyclust.engine.kinds import from_sklearn
+from whyclust.engine.kinds import from_sklearn, from_whyclust
 from whyclust.engine.kmeans import KMeansGeometry, assigned_logits
 from whyclust.explainers._engine import drive, explanation_from, on_device
 from whyclust.explainers.bisecting import bisecting_geometry
@@ -75,12 +75,8 @@ def explain_pipeline(
     steps = list(pipeline.steps)
     head = steps[-1][1]
     kind = head_kind(head)
-    if kind is None and type(head).__module__.startswith("whyclust."):
-        return _explain_own_head(
-            pipeline, X, target=target, beta=beta, contrast=contrast, reference=reference,
-            batch_size=batch_size, eps=eps, device=device, space=space,
-        )  # fmt: skip
-    if kind is None:
+    own = kind is None and from_whyclust(head)  # TELL, KernelKMeans
+    if kind is None and not own:
         raise TypeError(
             f"cannot explain a Pipeline ending in {type(head).__name__}: supported "
             "clusterers are KMeans, MiniBatchKMeans, MeanShift, BisectingKMeans, "
@@ -90,6 +86,11 @@ def explain_pipeline(
     n_in = len(names)
     folded = fold_preprocessing(steps[:-1], n_in)
     U64 = folded.encode(frame)
+    if own:
+        return _explain_own_head(
+            pipeline, frame, names, folded, U64, target=target, beta=beta, contrast=contrast,
+            reference=reference, batch_size=batch_size, eps=eps, device=device, space=space,
+        )  # fmt: skip
     amap64 = _check_fold(pipeline, frame, U64, folded)
     dtype = _compute_dtype(frame)
     U = np.ascontiguousarray(U64, dtype=dtype)
@@ -149,7 +150,10 @@ def explain_pipeline(
     return explanation_from(res, names, extras, relevance=relevance)
 
 
-def _explain_own_head(pipeline: Any, X: Any, *, space: str, eps: Any, **neon: Any) -> Explanation:
+def _explain_own_head(
+    pipeline: Any, frame: Any, names: list[str], folded: Any, U64: np.ndarray, *,
+    space: str, eps: Any, **neon: Any,
+) -> Explanation:  # fmt: skip
     """A Pipeline ending in a whyclust model (TELL, KernelKMeans): the model is explained
     on the pipeline's output z, and since every step in front of it works column by column
     (z_j = d_j u_j + a_j) the relevance of z_j is that of the encoded column u_j, exactly."""
@@ -157,18 +161,14 @@ def _explain_own_head(pipeline: Any, X: Any, *, space: str, eps: Any, **neon: An
     from whyclust.explainers.kernel import explain_kernel, kernel_parts
     from whyclust.networks import neuralize
 
-    steps = list(pipeline.steps)
-    head = steps[-1][1]
-    frame, names = _input_frame(pipeline, X)
+    head = pipeline.steps[-1][1]
     n_in = len(names)
-    folded = fold_preprocessing(steps[:-1], n_in)
     if folded.diag is None:
         raise TypeError(
             f"cannot explain a Pipeline ending in {type(head).__name__} after a step that mixes "
             "columns (PCA, TruncatedSVD): in front of it only column-wise steps (scalers, "
             "imputers, one-hot encoding) are supported; explain it on the transformed rows"
         )
-    U64 = folded.encode(frame)
     _verify_fold(pipeline, frame, U64, folded)
     if not np.isfinite(U64).all():
         _check_encoded(U64, folded.groups, names, frame)

@@ -64,13 +64,13 @@ def network_of(model: Any, kind: str) -> ClusterNetwork:
         return KMeansNetwork(np.asarray(model.cluster_centers_))
     if kind != "pipeline":
         raise ValueError(f"unknown model kind {kind!r}")
-    from whyclust.engine.kinds import model_kind
+    from whyclust.engine.kinds import from_whyclust, model_kind
 
     steps = list(model.steps)
     head = steps[-1][1]
     name = type(head).__name__
     head_kind = "centers" if name in ("KMeans", "MiniBatchKMeans") else model_kind(head)
-    own = type(head).__module__.startswith("whyclust.")  # TELL, KernelKMeans
+    own = from_whyclust(head)  # TELL, KernelKMeans
     if head_kind not in ("mixture", "bisecting", "centers") and not own:
         raise TypeError(
             f"cannot neuralize a Pipeline ending in {name}: supported clusterers are KMeans, "
