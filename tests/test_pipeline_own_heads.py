@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.cluster import KMeans
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import make_blobs
 from sklearn.decomposition import PCA
@@ -82,3 +83,38 @@ def test_own_head_reference_and_columns_checked(frame):
     np.testing.assert_allclose(e.relevance.sum(1), e.logit, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="another order"):
         wc.explain(pipe, num[["age", "height"]])
+
+
+def test_pipeline_network_and_scale_paths_explain_like_the_pipeline() -> None:
+    import dask.array as da
+
+    from whyclust.scale import explain_to
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(150, 6)) * [1, 5, 0.5, 2, 3, 1] + [0, 10, -3, 1, 0, 2]
+    pipe = make_pipeline(StandardScaler(), PCA(3, random_state=0),
+                         KMeans(4, n_init=2, random_state=0)).fit(X)
+    ref = wc.explain(pipe, X)
+    net = wc.neuralize(pipe)
+    np.testing.assert_allclose(wc.explain(net, X).relevance, ref.relevance, atol=1e-12)
+    out = np.empty_like(X)
+    explain_to(pipe, X, out, batch_size=16)
+    np.testing.assert_allclose(out, ref.relevance, atol=1e-12)
+    e = wc.explain(pipe, da.from_array(X, chunks=40))
+    np.testing.assert_allclose(e.relevance.compute(), ref.relevance, atol=1e-12)
+    curve = wc.evaluation.deletion_curve(pipe, X[:30])
+    np.testing.assert_allclose(curve.logit, ref.logit[:30], rtol=1e-9)
+
+
+def test_network_of_a_one_hot_pipeline_is_refused_with_the_way_out() -> None:
+    from sklearn.compose import make_column_transformer
+
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "b": [0, 1, 0, 1, 2, 2]})
+    pipe = make_pipeline(
+        make_column_transformer((StandardScaler(), ["a"]), (OneHotEncoder(), ["b"])),
+        KMeans(2, n_init=1, random_state=0),
+    ).fit(frame)
+    net = wc.neuralize(pipe)
+    with pytest.raises(TypeError, match="explain the Pipeline"):
+        wc.explain(net, net.encode(frame))
+    assert wc.explain(pipe, frame).relevance.shape == (6, 2)

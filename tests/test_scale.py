@@ -341,3 +341,60 @@ def test_read_only_output_is_refused_before_any_write(tmp_path):
     out = np.load(tmp_path / "r.npy", mmap_mode="r")
     with pytest.raises(ValueError, match="read-only"):
         explain_to(km, X, out)
+
+
+def _models_with_mean_references(X):
+    from sklearn.decomposition import PCA
+    from sklearn.mixture import GaussianMixture
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    torch.manual_seed(0)
+    encoder = torch.nn.Sequential(torch.nn.Linear(9, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    with torch.no_grad():
+        Z = encoder(torch.from_numpy(X.astype(np.float32))).numpy()
+    deep = wc.neuralize((encoder, KMeans(4, n_init=1, random_state=0).fit(Z).cluster_centers_))
+    pipe = make_pipeline(StandardScaler(), PCA(4, random_state=0), KMeans(4, n_init=1,
+                                                                          random_state=0))
+    return {
+        "kmeans": KMeans(4, n_init=1, random_state=0).fit(X),  # its own (training) mean
+        "network": wc.neuralize(KMeans(4, n_init=1, random_state=0).fit(X)),  # X's mean
+        "mixture": GaussianMixture(3, random_state=0).fit(X),
+        "pipeline": pipe.fit(X),
+        "deep": deep,
+    }
+
+
+@pytest.mark.parametrize("name", ["kmeans", "network", "mixture", "pipeline", "deep"])
+def test_mean_reference_is_one_point_for_all_batches_and_chunks(data, name) -> None:
+    # batches and chunks must not each use their own mean: results equal the in-memory ones
+    X = data[0][:300].astype(np.float64)
+    model = _models_with_mean_references(X[:200])[name]
+    ref = wc.explain(model, X, reference="mean")
+    out = np.empty_like(X)
+    explain_to(model, X, out, batch_size=37, reference="mean")
+    _close(out, ref.relevance, np.float32 if name == "deep" else np.float64)
+    e = wc.explain(model, da.from_array(X, chunks=41), reference="mean")
+    _close(e.relevance.compute(), ref.relevance, np.float32 if name == "deep" else np.float64)
+
+
+@pytest.mark.parametrize("method", ["gradient_x_input", "integrated_gradients"])
+def test_mean_baseline_is_one_point_for_all_batches_and_chunks(data, method) -> None:
+    X, km = data
+    X = X[:120]
+    opts = {"baseline": "mean"} | ({"n_steps": 8} if method == "integrated_gradients" else {})
+    ref = wc.explain(km, X, method=method, **opts)
+    out = np.empty_like(X)
+    explain_to(km, X, out, method=method, batch_size=25, **opts)
+    _close(out, ref.relevance)
+    e = wc.explain(km, da.from_array(X, chunks=30), method=method, **opts)
+    _close(e.relevance.compute(), ref.relevance)
+
+
+def test_dask_graph_names_tell_option_values_apart(data) -> None:
+    X, km = data
+    dX = da.from_array(X[:100], chunks=50)
+    a = wc.explain(km, dX, reference=X[0])
+    b = wc.explain(km, dX, reference=X[1])
+    assert a.relevance.name != b.relevance.name
+    assert not np.allclose(a.relevance.compute(), b.relevance.compute())

@@ -57,6 +57,11 @@ class Folded:
     def width(self) -> int:
         return int(self.groups.shape[0])
 
+    def keeps_columns(self, n_in: int) -> bool:
+        """Whether u's columns are the ``n_in`` input columns in order (no one-hot encoding,
+        reordering or dropped columns; imputers may fill cells)."""
+        return self.width == n_in and bool(np.array_equal(self.groups, np.arange(n_in)))
+
     def dense(self) -> np.ndarray:
         return np.diag(self.diag) if self.diag is not None else self.linear
 

@@ -44,6 +44,10 @@ _TABLE: dict[str, tuple[tuple[str, str], ...]] = {
             "whyclust.explainers.dispatch:explain_source_network",
         ),
         (
+            "whyclust.networks.pipeline:PipelineNetwork",
+            "whyclust.explainers.pipeline:explain_network",
+        ),
+        (
             "whyclust.networks.base:EncodedClusterNetwork",
             "whyclust.explainers.deep:explain_encoded_network",
         ),

@@ -17,7 +17,7 @@ from typing import Any
 from whyclust.engine.kinds import model_kind, no_decision_rule_error
 from whyclust.explainers.explanation import Explanation
 
-__all__ = ["engine_for", "explain_centers", "explain_source_network"]
+__all__ = ["engine_for", "explain_centers", "explain_source_network", "model_reference_mean"]
 
 
 def engine_for(model: Any) -> Callable[..., Explanation] | None:
@@ -90,3 +90,26 @@ def explain_source_network(net: Any, X: Any, **options: Any) -> Explanation:
     if fn is None:
         raise TypeError(f"NEON has no rule for a {type(net).__name__}")
     return fn(model, X, **options)
+
+
+def model_reference_mean(model: Any) -> Any:
+    """The point ``reference="mean"`` stands for when ``model`` knows its own mean, else None.
+
+    As :func:`whyclust.explain` resolves it in memory: k-means and bisecting k-means models
+    use the mean of their training data, mixtures the weighted mean of their components;
+    every other model (and a bare network) uses the mean of the explained X, which callers
+    that see X in pieces must compute over all of it. Torch views that keep their fitted
+    model (``net.source``) answer for it.
+    """
+    from whyclust.explainers.kmeans import fitted_mean, kmeans_centers
+
+    model = getattr(model, "source", model)
+    kind = model_kind(model)
+    if kind == "mixture":
+        from whyclust.engine.fold import mixture_arrays
+
+        arr = mixture_arrays(model)
+        return arr["weights"] @ arr["means"]
+    if kind == "bisecting" or (kind is None and kmeans_centers(model) is not None):
+        return fitted_mean(model)
+    return None

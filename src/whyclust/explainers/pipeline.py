@@ -26,7 +26,7 @@ from whyclust.explainers.bisecting import bisecting_geometry
 from whyclust.explainers.explanation import Explanation
 from whyclust.explainers.mixture import batch_rows, mixture_geometry
 
-__all__ = ["explain_pipeline", "head_kind"]
+__all__ = ["explain_network", "explain_pipeline", "head_kind"]
 
 _KMEANS_HEADS = ("KMeans", "MiniBatchKMeans", "MeanShift")
 _BATCH_VALUES = 1 << 20
@@ -66,7 +66,7 @@ def explain_pipeline(
     ``X`` is what the pipeline takes (a DataFrame with its input columns, in order, or an
     array). ``extras["imputed"]`` marks the cells an imputer filled in (they carry the
     relevance of their fill value). ``reference="mean"`` is the mean of the encoded rows of
-    X; an array reference must be numeric with X's columns (no encoders). ``space="model"``
+    X; an array reference must be numeric with X's columns (no one-hot encoding). ``space="model"``
     adds the relevance of the clusterer's own inputs, ``extras["model_relevance"]`` with
     ``extras["model_feature_names"]``.
     """
@@ -148,6 +148,24 @@ def explain_pipeline(
         extras["model_relevance"] = np.concatenate(model_parts, axis=0)
         extras["model_feature_names"] = _model_names(pipeline, extras["model_relevance"].shape[1])
     return explanation_from(res, names, extras, relevance=relevance)
+
+
+def explain_network(net: Any, X: Any, **options: Any) -> Explanation:
+    """``method="neon"`` for a :class:`~whyclust.networks.PipelineNetwork`.
+
+    The network takes the encoded rows u. When they are the pipeline's own input columns
+    (scalers, imputers, PCA: no one-hot encoding, reordering or dropped columns), u is an
+    input of the pipeline that it encodes to itself, and the pipeline's explanation of u
+    is exactly the network's.
+    """
+    pipeline = net.source
+    if not net.folded.keeps_columns(int(pipeline.n_features_in_)):
+        raise TypeError(
+            "this Pipeline one-hot encodes, reorders or drops columns, so its network takes "
+            "encoded rows that the Pipeline itself does not: explain the Pipeline, "
+            "wc.explain(pipeline, X), whose relevance is in its input columns"
+        )
+    return explain_pipeline(pipeline, X, **options)
 
 
 def _explain_own_head(
@@ -445,10 +463,10 @@ def _dense_map(folded: Any) -> tuple[Any, Any]:
 def _reference_for(reference: Any, folded: Any, n_in: int) -> Any:
     if isinstance(reference, str) or reference is None:
         return "midpoint" if reference is None else reference
-    identity = folded.width == n_in and np.array_equal(folded.groups, np.arange(n_in))
-    if not identity or folded.imputed:
+    if not folded.keeps_columns(n_in):
         raise ValueError(
-            "an array reference needs a pipeline without encoders (imputer, one-hot); "
+            "an array reference needs a pipeline whose encoded columns are its input columns "
+            "(no one-hot encoding, reordering or dropped columns); "
             "use reference='mean' or 'midpoint'"
         )
     return reference

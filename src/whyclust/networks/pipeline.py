@@ -23,9 +23,10 @@ __all__ = ["PipelineNetwork", "network_of"]
 class PipelineNetwork(ClusterNetwork):
     """``head(A u + a)``: a folded affine preprocessing and a neuralized clusterer."""
 
-    def __init__(self, folded: Folded, head: ClusterNetwork) -> None:
+    def __init__(self, folded: Folded, head: ClusterNetwork, source: Any = None) -> None:
         super().__init__()
-        self._folded = folded
+        self.folded = folded
+        self.source = source  # the fitted Pipeline: NEON on it runs in the array-API engine
         self.head = head
         self.register_buffer("offset", torch.from_numpy(np.array(folded.offset, dtype=np.float64)))
         lin = folded.diag if folded.diag is not None else folded.linear
@@ -36,7 +37,7 @@ class PipelineNetwork(ClusterNetwork):
 
     def encode(self, X: Any) -> np.ndarray:
         """The encoded rows u (n, n_features) of the pipeline's input ``X`` (float64)."""
-        return self._folded.encode(X)
+        return self.folded.encode(X)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         u = self._flat(u).to(self.offset.dtype)
@@ -82,5 +83,5 @@ def network_of(model: Any, kind: str) -> ClusterNetwork:
     if own:
         from whyclust.networks import neuralize
 
-        return PipelineNetwork(folded, neuralize(head))
-    return PipelineNetwork(folded, network_of(head, head_kind))
+        return PipelineNetwork(folded, neuralize(head), model)
+    return PipelineNetwork(folded, network_of(head, head_kind), model)

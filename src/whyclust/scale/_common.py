@@ -31,6 +31,25 @@ def _needs_global_bounds(net: ClusterNetwork, method: str, options: dict[str, An
     )
 
 
+def _resolve_means(model: Any, method: str, options: dict[str, Any]) -> list[str]:
+    """Fix the options (``"reference"``, ``"baseline"``) set to ``"mean"`` to one point for
+    all of X, as in memory: a batch or chunk would otherwise use its own mean, and the
+    results would depend on how X is cut. NEON's reference becomes the model's own mean
+    when it has one (k-means, mixtures; the network alone does not know it); the keys
+    returned must be set to the mean of all of X by the caller."""
+    from whyclust.explainers.dispatch import model_reference_mean
+
+    keys = []
+    for key in ("reference", "baseline") if method == "neon" else ("baseline",):
+        if isinstance(options.get(key), str) and options[key] == "mean":
+            own = model_reference_mean(model) if key == "reference" else None
+            if own is not None:
+                options[key] = np.asarray(own, dtype=np.float64)
+            else:
+                keys.append(key)
+    return keys
+
+
 def _bounds(low: float, high: float) -> tuple[float, float]:
     return (low, high if high > low else low + 1.0)  # as whyclust.explainers.deep does
 
@@ -54,7 +73,7 @@ def _assigned_logits(net: ClusterNetwork, block: np.ndarray, device: Any) -> tor
             geom = KMeansGeometry(net.centers.to(device=dev, dtype=dtype))
             scores = geom.scores(geom.prepare(x.to(dev)))
             return assigned_logits(scores).to(torch.float64)
-        return net(x.to(net.device)).amax(1).to(torch.float64)
+        return net(x.to(device=net.device, dtype=net.dtype)).amax(1).to(torch.float64)
 
 
 def _is_dask(x: Any) -> bool:

@@ -17,6 +17,7 @@ from whyclust.scale._common import (
     _is_dask,
     _needs_global_bounds,
     _network,
+    _resolve_means,
 )
 
 if TYPE_CHECKING:
@@ -86,6 +87,11 @@ def explain_dask(
         if want_bounds:
             options["bounds"] = _bounds(low, high)
     beta = check_beta(beta)
+    want_mean = _resolve_means(model, method, options)
+    if want_mean:
+        mean = X.astype(np.float64).mean(axis=0).compute()
+        for key in want_mean:
+            options[key] = mean
 
     arrays: dict[str, Any] = {}
     scalars: dict[str, Any] = {}
@@ -125,7 +131,7 @@ def explain_dask(
             method,
             beta,
             batch_size,
-            sorted(options),
+            options,
             str(scalars),
             [a.name for a in extra if a is not None],
         ),

@@ -21,6 +21,7 @@ from whyclust.scale._common import (
     _is_dask,
     _needs_global_bounds,
     _network,
+    _resolve_means,
 )
 from whyclust.scale._pages import _release, _release_written
 
@@ -105,8 +106,10 @@ def explain_to(
     beta = check_beta(beta)
     want_beta = beta == "auto" and contrast is None
     want_bounds = engine is None and _needs_global_bounds(net, method, options)
-    if want_beta or want_bounds:
+    want_mean = _resolve_means(model, method, options)
+    if want_beta or want_bounds or want_mean:
         total, low, high = 0.0, math.inf, -math.inf
+        sums = np.zeros(d, dtype=np.float64)
         for start in _read_only_ok(range(0, n, bs)):
             raw = read_rows(X, start, start + bs)
             block = _as_batch(raw)
@@ -119,7 +122,11 @@ def explain_to(
                     total += float(_assigned_logits(net, block, device).sum())
             if want_bounds:
                 low, high = min(low, float(block.min())), max(high, float(block.max()))
+            if want_mean:
+                sums += block.reshape(block.shape[0], d).sum(0, dtype=np.float64)
             _release(raw, release_pages)
+        for key in want_mean:
+            options[key] = (sums / n).reshape(feature_shape)
         if want_beta:
             beta = beta_from_mean(total / n)
         if want_bounds:
