@@ -228,3 +228,23 @@ def test_deep_network_round_trips_through_a_file(tmp_path):
     back = wc.load(wc.save(net, tmp_path / "deep.whyclust"))
     a, b = wc.explain(net, X, bounds=(-3, 3)), wc.explain(back, X, bounds=(-3, 3))
     np.testing.assert_allclose(a.relevance, b.relevance, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["neon", "gradient_x_input"])
+def test_a_training_mode_encoder_is_explained_in_eval_mode_and_left_as_it_was(method) -> None:
+    torch.manual_seed(0)
+    enc = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.5),
+                        nn.Linear(8, 3))
+    X = np.random.default_rng(0).normal(size=(40, 6)).astype(np.float32)
+    with torch.no_grad():
+        enc.train()(torch.from_numpy(X))  # non-trivial running statistics
+    C = np.random.default_rng(1).normal(size=(3, 3)).astype(np.float32)
+    stats = enc[1].running_mean.clone()
+    e_train = wc.explain((enc, C), X, method=method)
+    assert all(m.training for m in enc.modules())  # the user's mode is kept
+    torch.testing.assert_close(enc[1].running_mean, stats)  # statistics untouched
+    assert wc.neuralize((enc, C)).predict(X).tolist() == e_train.cluster.tolist()
+    wc.evaluation.deletion_curve((enc, C), X[:5], n_steps=2)
+    assert all(m.training for m in enc.modules())
+    e_eval = wc.explain((enc.eval(), C), X, method=method)
+    np.testing.assert_array_equal(e_train.relevance, e_eval.relevance)  # no dropout noise

@@ -178,7 +178,7 @@ def flipping_curve(
     """
     from whyclust.api import explain
     from whyclust.explainers import Explanation
-    from whyclust.networks import neuralize
+    from whyclust.networks import evaluating, neuralize
 
     if kind not in {"deletion", "insertion"}:
         raise ValueError(f"kind must be 'deletion' or 'insertion', got {kind!r}")
@@ -187,7 +187,7 @@ def flipping_curve(
     if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     check_feature_names(model, X)
-    net = neuralize(model).eval()
+    net = evaluating(neuralize(model))
     X = as_float_array(X, ndim=(2, 3, 4))
     n = X.shape[0]
     if n == 0:

@@ -96,9 +96,9 @@ def quantus_scores(
     import pandas as pd
 
     from whyclust.api import explain
-    from whyclust.networks import neuralize
+    from whyclust.networks import evaluating, neuralize
 
-    net = neuralize(model).eval()
+    net = evaluating(neuralize(model))
     X = as_float_array(X, ndim=(2, 3, 4))
     shape = X.shape[1:]
     q_shape = (1, *shape) if X.ndim == 2 else shape
@@ -155,9 +155,9 @@ def center_randomisation(
     from scipy.stats import rankdata
 
     from whyclust.api import explain
-    from whyclust.networks import EncodedClusterNetwork, KMeansNetwork, neuralize
+    from whyclust.networks import EncodedClusterNetwork, KMeansNetwork, evaluating, neuralize
 
-    net = neuralize(model).eval()
+    net = evaluating(neuralize(model))
     head = net.head if isinstance(net, EncodedClusterNetwork) else net
     if not isinstance(head, KMeansNetwork):
         raise TypeError("center_randomisation needs a k-means head")

@@ -33,7 +33,7 @@ import torch
 
 from whyclust.explainers.explanation import Explanation
 from whyclust.explainers.neon import batched_logits, resolve_targets, row_batches, to_tensor
-from whyclust.networks.base import ClusterNetwork
+from whyclust.networks.base import ClusterNetwork, evaluating
 
 __all__ = ["BASELINE_METHODS"]
 
@@ -50,7 +50,7 @@ def _compute_dtype(net: ClusterNetwork, X: np.ndarray) -> torch.dtype:
 def _prepare(net: ClusterNetwork, X: np.ndarray, target: Any, device: Any):
     dev = torch.device(device) if device is not None else net.device
     dtype = _compute_dtype(net, X)
-    net = net.to(dev).eval()
+    net = evaluating(net, dev)
     logits = batched_logits(net, X, 4 * _ROWS, dev, dtype)
     assigned = logits.argmax(1)
     tgt = resolve_targets(target, assigned, net.n_clusters)

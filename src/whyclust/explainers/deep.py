@@ -55,7 +55,7 @@ from whyclust.explainers.neon import (
     stabilize,
     to_tensor,
 )
-from whyclust.networks.base import ClusterNetwork, EncodedClusterNetwork, L2Normalize
+from whyclust.networks.base import ClusterNetwork, EncodedClusterNetwork, L2Normalize, evaluating
 from whyclust.networks.kernel import KernelKMeansNetwork
 from whyclust.networks.kmeans import KMeansNetwork
 
@@ -283,7 +283,7 @@ def explain_encoded(
     n = X.shape[0]
     if batch_size is not None and int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    net = net.to(dev).eval()
+    net = evaluating(net, dev)
     head = net.head
     if head.dtype != dtype:  # e.g. float64 centers behind a float32 encoder
         head = copy.deepcopy(head).to(dtype=dtype)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from whyclust.networks.base import ClusterNetwork, EncodedClusterNetwork, L2Normalize
+from whyclust.networks.base import ClusterNetwork, EncodedClusterNetwork, L2Normalize, evaluating
 from whyclust.networks.kmeans import KMeansNetwork, MinPool, PairwiseMargin, centers_of
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "L2Normalize",
     "MinPool",
     "PairwiseMargin",
+    "evaluating",
     "neuralize",
     "register_neuralizer",
 ]

@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
+import copy
+import itertools
+from typing import Any, TypeVar
+
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["ClusterNetwork", "EncodedClusterNetwork", "L2Normalize"]
+__all__ = ["ClusterNetwork", "EncodedClusterNetwork", "L2Normalize", "evaluating"]
+
+_M = TypeVar("_M", bound=nn.Module)
+
+
+def evaluating(module: _M, device: Any = None) -> _M:
+    """``module`` in eval mode (BatchNorm statistics frozen, dropout off) on ``device``,
+    never changed in place: the module itself when it is so already, else a copy.
+
+    A user's encoder may be in training mode or on another device; explaining it must
+    neither compute with dropout on nor switch or move the user's module.
+    """
+    training = any(m.training for m in module.modules())
+    moves = device is not None and any(
+        t.device != torch.device(device)
+        for t in itertools.chain(module.parameters(), module.buffers())
+    )
+    if not (training or moves):
+        return module
+    out = copy.deepcopy(module).eval()
+    return out.to(device) if device is not None else out
 
 
 class ClusterNetwork(nn.Module):
@@ -52,11 +76,12 @@ class ClusterNetwork(nn.Module):
         from whyclust._validation import as_float_array
 
         X = as_float_array(X, ndim=(2, 3, 4))
+        net = evaluating(self)
         out = np.empty(X.shape[0], dtype=np.int64)
         for start in range(0, X.shape[0], batch_size):
             xb = torch.from_numpy(X[start : start + batch_size])
-            xb = xb.to(device=self.device, dtype=self.dtype)
-            out[start : start + batch_size] = self(xb).argmax(1).cpu().numpy()
+            xb = xb.to(device=net.device, dtype=net.dtype)
+            out[start : start + batch_size] = net(xb).argmax(1).cpu().numpy()
         return out
 
 

@@ -103,7 +103,9 @@ def neuralize_encoder_centers(
     Returns
     -------
     EncodedClusterNetwork
-        With the encoder in eval mode (BatchNorm statistics frozen, dropout off).
+        Sharing ``encoder`` (not a copy, its mode unchanged); whyclust's explainers,
+        ``predict`` and evaluations run it in eval mode (BatchNorm statistics frozen,
+        dropout off) without switching the module itself.
     """
     encoder, centers = model
     head = KMeansNetwork(centers)
@@ -118,7 +120,7 @@ def neuralize_encoder_centers(
         raise TypeError(f"n_features must be an integer, got {type(n_features).__name__}")
     elif n_features < 1:
         raise ValueError(f"n_features must be >= 1, got {n_features}")
-    net = DeepClusterNetwork(encoder.eval(), head, n_features)
+    net = DeepClusterNetwork(encoder, head, n_features)
     param = next(iter(encoder.parameters()), None)
     if param is not None:
         head.to(device=param.device)

@@ -223,7 +223,9 @@ def _network_token(net: ClusterNetwork) -> str:
 def _delayed_network(net: ClusterNetwork) -> Any:
     import dask
 
-    net.eval()
+    from whyclust.networks import evaluating
+
+    net = evaluating(net)
     return dask.delayed(net, name="whyclust-network-" + _network_token(net), pure=True)
 
 
