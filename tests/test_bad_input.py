@@ -126,3 +126,39 @@ def test_bisecting_kmeans_is_neuralized_as_its_tree():
     np.testing.assert_array_equal(wc.neuralize(model).predict(X), model.predict(X))
     # the centroids themselves are accepted: they explain nearest-centroid assignment
     assert wc.neuralize(model.cluster_centers_).n_clusters == 4
+
+
+def test_encoder_shape_errors_are_said_in_the_users_terms() -> None:
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    enc = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 3))
+    X = np.random.default_rng(0).normal(size=(10, 1, 8, 8)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"encoder cannot take a batch of shape \(1, 64\)"):
+        wc.explain((enc, np.zeros((3, 3), np.float32)), X.reshape(10, 64))
+    with pytest.raises(ValueError, match=r"maps a point to 3 features.*centers have 5"):
+        wc.explain((enc, np.zeros((3, 5), np.float32)), X)
+
+
+def test_tell_refuses_a_decoder_of_the_wrong_shape_and_changed_params_in_partial_fit() -> None:
+    nn = pytest.importorskip("torch").nn
+    X = np.random.default_rng(0).normal(size=(60, 8)).astype(np.float32)
+    model = wc.TELL(n_clusters=3, encoder=(nn.Linear(8, 4), nn.Linear(4, 7)), max_iter=1,
+                    pretrain_epochs=1)
+    with pytest.raises(ValueError, match="decoder maps a batch of shape"):
+        model.fit(X)
+    tell = wc.TELL(n_clusters=3, max_iter=2, random_state=0).fit(X)
+    tell.set_params(n_clusters=4)
+    with pytest.raises(ValueError, match="call fit to start over"):
+        tell.partial_fit(X)
+    assert tell.cluster_centers_.shape == (3, 8)  # nothing changed
+
+
+def test_contrast_errors_name_contrast_and_deletion_refuses_a_boolean_batch_size() -> None:
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    km = KMeans(3, n_init=1, random_state=0).fit(X)
+    with pytest.raises(ValueError, match=r"contrast clusters must lie in \[0, 2\]"):
+        wc.explain(km, X, contrast=7)
+    with pytest.raises(ValueError, match=r"equal for \d+ point\(s\)"):
+        wc.explain(km, X, contrast=1)
+    with pytest.raises(ValueError, match="batch_size"):
+        wc.evaluation.deletion_curve(km, X, batch_size=True)

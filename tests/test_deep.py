@@ -248,3 +248,38 @@ def test_a_training_mode_encoder_is_explained_in_eval_mode_and_left_as_it_was(me
     assert all(m.training for m in enc.modules())
     e_eval = wc.explain((enc.eval(), C), X, method=method)
     np.testing.assert_array_equal(e_train.relevance, e_eval.relevance)  # no dropout noise
+
+
+@pytest.mark.parametrize(
+    ("layers", "exact"),
+    [
+        (lambda: [nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.Tanh(), nn.AvgPool2d(2),
+                  nn.Flatten(), nn.Linear(27, 3)], True),
+        (lambda: [nn.Conv2d(1, 3, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                  nn.Linear(27, 3)], False),
+        (lambda: [nn.Flatten(), nn.Linear(64, 12), nn.LayerNorm(12), nn.ReLU(),
+                  nn.Linear(12, 3)], False),
+    ],
+)
+def test_reference_sums_exactly_or_warns_naming_the_layer(layers, exact) -> None:
+    import warnings
+
+    torch.manual_seed(1)
+    enc = nn.Sequential(*layers()).double().eval()
+    X = np.random.default_rng(2).normal(size=(25, 1, 8, 8))
+    with torch.no_grad():
+        Z = enc(torch.from_numpy(X)).numpy()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        e = wc.explain((enc, Z[:3] + 0.1), X, reference="mean")
+    gap = e.relevance.reshape(25, -1).sum(1) - (e.logit - e.extras["reference_part"])
+    messages = [str(w.message) for w in caught if "reference_part" in str(w.message)]
+    if exact:
+        np.testing.assert_allclose(gap, 0.0, atol=1e-10)
+        assert not messages
+    else:
+        assert np.abs(gap).max() > 1e-6  # the case is one that misses
+        assert len(messages) == 1
+        assert any(type(m).__name__ in messages[0] for m in enc if type(m).__name__ in
+                   ("MaxPool2d", "LayerNorm"))
+        assert caught[0].filename == __file__

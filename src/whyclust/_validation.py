@@ -17,6 +17,7 @@ __all__ = [
     "feature_names_of",
     "frame_values",
     "resolve_dtype",
+    "warn_caller",
 ]
 
 
@@ -147,11 +148,14 @@ def check_centers(centers: Any) -> np.ndarray:
     return arr
 
 
-def check_targets(target: Any, n: int, n_clusters: int) -> np.ndarray | None:
-    """An int / (n,) array of cluster indices as an (n,) int64 array; None for "assigned"."""
+def check_targets(
+    target: Any, n: int, n_clusters: int, name: str = "target"
+) -> np.ndarray | None:
+    """An int / (n,) array of cluster indices as an (n,) int64 array; None for "assigned".
+    ``name`` is the argument the errors name (``"target"``, ``"contrast"``)."""
     if isinstance(target, str):
         if target != "assigned":
-            raise ValueError(f"target must be 'assigned', an int or an array, got {target!r}")
+            raise ValueError(f"{name} must be 'assigned', an int or an array, got {target!r}")
         return None
     if hasattr(target, "detach") and hasattr(target, "cpu"):  # torch tensor
         target = target.detach().cpu().numpy()
@@ -160,14 +164,14 @@ def check_targets(target: Any, n: int, n_clusters: int) -> np.ndarray | None:
         if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
             arr = arr.astype(np.int64)
         else:
-            raise TypeError(f"target must hold cluster indices (integers), got dtype {arr.dtype}")
+            raise TypeError(f"{name} must hold cluster indices (integers), got dtype {arr.dtype}")
     if arr.ndim == 0:
         arr = np.full(n, int(arr))
     if arr.shape != (n,):
-        raise ValueError(f"target must be a scalar or have shape ({n},), got {arr.shape}")
+        raise ValueError(f"{name} must be a scalar or have shape ({n},), got {arr.shape}")
     if n and (arr.min() < 0 or arr.max() >= n_clusters):
         raise ValueError(
-            f"target clusters must lie in [0, {n_clusters - 1}], got values in "
+            f"{name} clusters must lie in [0, {n_clusters - 1}], got values in "
             f"[{arr.min()}, {arr.max()}]"
         )
     return arr.astype(np.int64, copy=False)
@@ -197,3 +201,16 @@ def _is_numeric_dtype(dtype: Any) -> bool:
         return bool(np.issubdtype(np.dtype(dtype), np.number) or np.dtype(dtype) == np.bool_)
     except TypeError:  # pandas extension dtypes
         return getattr(dtype, "_is_numeric", False)
+
+
+def warn_caller(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` attributed to the first caller outside whyclust (the user's line)."""
+    import os
+    import sys
+    import warnings
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(0), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,9 +30,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from whyclust._validation import warn_caller
 from whyclust.engine.kernel import KernelGeometry
 from whyclust.engine.kmeans import KMeansGeometry
-from whyclust.explainers.deep_chain import DesignA, EncoderChain, Unsupported
+from whyclust.explainers.deep_chain import INEXACT_DELTA, DesignA, EncoderChain, Unsupported
 from whyclust.explainers.deep_rules import (
     FIRST_RULES,
     FoldedNeonHead,
@@ -288,6 +288,8 @@ def explain_encoded(
     if head.dtype != dtype:  # e.g. float64 centers behind a float32 encoder
         head = copy.deepcopy(head).to(dtype=dtype)
     ref_name, ref_value = _check_reference(reference, X)
+    with torch.no_grad():  # shape and dtype errors in the user's terms, before any pass
+        net(to_tensor(X[:1], dev, dtype))
     code = find_code_layer(net.encoder) if isinstance(head, KMeansNetwork) else None
     if bounds is not None:
         bounds = _check_bounds(bounds)
@@ -302,13 +304,11 @@ def explain_encoded(
                 + ("was given composite=" if composite is not None else "has none")
             )
         if composite is None and isinstance(head, KMeansNetwork):
-            warnings.warn(
+            warn_caller(
                 "the encoder does not end in a Linear code layer (followed at most by "
                 "flattening, dropout, BatchNorm1d or L2Normalize): NEON uses the unfolded "
                 "rules (midpoint on z, EpsilonGammaBox below), whose explanations depend on "
-                "the origin of the code space",
-                UserWarning,
-                stacklevel=4,
+                "the origin of the code space"
             )
         bs = _DEFAULT_ROWS if batch_size is None else int(batch_size)
         return _explain_unfolded(
@@ -371,6 +371,7 @@ def explain_encoded(
         explained = logit - part
         head_sum[:] = explained
         extras.update(rule="fold-delta", reference_part=part)
+        _warn_if_not_conserved(out, logit, explained, net.encoder, torch.finfo(dtype).eps)
     return _encoded_explanation(out, logit, head_sum, explained, assigned, tgt, beta_value,
                                 other, extras)  # fmt: skip
 
@@ -491,6 +492,30 @@ def _design_a_zennit(
                 (r,) = torch.autograd.grad(f, x, grad_outputs=f.detach())
             run.write(rows, r, f)
             head_sum[rows] = sink[0].cpu().numpy()
+
+
+def _warn_if_not_conserved(
+    out: np.ndarray, logit: np.ndarray, explained: np.ndarray, encoder: nn.Module, eps: float
+) -> None:
+    """Design B sums to f_c - reference_part exactly through affine layers, elementwise
+    activations and BatchNorm; warn, naming the layers, when a point's sum misses."""
+    n = explained.shape[0]
+    flat = out.reshape(n, -1)
+    total = flat.sum(1, dtype=np.float64)
+    scale = np.maximum(np.abs(flat).sum(1, dtype=np.float64), np.abs(logit))
+    scale = np.maximum(scale, np.abs(explained))
+    tol = math.sqrt(eps) * np.maximum(scale, np.finfo(out.dtype).tiny)  # eps: compute dtype
+    miss = np.abs(total - explained) > tol
+    if not miss.any():
+        return
+    names = sorted({type(m).__name__ for m in encoder.modules() if isinstance(m, INEXACT_DELTA)})
+    where = ", ".join(names) if names else "some of the encoder's layers"
+    warn_caller(
+        f"reference=: the relevance of {int(miss.sum())} of {n} points does not sum to "
+        f"f_c - reference_part: the Delta rule is exact through affine layers, elementwise "
+        f"activations and BatchNorm, not through {where}; extras['conservation'] has the "
+        "ratio per point"
+    )
 
 
 def _encoded_explanation(

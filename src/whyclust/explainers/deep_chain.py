@@ -38,7 +38,7 @@ from whyclust.explainers.deep_rules import (
 )
 from whyclust.networks.base import L2Normalize
 
-__all__ = ["DesignA", "EncoderChain", "Unsupported"]
+__all__ = ["INEXACT_DELTA", "DesignA", "EncoderChain", "Unsupported"]
 
 #: zennit's ``Activation`` types that are elementwise (zennit gives them its Pass rule)
 _PASS = (
@@ -51,6 +51,12 @@ _SHAPE = (nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout)
 _MAXPOOL = (
     nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d,
     nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
+)  # fmt: skip
+#: layers the Delta rule is not exact through: max pools are routed at the point's maxima,
+#: normalisations over features (run through hooks) by their gradient
+INEXACT_DELTA = (
+    *_MAXPOOL, nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d,
+    nn.InstanceNorm3d, nn.LocalResponseNorm,
 )  # fmt: skip
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _BATCHNORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)

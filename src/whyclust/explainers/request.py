@@ -19,9 +19,9 @@ def row_batches(n: int, batch_size: int) -> Iterator[slice]:
         yield slice(start, min(n, start + batch_size))
 
 
-def resolve_targets(target: Any, assigned: Any, n_clusters: int) -> Any:
+def resolve_targets(target: Any, assigned: Any, n_clusters: int, name: str = "target") -> Any:
     """``"assigned"`` / an int / an (n,) array as an (n,) integer array like ``assigned``."""
-    arr = check_targets(target, assigned.shape[0], n_clusters)
+    arr = check_targets(target, assigned.shape[0], n_clusters, name)
     if arr is None:
         return assigned
     xp = namespace(assigned)
@@ -63,9 +63,14 @@ def resolve_request(
             f = xp.max(logits, axis=1) if assigned_logit is None else assigned_logit(assigned)
             return assigned, tgt, None, resolve_beta(beta, f)
         return assigned, tgt, None, resolve_beta(beta)
-    other = resolve_targets(contrast, assigned, n_clusters)
-    if bool(xp.any(other == tgt)):
-        raise ValueError("contrast cluster must differ from the target cluster")
+    other = resolve_targets(contrast, assigned, n_clusters, "contrast")
+    same = other == tgt
+    if bool(xp.any(same)):
+        raise ValueError(
+            f"contrast cluster must differ from the target cluster, but they are equal for "
+            f"{int(xp.sum(xp.astype(same, xp.int64)))} point(s): leave those out (e.g. the "
+            "points already in the contrast cluster) or give an (n,) contrast array"
+        )
     return assigned, tgt, other, None
 
 

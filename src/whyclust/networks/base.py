@@ -119,5 +119,21 @@ class EncodedClusterNetwork(ClusterNetwork):
         return self.head.dtype
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.encoder(x)
-        return self.head(z.reshape(z.shape[0], -1).to(self.head.dtype))
+        try:
+            z = self.encoder(x)
+        except torch.OutOfMemoryError:
+            raise
+        except RuntimeError as exc:  # torch's shape / dtype errors, said in the user's terms
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(
+                f"the encoder cannot take a batch of shape {tuple(x.shape)} ({x.dtype}): "
+                f"{first}; give X the shape of one encoder input per row (e.g. (n, C, H, W) "
+                "for a convolutional encoder)"
+            ) from exc
+        z = z.reshape(z.shape[0], -1)
+        if z.shape[1] != self.head.n_features:
+            raise ValueError(
+                f"the encoder maps a point to {z.shape[1]} features, but the cluster centers "
+                f"have {self.head.n_features}"
+            )
+        return self.head(z.to(self.head.dtype))

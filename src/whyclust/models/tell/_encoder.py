@@ -155,7 +155,13 @@ def train_encoded(
         return torch.cat(list(model._feature_batches(data, 4096)))
 
     def rec_loss(xb: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(decoder(h).reshape(xb.shape), xb)
+        out = decoder(h)
+        if out.shape[0] != xb.shape[0] or out[0].numel() != xb[0].numel():
+            raise ValueError(
+                f"the decoder maps a batch of shape {tuple(xb.shape)} to {tuple(out.shape)}: "
+                "it must give back one input-shaped point per row"
+            )
+        return F.mse_loss(out.reshape(xb.shape), xb)
 
     def cluster_term(
         xb: torch.Tensor,

@@ -565,6 +565,13 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
             self._trainer = trainer
             self.n_iter_ = self.n_steps_ = 0
         else:
+            fitted_k = self.cluster_centers_.shape[0]
+            if self.n_clusters != fitted_k or self._metric() != self.metric_:
+                raise ValueError(
+                    f"n_clusters={self.n_clusters}, metric={self.metric!r} differ from the "
+                    f"fitted model's ({fitted_k} clusters, metric {self.metric_!r}): "
+                    "partial_fit continues a fit; call fit to start over"
+                )
             data = self._data(X, reset=False)
             trainer = self._trainer
             trainer.lr = self._partial_lr()
