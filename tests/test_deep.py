@@ -283,3 +283,33 @@ def test_reference_sums_exactly_or_warns_naming_the_layer(layers, exact) -> None
         assert any(type(m).__name__ in messages[0] for m in enc if type(m).__name__ in
                    ("MaxPool2d", "LayerNorm"))
         assert caught[0].filename == __file__
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    norm=st.sampled_from(["layer", "group"]),
+    width=st.integers(4, 12),
+    zero_bias=st.booleans(),
+)
+def test_normalisation_layers_pass_relevance_and_conserve_it(seed, norm, width, zero_bias):
+    # autograd through a scale-invariant norm sums to zero: the relevance would be lost
+    torch.manual_seed(seed)
+    width -= width % 2
+    layer = nn.LayerNorm(width) if norm == "layer" else nn.GroupNorm(2, width)
+    enc = nn.Sequential(nn.Linear(7, width), layer, nn.ReLU(), nn.Linear(width, 3)).double()
+    with torch.no_grad():
+        layer.weight.uniform_(0.5, 1.5)
+        layer.bias.normal_(0.0, 0.3)
+    X = np.random.default_rng(seed).uniform(size=(20, 7))
+    with torch.no_grad():
+        Z = enc.eval()(torch.from_numpy(X)).numpy()
+    e = wc.explain((enc, Z[:3] + 0.05), X, zero_bias=True)
+    np.testing.assert_array_equal(e.cluster, np.argmax(-((Z[:, None] - Z[None, :3] - 0.05) ** 2)
+                                                       .sum(-1), 1))
+    ok = np.abs(e.logit) > 1e-6
+    # up to the Gamma rules' stabiliser (it was 0 before)
+    np.testing.assert_allclose(e.relevance.sum(1)[ok], e.logit[ok], rtol=1e-2)
+    if not zero_bias:  # the default absorbs the Linear biases' share, but no longer all of it
+        d = wc.explain((enc, Z[:3] + 0.05), X)
+        assert np.abs(d.relevance).sum() > 0.1 * np.abs(e.relevance).sum()

@@ -34,6 +34,7 @@ from whyclust._validation import warn_caller
 from whyclust.engine.kernel import KernelGeometry
 from whyclust.engine.kmeans import KMeansGeometry
 from whyclust.explainers.deep_chain import INEXACT_DELTA, DesignA, EncoderChain, Unsupported
+from whyclust.explainers.deep_norms import relevance_view
 from whyclust.explainers.deep_rules import (
     FIRST_RULES,
     FoldedNeonHead,
@@ -132,42 +133,6 @@ class NeonHead(torch.autograd.Function):
         if sink is not None:
             sink.append(r.sum(1))
         return r, None, None, None, None, None, None
-
-
-class _ScaleThrough(torch.autograd.Function):
-    """x / ||x|| forward; backward passes relevance unchanged (a fixed per-sample scale)."""
-
-    @staticmethod
-    def forward(ctx, x, eps):  # type: ignore[override]
-        ctx.shape = x.shape
-        flat = x.reshape(x.shape[0], -1)
-        return flat / flat.norm(dim=1, keepdim=True).clamp_min(eps)
-
-    @staticmethod
-    def backward(ctx, g):  # type: ignore[override]
-        return g.reshape(ctx.shape), None
-
-
-class _RelevanceL2Normalize(nn.Module):
-    def __init__(self, eps: float) -> None:
-        super().__init__()
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _ScaleThrough.apply(x, self.eps)
-
-
-def _relevance_view(encoder: nn.Module) -> nn.Module:
-    """A copy of the encoder whose L2Normalize layers pass relevance unchanged."""
-    if isinstance(encoder, L2Normalize):
-        return _RelevanceL2Normalize(encoder.eps)
-    enc = copy.deepcopy(encoder)
-    for name, module in list(enc.named_modules()):
-        if isinstance(module, L2Normalize):
-            parent_name, _, child = name.rpartition(".")
-            parent = enc.get_submodule(parent_name) if parent_name else enc
-            setattr(parent, child, _RelevanceL2Normalize(module.eps))
-    return enc.eval()
 
 
 # --- composites ---------------------------------------------------------------------------
@@ -475,7 +440,7 @@ def _design_a_zennit(
 ) -> None:
     """Design A through zennit's hooks on a copy of the encoder, batch by batch; ``options``
     are :func:`design_a_composite`'s."""
-    encoder = copy.deepcopy(net_encoder).to(run.dev).eval()
+    encoder = relevance_view(net_encoder, l2_normalize=False).to(run.dev)
     code = find_code_layer(encoder)
     assert code is not None
     with design_a_composite(code, **options).context(encoder) as hooked:
@@ -600,7 +565,7 @@ def _explain_unfolded(
     )
     extra = {} if epsilon is None else {"epsilon": float(epsilon)}
     comp = resolve_composite(composite, bounds, **extra)
-    encoder = _relevance_view(net.encoder).to(dev)
+    encoder = relevance_view(net.encoder).to(dev)
 
     out = np.empty(X.shape, dtype=X.dtype)
     logit = np.empty(n, dtype=X.dtype)
