@@ -288,7 +288,7 @@ def test_reference_sums_exactly_or_warns_naming_the_layer(layers, exact) -> None
 @settings(max_examples=12, deadline=None)
 @given(
     seed=st.integers(0, 10_000),
-    norm=st.sampled_from(["layer", "group"]),
+    norm=st.sampled_from(["layer", "group", "l2"]),
     width=st.integers(4, 12),
     zero_bias=st.booleans(),
 )
@@ -296,11 +296,13 @@ def test_normalisation_layers_pass_relevance_and_conserve_it(seed, norm, width, 
     # autograd through a scale-invariant norm sums to zero: the relevance would be lost
     torch.manual_seed(seed)
     width -= width % 2
-    layer = nn.LayerNorm(width) if norm == "layer" else nn.GroupNorm(2, width)
+    layer = {"layer": nn.LayerNorm(width), "group": nn.GroupNorm(2, width),
+             "l2": L2Normalize()}[norm]
     enc = nn.Sequential(nn.Linear(7, width), layer, nn.ReLU(), nn.Linear(width, 3)).double()
-    with torch.no_grad():
-        layer.weight.uniform_(0.5, 1.5)
-        layer.bias.normal_(0.0, 0.3)
+    if norm != "l2":
+        with torch.no_grad():
+            layer.weight.uniform_(0.5, 1.5)
+            layer.bias.normal_(0.0, 0.3)
     X = np.random.default_rng(seed).uniform(size=(20, 7))
     with torch.no_grad():
         Z = enc.eval()(torch.from_numpy(X)).numpy()

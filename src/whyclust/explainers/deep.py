@@ -440,7 +440,9 @@ def _design_a_zennit(
 ) -> None:
     """Design A through zennit's hooks on a copy of the encoder, batch by batch; ``options``
     are :func:`design_a_composite`'s."""
-    encoder = relevance_view(net_encoder, l2_normalize=False).to(run.dev)
+    named = find_code_layer(net_encoder)
+    assert named is not None
+    encoder = relevance_view(net_encoder, code=named.name).to(run.dev)
     code = find_code_layer(encoder)
     assert code is not None
     with design_a_composite(code, **options).context(encoder) as hooked:

@@ -74,18 +74,21 @@ class _RelevanceNorm(nn.Module):
 _NORMS = (nn.LayerNorm, nn.GroupNorm)
 
 
-def relevance_view(encoder: nn.Module, *, l2_normalize: bool = True) -> nn.Module:
+def relevance_view(encoder: nn.Module, *, code: str | None = None) -> nn.Module:
     """A copy of ``encoder`` (eval mode) whose normalisation layers pass relevance (see the
-    module docstring); ``l2_normalize=False`` keeps L2Normalize layers (the folded rules
-    handle them)."""
-    if l2_normalize and isinstance(encoder, L2Normalize):
+    module docstring). With ``code`` (the name of the folded code layer), the layers after
+    it stay as they are: the folded rules handle what follows the code layer."""
+    if isinstance(encoder, L2Normalize):
         return _RelevanceL2Normalize(encoder.eps)
     if isinstance(encoder, _NORMS):
         return _RelevanceNorm(encoder)
     enc = copy.deepcopy(encoder)
-    for name, module in list(enc.named_modules()):
-        if l2_normalize and isinstance(module, L2Normalize):
-            swap = _RelevanceL2Normalize(module.eps)
+    names = [n for n, m in enc.named_modules() if not list(m.children())]
+    stop = names.index(code) if code in names else len(names)
+    for name in names[:stop]:
+        module = enc.get_submodule(name)
+        if isinstance(module, L2Normalize):
+            swap: nn.Module = _RelevanceL2Normalize(module.eps)
         elif isinstance(module, _NORMS):
             swap = _RelevanceNorm(module)
         else:
