@@ -309,9 +309,54 @@ def test_normalisation_layers_pass_relevance_and_conserve_it(seed, norm, width, 
     e = wc.explain((enc, Z[:3] + 0.05), X, zero_bias=True)
     np.testing.assert_array_equal(e.cluster, np.argmax(-((Z[:, None] - Z[None, :3] - 0.05) ** 2)
                                                        .sum(-1), 1))
-    ok = np.abs(e.logit) > 1e-6
+    with torch.no_grad():  # a point whose hidden units are all off gets no relevance
+        alive = enc[:3](torch.from_numpy(X)).abs().sum(1).numpy() > 0
+    ok = (np.abs(e.logit) > 1e-6) & alive
     # up to the Gamma rules' stabiliser (it was 0 before)
     np.testing.assert_allclose(e.relevance.sum(1)[ok], e.logit[ok], rtol=1e-2)
     if not zero_bias:  # the default absorbs the Linear biases' share, but no longer all of it
         d = wc.explain((enc, Z[:3] + 0.05), X)
         assert np.abs(d.relevance).sum() > 0.1 * np.abs(e.relevance).sum()
+
+
+class _Residual(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.inner = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.relu(self.inner(x))  # autograd copies x's relevance to both terms
+
+
+@pytest.mark.parametrize("zero_bias", [False, True])
+@pytest.mark.parametrize(
+    ("middle", "leaks"),
+    [(lambda: _Residual(12), True), (lambda: nn.Softmax(-1), True),
+     (lambda: nn.GELU(), False), (lambda: nn.LayerNorm(12), False)],
+)
+def test_design_a_warns_when_its_rules_leak_relevance(middle, leaks, zero_bias) -> None:
+    import warnings
+
+    torch.manual_seed(0)
+    enc = nn.Sequential(nn.Linear(9, 12), nn.ReLU(), middle(), nn.Linear(12, 3)).double().eval()
+    X = np.random.default_rng(0).uniform(size=(40, 9))
+    with torch.no_grad():
+        Z = enc(torch.from_numpy(X)).numpy()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        wc.explain((enc, Z[:3] + 0.01), X, zero_bias=zero_bias)
+    messages = [str(w.message) for w in caught if "not conserved" in str(w.message)]
+    assert len(messages) == (1 if leaks else 0), messages
+
+
+def test_torchvision_resnet_residual_sums_are_split_not_counted_twice() -> None:
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    enc = torchvision.models.resnet18(num_classes=6).eval()
+    X = np.random.default_rng(0).uniform(size=(5, 3, 32, 32)).astype(np.float32)
+    with torch.no_grad():
+        Z = enc(torch.from_numpy(X)).numpy()
+    e = wc.explain((enc, Z[:3] + 0.01), X, zero_bias=True)  # warns (an error here) if not
+    np.testing.assert_allclose(e.relevance.reshape(5, -1).sum(1), e.logit, rtol=1e-3)
+    with torch.no_grad():  # the canonizers are removed again: the model is unchanged
+        np.testing.assert_array_equal(enc(torch.from_numpy(X)).numpy(), Z)

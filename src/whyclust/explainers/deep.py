@@ -34,7 +34,7 @@ from whyclust._validation import warn_caller
 from whyclust.engine.kernel import KernelGeometry
 from whyclust.engine.kmeans import KMeansGeometry
 from whyclust.explainers.deep_chain import INEXACT_DELTA, DesignA, EncoderChain, Unsupported
-from whyclust.explainers.deep_norms import relevance_view
+from whyclust.explainers.deep_norms import relevance_view, unruled_modules
 from whyclust.explainers.deep_rules import (
     FIRST_RULES,
     FoldedNeonHead,
@@ -439,26 +439,60 @@ def _design_a_zennit(
     net_encoder: nn.Module, options: dict[str, Any], g_head: float, run: _Run, head_sum
 ) -> None:
     """Design A through zennit's hooks on a copy of the encoder, batch by batch; ``options``
-    are :func:`design_a_composite`'s."""
+    are :func:`design_a_composite`'s. Warns when the rules do not conserve relevance
+    through this encoder (see :func:`_warn_if_leaking`)."""
     named = find_code_layer(net_encoder)
     assert named is not None
     encoder = relevance_view(net_encoder, code=named.name).to(run.dev)
     code = find_code_layer(encoder)
     assert code is not None
+    unruled = unruled_modules(encoder)
+    if unruled and not options["zero_bias"]:  # do they leak? a few rows without biases
+        probe = run.batches[0].start, min(run.batches[0].stop, run.batches[0].start + 16)
+        rows = slice(*probe)
+        with design_a_composite(code, **{**options, "zero_bias": True}).context(encoder) as h:
+            r, _, reached = _zennit_rows(h, code, run, rows, g_head)
+        _warn_if_leaking(r.reshape(r.shape[0], -1).sum(1).cpu().numpy(), reached, unruled)
     with design_a_composite(code, **options).context(encoder) as hooked:
-        weight = code.module.weight.detach()
-        bias = _bias(code.module)
         for rows in run.batches:
-            x, t, o = run.rows(rows)
-            x.requires_grad_(True)
-            sink: list[torch.Tensor] = []
-            with torch.enable_grad():
-                a, _, s = folded_forward(hooked, code, x)
-                f = FoldedNeonHead.apply(a, weight, bias, s, run.rel, t, run.beta, o, g_head,
-                                         sink)  # fmt: skip
-                (r,) = torch.autograd.grad(f, x, grad_outputs=f.detach())
+            r, f, reached = _zennit_rows(hooked, code, run, rows, g_head)
             run.write(rows, r, f)
-            head_sum[rows] = sink[0].cpu().numpy()
+            head_sum[rows] = reached
+    if unruled and options["zero_bias"]:
+        out = run.out.reshape(run.out.shape[0], -1)
+        _warn_if_leaking(out.sum(1, dtype=np.float64), head_sum, unruled)
+
+
+def _zennit_rows(hooked: nn.Module, code: Any, run: _Run, rows: slice, g_head: float):
+    """(relevance, logit, relevance reaching the code layer) of ``rows`` through ``hooked``."""
+    x, t, o = run.rows(rows)
+    x.requires_grad_(True)
+    sink: list[torch.Tensor] = []
+    with torch.enable_grad():
+        a, _, s = folded_forward(hooked, code, x)
+        f = FoldedNeonHead.apply(a, code.module.weight.detach(), _bias(code.module), s, run.rel,
+                                 t, run.beta, o, g_head, sink)  # fmt: skip
+        (r,) = torch.autograd.grad(f, x, grad_outputs=f.detach())
+    return r, f, sink[0].cpu().numpy()
+
+
+def _warn_if_leaking(total: np.ndarray, reached: np.ndarray, unruled: list[str]) -> None:
+    """Warn when the modules that no rule covers (``unruled``) lose or duplicate relevance:
+    with the rules' biases left out, most rows' sums miss the relevance at the code."""
+    ok = np.abs(reached) > 1e-12
+    if not ok.any():
+        return
+    ratio = total[ok] / reached[ok]
+    if np.mean(np.abs(ratio - 1.0) > 0.05) < 0.5:
+        return
+    warn_caller(
+        "the relevance is not conserved through this encoder: it crosses "
+        f"{', '.join(unruled)} by plain autograd (no LRP rule covers the operations in "
+        "their forward: a residual x + f(x) counts x's relevance twice, a Softmax loses "
+        "it); without biases "
+        f"it sums to {float(np.median(ratio)):.3g} times the relevance that reaches the "
+        "code layer (median over points). extras['conservation'] gives sum(R) / f_c per point"
+    )
 
 
 def _warn_if_not_conserved(

@@ -22,7 +22,7 @@ from torch import nn
 
 from whyclust.networks.base import L2Normalize
 
-__all__ = ["relevance_view"]
+__all__ = ["relevance_view", "unruled_modules"]
 
 
 class _ScaleThrough(torch.autograd.Function):
@@ -97,3 +97,35 @@ def relevance_view(encoder: nn.Module, *, code: str | None = None) -> nn.Module:
         parent = enc.get_submodule(parent_name) if parent_name else enc
         setattr(parent, child, swap)
     return enc.eval()
+
+
+def _conserving_leaves() -> tuple[type, ...]:
+    """Leaves that design A's rules or plain autograd carry relevance through intact."""
+    from zennit.layer import Sum
+    from zennit.types import Activation, AvgPool, BatchNorm, Convolution
+
+    return (
+        nn.Linear, Convolution, Activation, BatchNorm, AvgPool, Sum, nn.Flatten, nn.Unflatten,
+        nn.Identity, nn.Dropout, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d,
+        nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d, nn.Upsample,
+        L2Normalize, nn.LayerNorm, nn.GroupNorm,  # in the view, norms are wrapped
+    )  # fmt: skip
+
+
+def unruled_modules(encoder: nn.Module) -> list[str]:
+    """Type names of the modules relevance may cross by plain autograd: leaves that no
+    rule covers, and containers with their own forward code (not ``nn.Sequential`` or
+    torchvision's canonized ResNet blocks, which route their sums through a Sum)."""
+    safe_leaves = _conserving_leaves()
+    names: set[str] = set()
+    for module in encoder.modules():
+        kind = type(module).__name__
+        if isinstance(module, (_RelevanceNorm, _RelevanceL2Normalize)):
+            continue  # their own backward carries relevance
+        if list(module.children()):
+            torchvision = type(module).__module__.startswith("torchvision.models.resnet")
+            if not isinstance(module, nn.Sequential) and not torchvision:
+                names.add(kind)
+        elif not isinstance(module, safe_leaves):
+            names.add(kind)
+    return sorted(names)

@@ -253,9 +253,9 @@ def design_a_composite(
 ):
     """The zennit composite below the fold: ``first_rule`` on the first Linear / Conv,
     Gamma(``gamma``) on the other Linear / Conv layers, none on the code layer; activations
-    and BatchNorm pass relevance, average pools normalise; BatchNorm is merged into the
-    layer before it. ``zero_bias`` gives every rule zennit's ``zero_params="bias"``, so that
-    biases absorb no relevance.
+    and BatchNorm pass relevance, average pools and torchvision's residual sums normalise;
+    BatchNorm is merged into the layer before it. ``zero_bias`` gives every rule zennit's
+    ``zero_params="bias"``, so that biases absorb no relevance.
     """
     from zennit.core import Composite
     from zennit.layer import Sum
@@ -293,7 +293,13 @@ def design_a_composite(
             return Norm()
         return None
 
-    return Composite(module_map=module_map, canonizers=[exact_batchnorm_merge()])
+    from zennit.torchvision import ResNetBasicBlockCanonizer, ResNetBottleneckCanonizer
+
+    # torchvision's residual blocks add their input in forward code: the canonizers route
+    # that sum through a Sum module (Norm rule), so it is split, not counted twice
+    canonizers = [exact_batchnorm_merge(), ResNetBasicBlockCanonizer(),
+                  ResNetBottleneckCanonizer()]  # fmt: skip
+    return Composite(module_map=module_map, canonizers=canonizers)
 
 
 def non_negative_gamma(gamma: float, zero_params: Any = None) -> Any:
