@@ -212,7 +212,8 @@ _junk_text = st.text(
 
 
 @pytest.mark.filterwarnings(
-    "ignore:.*(Latin-1|hold no value|ends with a delimiter|row index|data row|column names|separated by single spaces)"
+    "ignore:.*(Latin-1|hold no value|ends with a delimiter|row index|data row|column names"
+    "|separated by single spaces)"
 )
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(content=st.one_of(st.binary(max_size=80), _junk_text.map(str.encode)))
