@@ -509,8 +509,9 @@ def _warn_if_not_conserved(
     miss = np.abs(total - explained) > tol
     if not miss.any():
         return
-    names = sorted({type(m).__name__ for m in encoder.modules() if isinstance(m, INEXACT_DELTA)})
-    where = ", ".join(names) if names else "some of the encoder's layers"
+    names = {type(m).__name__ for m in encoder.modules() if isinstance(m, INEXACT_DELTA)}
+    names.update(unruled_modules(encoder))  # custom forward code, leaves like Softmax
+    where = ", ".join(sorted(names)) if names else "some of the encoder's layers"
     warn_caller(
         f"reference=: the relevance of {int(miss.sum())} of {n} points does not sum to "
         f"f_c - reference_part: the Delta rule is exact through affine layers, elementwise "
