@@ -295,3 +295,45 @@ def test_design_b_through_hooks_conserves_with_in_place_activations(monkeypatch)
     plain = nn.Sequential(*(nn.ReLU() if isinstance(m, nn.ReLU) else m for m in enc)).eval()
     np.testing.assert_allclose(wc.explain((plain, centers), X, reference="mean").relevance,
                                e.relevance, rtol=1e-12, atol=1e-14)  # fmt: skip
+
+
+@settings(max_examples=25, deadline=None)
+@given(size=st.integers(1, 4), seed=st.integers(0, 10_000), ties=st.booleans())
+def test_window_max_multipliers_split_each_windows_change_exactly(size, seed, ties):
+    from whyclust.explainers.deep_rules import window_max_multiplier
+
+    rng = np.random.default_rng(seed)
+    shape = (3, 2, 4 * size + 1)  # a last entry no window covers
+    x = rng.normal(size=shape)
+    ref = rng.normal(size=shape)
+    if ties:
+        ref[..., ::2] = x[..., ::2]
+    pool = nn.MaxPool1d(size)
+    xt, rt = torch.from_numpy(x), torch.from_numpy(ref)
+    windows = shape[-1] // size
+    m = window_max_multiplier(pool, xt, rt, torch.ones(3, 2, windows).double()).numpy()
+    assert np.all((m >= -1e-12) & (m <= 1 + 1e-12))  # monotone, 1-Lipschitz max
+    change = (pool(xt) - pool(rt)).numpy()
+    split = (m * (x - ref))[..., : windows * size].reshape(3, 2, windows, size).sum(-1)
+    np.testing.assert_allclose(split, change, atol=1e-12)
+    # Shapley's symmetry: with two entries, each gets half of what moving both together
+    # adds beyond moving it alone
+    if size == 2:
+        a, b = x[..., 0], x[..., 1]
+        ra, rb = ref[..., 0], ref[..., 1]
+        v = lambda p, q: np.maximum(p, q)  # noqa: E731
+        phi_a = 0.5 * ((v(a, rb) - v(ra, rb)) + (v(a, b) - v(ra, b)))
+        np.testing.assert_allclose(m[..., 0] * (a - ra), phi_a, atol=1e-12)
+
+
+def test_reference_through_2x2_max_pools_is_exact_on_both_paths(monkeypatch):
+    torch.manual_seed(0)
+    enc = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                        nn.Linear(48, 6), nn.ReLU(), nn.Linear(6, 3)).double().eval()
+    X = np.random.default_rng(1).uniform(size=(15, 1, 8, 8))
+    centers = _centers(enc, X, 3)
+    fast, slow = _both(monkeypatch, (enc, centers), X, reference="mean")
+    for e in (fast, slow):
+        np.testing.assert_allclose(e.relevance.reshape(15, -1).sum(1),
+                                   e.logit - e.extras["reference_part"], atol=1e-10)
+    np.testing.assert_allclose(fast.relevance, slow.relevance, atol=1e-10)

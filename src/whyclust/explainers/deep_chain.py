@@ -35,6 +35,7 @@ from whyclust.explainers.deep_rules import (
     CodeLayer,
     fold_scale,
     rescale_multiplier,
+    window_max_multiplier,
 )
 from whyclust.networks.base import L2Normalize
 
@@ -52,8 +53,8 @@ _MAXPOOL = (
     nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d,
     nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
 )  # fmt: skip
-#: layers the Delta rule is not exact through: max pools are routed at the point's maxima,
-#: normalisations over features (run through hooks) by their gradient
+#: layers the Delta rule may not be exact through: max pools other than small disjoint
+#: windows are routed at the point's maxima, normalisations over features take their gradient
 INEXACT_DELTA = (
     *_MAXPOOL, nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d,
     nn.InstanceNorm3d, nn.LocalResponseNorm,
@@ -228,7 +229,8 @@ class EncoderChain:
         the last ``n`` rows of the traced batch, for the multipliers ``g`` (n, m_a) at the
         code layer's input: linear layers by their transpose, elementwise activations by
         (y - y_ref) / (x - x_ref) (their derivative where the two nearly coincide), loose
-        BatchNorm by its scale, max pools by routing at the point."""
+        BatchNorm by its scale, max pools by :func:`window_max_multiplier` (or routing at
+        the point's maxima where it does not apply)."""
         g = g.reshape(n, *trace.a.shape[1:])
         ins = trace.inputs
         for i in range(len(self.steps) - 1, -1, -1):
@@ -242,9 +244,13 @@ class EncoderChain:
                 scale = step.weight / (step.running_var + step.eps) ** 0.5
                 g = g * scale.reshape(-1, *((1,) * (g.ndim - 2)))
             elif isinstance(step, _MAXPOOL):
-                with torch.enable_grad():
-                    xi = inp[:n].detach().requires_grad_(True)
-                    (g,) = torch.autograd.grad(step(xi), xi, g)
+                exact = window_max_multiplier(step, inp[:n], inp[n:], g)
+                if exact is not None:
+                    g = exact
+                else:  # routed at the point's maxima: not exact (whyclust warns)
+                    with torch.enable_grad():
+                        xi = inp[:n].detach().requires_grad_(True)
+                        (g,) = torch.autograd.grad(step(xi), xi, g)
             elif isinstance(step, _SHAPE):
                 g = g.reshape(n, *inp.shape[1:])
             else:  # an activation the Delta rule has no multiplier for

@@ -17,6 +17,7 @@ head and DeepLIFT's rescale multipliers through the encoder.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,7 @@ __all__ = [
     "folded_logit",
     "folded_relevance",
     "rescale_multiplier",
+    "window_max_multiplier",
 ]
 
 #: first-layer rules of design A; "zbox" needs bounds
@@ -398,8 +400,101 @@ def rescale_multiplier(
     return torch.where(close, deriv, (y - y_ref) / torch.where(close, torch.ones_like(dx), dx))
 
 
+def window_max_multiplier(
+    pool: nn.Module, x: torch.Tensor, x_ref: torch.Tensor, g: torch.Tensor
+) -> torch.Tensor | None:
+    """Delta-rule multipliers at the input of a max pool with disjoint windows of at most
+    four entries (``nn.MaxPool2d(2)``, ``nn.MaxPool1d(k <= 4)``), or None for other pools.
+
+    Each window's change of max, max(x_w) - max(x_ref_w), is split among its entries by
+    their Shapley values (the max of a window whose entries move from the reference to x
+    in every order); entry i's multiplier is phi_i / (x_i - x_ref_i), in [0, 1] because the
+    max is monotone and 1-Lipschitz in each entry, so the sum over a window is exact.
+    """
+    windows_of = disjoint_windows(pool)
+    if windows_of is None:
+        return None
+    dims, size = windows_of
+    spatial = x.shape[-dims:]
+    cut = tuple(s - s % k for s, k in zip(spatial, size, strict=True))
+    lead = x.shape[:-dims]
+
+    def windows(t: torch.Tensor) -> torch.Tensor:  # (..., windows, entries)
+        t = t[(..., *(slice(0, c) for c in cut))]
+        if dims == 1:
+            return t.reshape(*lead, cut[0] // size[0], size[0])
+        h, w = cut[0] // size[0], cut[1] // size[1]
+        t = t.reshape(*lead, h, size[0], w, size[1]).transpose(-3, -2)
+        return t.reshape(*lead, h * w, size[0] * size[1])
+
+    xw, rw = windows(x), windows(x_ref.expand_as(x))
+    m = xw.shape[-1]
+    masks = torch.tensor(list(itertools.product((0, 1), repeat=m)), dtype=torch.bool,
+                         device=x.device)  # (2^m, m) fmt: skip
+    value = torch.where(masks, xw[..., None, :], rw[..., None, :]).amax(-1)  # (..., 2^m)
+    phi = torch.zeros_like(xw)
+    sizes = masks.sum(1)
+    for i in range(m):
+        without = ~masks[:, i]
+        k = sizes[without]
+        weight = torch.tensor([math.factorial(int(a)) * math.factorial(m - int(a) - 1)
+                               / math.factorial(m) for a in k], dtype=x.dtype,
+                              device=x.device)  # fmt: skip
+        rows = torch.nonzero(without)[:, 0]
+        gain = value[..., rows + (1 << (m - 1 - i))] - value[..., rows]
+        phi[..., i] = (gain * weight).sum(-1)
+    dx = xw - rw
+    mult = torch.where(dx != 0, phi / torch.where(dx != 0, dx, torch.ones_like(dx)), 0.0)
+    gw = g.reshape(*lead, -1)[..., :, None] * mult  # (..., windows, entries)
+    out = torch.zeros_like(x)
+    if dims == 1:
+        out[..., : cut[0]] = gw.reshape(*lead, cut[0])
+    else:
+        h, w = cut[0] // size[0], cut[1] // size[1]
+        gw = gw.reshape(*lead, h, w, size[0], size[1]).transpose(-3, -2)
+        out[..., : cut[0], : cut[1]] = gw.reshape(*lead, *cut)
+    return out
+
+
+def disjoint_windows(pool: nn.Module) -> tuple[int, tuple[int, ...]] | None:
+    """(number of spatial axes, window size) of a max pool whose windows are disjoint and
+    hold at most four entries, else None."""
+    if not isinstance(pool, (nn.MaxPool1d, nn.MaxPool2d)) or pool.return_indices:
+        return None
+    dims = 1 if isinstance(pool, nn.MaxPool1d) else 2
+    size, stride = (_tuple(getattr(pool, a), dims) for a in ("kernel_size", "stride"))
+    if (size != stride or _tuple(pool.padding, dims) != (0,) * dims or pool.ceil_mode
+            or _tuple(pool.dilation, dims) != (1,) * dims or math.prod(size) > 4):  # fmt: skip
+        return None
+    return dims, size
+
+
+def _tuple(value: Any, dims: int) -> tuple[int, ...]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (int(value),) * dims
+
+
+class _WindowMax(torch.autograd.Function):
+    """Output ``y`` of a max pool; backward by the pool's Shapley multipliers (the points
+    in the batch's first half, their references in the second get no gradient)."""
+
+    @staticmethod
+    def forward(ctx, x, y, pool, n):  # type: ignore[override]
+        ctx.save_for_backward(x)
+        ctx.pool, ctx.n = pool, n
+        return y.clone()
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        n = ctx.n
+        gx = torch.zeros_like(x)
+        gx[:n] = window_max_multiplier(ctx.pool, x[:n], x[n:], g[:n])
+        return gx, None, None, None
+
+
 class _RescaleHooks:
-    """Hooks that give every elementwise activation DeepLIFT's rescale multiplier."""
+    """Hooks that give every elementwise activation DeepLIFT's rescale multiplier, and
+    max pools of small disjoint windows their Shapley multipliers."""
 
     def __init__(self, encoder: nn.Module, n: int) -> None:
         self.n = n
@@ -409,6 +504,11 @@ class _RescaleHooks:
             if isinstance(mod, _ELEMENTWISE):
                 self.handles.append(mod.register_forward_pre_hook(self._pre))
                 self.handles.append(mod.register_forward_hook(self._post))
+            elif disjoint_windows(mod) is not None:
+                self.handles.append(mod.register_forward_hook(self._window_max))
+
+    def _window_max(self, module: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor):
+        return _WindowMax.apply(args[0], out, module, self.n)
 
     def _pre(self, module: nn.Module, args: tuple[torch.Tensor, ...]) -> Any:
         node = args[0]
