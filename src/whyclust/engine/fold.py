@@ -52,10 +52,19 @@ class Folded:
     diag: np.ndarray | None = None
     linear: np.ndarray | None = None
     imputed: list[tuple[list[int], Any]] = field(default_factory=list)
+    #: (p,) the column-wise scaling in front of the first step that mixes columns (PCA):
+    #: pull-backs measure distances after it, so that they do not depend on X's units
+    scale: np.ndarray | None = None
 
     @property
     def width(self) -> int:
         return int(self.groups.shape[0])
+
+    def column_scale(self) -> np.ndarray:
+        """(p,) the scaling of u's columns in front of any step that mixes them."""
+        if self.diag is not None:
+            return self.diag
+        return self.scale if self.scale is not None else np.ones(self.width)
 
     def keeps_columns(self, n_in: int) -> bool:
         """Whether u's columns are the ``n_in`` input columns in order (no one-hot encoding,
@@ -71,6 +80,8 @@ class Folded:
             self.offset = diag * self.offset + off
             self.diag = self.diag * diag
             return
+        if self.diag is not None and self.scale is None:  # the first step mixing columns
+            self.scale = self.diag.copy()
         a = self.dense()
         step = np.diag(diag) if diag is not None else lin
         self.linear, self.diag = step @ a, None
@@ -300,7 +311,8 @@ def _fold_column_transformer(ct: Any, where: str) -> Folded:
         a = b.dense()
         lin[r : r + a.shape[0], c : c + a.shape[1]] = a
         r, c = r + a.shape[0], c + a.shape[1]
-    return Folded(encode, groups, offset, linear=lin, imputed=imputed)
+    scale = np.concatenate([b.column_scale() for b in parts])
+    return Folded(encode, groups, offset, linear=lin, imputed=imputed, scale=scale)
 
 
 def missing_cells(X: Any, imputed: list[tuple[list[int], Any]], n_inputs: int) -> np.ndarray:

@@ -446,12 +446,17 @@ def _verify_fold(pipeline: Any, frame: Any, U: np.ndarray, folded: Any) -> None:
 
 
 def _dense_map(folded: Any) -> tuple[Any, Any]:
-    """(A, A^+) of a dense fold after checking that A has full row rank; (None, None) for
-    a diagonal one without zeros."""
+    """(A, B) of a dense fold, B = D^-1 (A D^-1)^+ with D the column-wise scaling in front
+    of the steps that mix columns (the pull-back's roots are the nearest ones in the scaled
+    space, not in X's units), after checking that A B = I; (None, None) for a diagonal
+    fold without zeros."""
     if folded.diag is not None and np.all(folded.diag != 0):
         return None, None
     a = folded.dense()
-    pinv = np.linalg.pinv(a)
+    d = folded.column_scale()
+    if not (np.all(np.isfinite(d)) and np.all(d != 0)):
+        d = np.ones(a.shape[1])
+    pinv = np.linalg.pinv(a / d) / d[:, None]
     if not np.allclose(a @ pinv, np.eye(a.shape[0]), atol=1e-8):
         raise ValueError(
             "the pipeline's affine steps lose rank (A A^+ != I): relevance cannot be pulled "
