@@ -112,6 +112,36 @@ def test_report_with_labels_from_file_and_column(work, tmp_path, capsys):
         out_path.unlink()
 
 
+def _agreement(page: str) -> list[str]:
+    """ACC, NMI and ARI as the report prints them."""
+    import re
+
+    text = re.sub(r"<[^>]+>", " ", page.split("Agreement with the labels", 1)[1])
+    return text.split("ARI", 1)[1].split()[:3]
+
+
+@pytest.mark.parametrize("layout", ["tsv with ids", "label first", "header and blank lines",
+                                    "semicolons", "text labels"])  # fmt: skip
+def test_report_labels_files_of_every_layout_give_the_same_agreement(layout, work, tmp_path,
+                                                                     capsys):  # fmt: skip
+    y = np.loadtxt(work / "labels.txt", dtype=int)
+    rows = {
+        "tsv with ids": ["id\tlabel"] + [f"{i}\t{v}" for i, v in enumerate(y)],
+        "label first": ["label,id"] + [f"{v},{i}" for i, v in enumerate(y)],
+        "header and blank lines": ["label"] + [f"{v}\n" if i == 5 else str(v)
+                                               for i, v in enumerate(y)],
+        "semicolons": ["id;label"] + [f"{i};{v}" for i, v in enumerate(y)],
+        "text labels": ["class"] + [f"kind{v}" for v in y],
+    }[layout]  # fmt: skip
+    (tmp_path / "l.txt").write_text("\n".join(rows) + "\n")
+    pages = []
+    for labels in (work / "labels.txt", tmp_path / "l.txt"):
+        run_ok(["report", work / "model.whyclust", work / "features.csv", "--labels", labels,
+                "-q", "-o", tmp_path / "r.html"], capsys)  # fmt: skip
+        pages.append(_agreement((tmp_path / "r.html").read_text()))
+    assert pages[0] == pages[1]
+
+
 @pytest.mark.parametrize("model", ["tell", "kernel-kmeans"])
 def test_other_models_fit_and_explain(work, tmp_path, capsys, model):
     module = {"tell": "whyclust.models.tell", "kernel-kmeans": "whyclust.models.kernel_kmeans"}
@@ -276,6 +306,17 @@ CASES = {
     "labels of wrong length": (
         {"l.txt": "0\n1\n"}, ["report", "MODEL", "DATA", "--labels", "{d}/l.txt",
                               "-o", "{d}/r.html"], "--labels has 2 entries",
+    ),
+    "labels file of two unnamed columns": (
+        {"l.csv": "a,b\n" + "0,1\n" * 120}, ["report", "MODEL", "DATA", "--labels",
+                                             "{d}/l.csv", "-o", "{d}/r.html"],
+        "name its label column 'label'",
+    ),
+    "labels file with a missing label": (
+        {"l.csv": "id,label\n" + "".join(f"{i},{i % 3 if i != 7 else ''}\n"
+                                          for i in range(120))},
+        ["report", "MODEL", "DATA", "--labels", "{d}/l.csv", "-o", "{d}/r.html"],
+        "line 9 has no label",
     ),
     "bad image shape": (
         {}, ["report", "MODEL", "DATA", "--image-shape", "3x", "-o", "{d}/r.html"], "HxW"

@@ -302,3 +302,54 @@ def refuse_empty_clusters(labels, n_clusters: int, rows, data: str) -> None:
             f"only {used} of the {n_clusters} clusters hold a point of {Path(data).name} "
             f"({distinct} distinct rows): lower -k / --n-clusters"
         )
+
+
+#: column names a labels file may use for its label column
+_LABEL_NAMES = ("label", "labels", "y", "target", "class")
+
+
+def read_label_file(path: Path, n: int):
+    """``--labels FILE``: a ``.npy`` array, or a delimited text file (delimiter sniffed as
+    for DATA) of one column or with one column named like a label (``label``, ``y``,
+    ``target``, ``class``); refuses missing labels and other layouts instead of guessing."""
+    import numpy as np
+
+    from whyclust._csv import read_table
+
+    if path.suffix.lower() == ".npy":
+        return np.load(path, allow_pickle=False).reshape(-1)
+    table = read_table(path)
+    if len(table.names) > 1:
+        named = [i for i, c in enumerate(table.names) if c.strip().lower() in _LABEL_NAMES]
+        if len(named) != 1:
+            raise ValueError(
+                f"{path.name} has {len(table.names)} columns ({', '.join(table.names)}): "
+                "give a file of one column, or name its label column 'label'"
+            )
+        col, lines = table.columns[named[0]], table.lines
+    else:
+        col, lines = table.columns[0], table.lines
+        first = table.names[0].strip().lstrip("+-").replace(".", "", 1)
+        if col.shape[0] == n - 1 or first.isdigit():  # a first label taken for a name
+            table = read_table(path, header=False)
+            col, lines = table.columns[0], table.lines
+    missing = first_missing(col)
+    if missing is not None:
+        raise ValueError(f"{path.name} line {int(lines[missing])} has no label")
+    if col.dtype.kind == "f" and np.all(col == np.round(col)):
+        return col.astype(np.int64)
+    return col.astype(str) if col.dtype == object else col
+
+
+def first_missing(labels) -> int | None:
+    """Index of the first missing label (NaN or None), or None."""
+    import numpy as np
+
+    labels = np.asarray(labels)
+    if labels.dtype.kind == "f":
+        bad = np.isnan(labels)
+    elif labels.dtype == object:
+        bad = np.array([v is None or (isinstance(v, float) and v != v) for v in labels], bool)
+    else:
+        return None
+    return int(bad.argmax()) if bad.any() else None

@@ -15,12 +15,14 @@ from typing import Any
 import click
 
 from whyclust._cli_tables import (
+    first_missing,
     is_pipeline,
     last_step,
     model_input,
     model_n_clusters,
     read_any,
     read_ids,
+    read_label_file,
     refuse_empty_clusters,
     scaler,
     split_list,
@@ -197,35 +199,21 @@ def _check_output(path: str, suffixes: tuple[str, ...] | None = None) -> Path:
 
 def _read_labels(spec: str | None, data_path: str, y, n: int, quiet: bool):
     """``--labels``: a file (CSV column, .npy or one label per line) or a column of DATA."""
-    import numpy as np
 
     if spec is None:
         return y
     path = Path(spec)
     if path.is_file():
-        if path.suffix.lower() == ".npy":
-            labels = np.load(path, allow_pickle=False)
-        else:
-            try:
-                lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
-            except UnicodeDecodeError:
-                raise ValueError(f"{path} is not a UTF-8 text file of labels") from None
-            # one label per line, or the last column of a CSV; an optional header line
-            cells = [ln.rsplit(",", 1)[-1].strip().strip('"') for ln in lines if ln]
-            if len(cells) == n + 1:
-                cells = cells[1:]
-            labels = np.array(cells)
-            try:
-                labels = labels.astype(np.int64)
-            except ValueError:
-                pass  # class names stay strings
-        labels = np.asarray(labels).reshape(-1)
+        labels = read_label_file(path, n)
     else:
         from whyclust.datasets import read_data
 
         if Path(data_path).is_dir():
             raise ValueError(f"--labels {spec!r} is neither a file nor usable with an image folder")
         _, labels, _ = read_data(data_path, label_column=spec)
+        missing = first_missing(labels)
+        if missing is not None:
+            raise ValueError(f"--labels: column {spec!r} has no label in data row {missing + 1}")
     if labels.shape[0] != n:
         raise ValueError(f"--labels has {labels.shape[0]} entries, but DATA has {n} rows")
     if labels.dtype == object:
