@@ -318,6 +318,18 @@ CASES = {
         ["report", "MODEL", "DATA", "--labels", "{d}/l.csv", "-o", "{d}/r.html"],
         "line 9 has no label",
     ),
+    "a missing label": (
+        {"g.csv": "a,b,label\n1,2,0\n3,4,\n5,6,1\n7,9,1\n"},
+        ["fit", "{d}/g.csv", "-k", "2", "--label-column", "label", "-q"],
+        "no label in data row 2",
+    ),
+    "impute on an array": (
+        {"x.npy": "NPY3"}, ["fit", "{d}/x.npy", "-k", "2", "--impute", "mean"],
+        "apply to CSV and Parquet",
+    ),
+    "output replacing the input": (
+        {}, ["explain", "MODEL", "DATA", "-o", "DATA"], "is one of the command's inputs"
+    ),
     "bad image shape": (
         {}, ["report", "MODEL", "DATA", "--image-shape", "3x", "-o", "{d}/r.html"], "HxW"
     ),

@@ -256,7 +256,9 @@ def test_a_training_mode_encoder_is_explained_in_eval_mode_and_left_as_it_was(me
         (lambda: [nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.Tanh(), nn.AvgPool2d(2),
                   nn.Flatten(), nn.Linear(27, 3)], True),
         (lambda: [nn.Conv2d(1, 3, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                  nn.Linear(27, 3)], False),
+                  nn.Linear(27, 3)], True),  # disjoint 2 x 2 windows: the Shapley split
+        (lambda: [nn.Conv2d(1, 3, 3), nn.ReLU(), nn.MaxPool2d(3, stride=2), nn.Flatten(),
+                  nn.Linear(12, 3)], False),  # overlapping windows: routed
         (lambda: [nn.Flatten(), nn.Linear(64, 12), nn.LayerNorm(12), nn.ReLU(),
                   nn.Linear(12, 3)], False),
     ],

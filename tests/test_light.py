@@ -154,3 +154,13 @@ def test_a_parameter_the_fold_reads_is_checked(tmp_path, wine) -> None:
         load_for_explanation(bad)
     with pytest.raises(ValueError):
         wc.load(bad)
+
+
+def test_documented_submodules_are_attributes_of_the_package():
+    code = (
+        "import whyclust as wc\n"
+        "print(wc.io.load_for_explanation.__name__, wc.networks.neuralize.__name__,"
+        " wc.scale.explain_to.__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["load_for_explanation", "neuralize", "explain_to"]

@@ -247,7 +247,22 @@ def test_bad_arguments_write_nothing(tmp_path, blobs):
         write_report(km, X, tmp_path / "r.html", method="magic")
     with pytest.raises(ValueError, match="max_points must be an integer"):
         write_report(km, X, tmp_path / "r.html", max_points=0)
+    with pytest.raises(ValueError, match="target='assigned'"):
+        write_report(km, X, tmp_path / "r.html", explanation=wc.explain(km, X, target=0))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_one_row_reports_and_scaling_advice_only_without_a_scaler(blobs):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X = blobs[0]
+    X = X * np.r_[1000.0, np.ones(9)]  # spreads differing by far more than 100x
+    advice = "Standardise the data"
+    assert advice in build_report(KMeans(3, n_init=1, random_state=0).fit(X), X, n_examples=1)
+    pipe = make_pipeline(StandardScaler(), KMeans(3, n_init=1, random_state=0)).fit(X)
+    assert advice not in build_report(pipe, X, n_examples=1)
+    assert "<html" in build_report(pipe, X[:1], n_examples=1)  # no 2-D map of one point
 
 
 @pytest.mark.browser

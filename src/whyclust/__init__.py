@@ -25,6 +25,9 @@ _LAZY = {
     "metrics": ("whyclust.metrics", None),
     "datasets": ("whyclust.datasets", None),
     "evaluation": ("whyclust.evaluation", None),
+    "io": ("whyclust.io", None),
+    "networks": ("whyclust.networks", None),
+    "scale": ("whyclust.scale", None),
 }
 
 __all__ = [*sorted(_LAZY), "__version__"]

@@ -17,6 +17,7 @@ import click
 from whyclust._cli_tables import (
     first_missing,
     is_pipeline,
+    is_table,
     last_step,
     model_input,
     model_n_clusters,
@@ -181,9 +182,15 @@ def _check_method(method: str) -> None:
         raise ValueError(f"unknown method {method!r}; available: {', '.join(known)}")
 
 
-def _check_output(path: str, suffixes: tuple[str, ...] | None = None) -> Path:
-    """Fail before any work if the output cannot be written where asked."""
+def _check_output(
+    path: str, suffixes: tuple[str, ...] | None = None, inputs: tuple[str, ...] = ()
+) -> Path:
+    """Fail before any work if the output cannot be written where asked (or would replace
+    one of the command's ``inputs``)."""
     out = Path(path)
+    for given in inputs:
+        if Path(given).exists() and out.exists() and out.resolve() == Path(given).resolve():
+            raise ValueError(f"output {out} is one of the command's inputs; give another name")
     if suffixes is not None and out.suffix.lower() not in suffixes:
         raise ValueError(
             f"output {out.name!r} must end in {', '.join(suffixes)} (the format follows the "
@@ -372,12 +379,14 @@ def fit(
     """
     import whyclust as wc
 
-    _check_output(output)
+    _check_output(output, inputs=(data,))
     named = [] if categorical in (None, "auto") else split_list(categorical)
+    if not is_table(data) and (categorical is not None or impute != "none"):
+        raise ValueError("--categorical and --impute apply to CSV and Parquet tables")
     frame, X, y = read_any(data, label_column, quiet, drop, sep, na_values, named, header)
+    if y is not None and (missing := first_missing(y)) is not None:
+        raise ValueError(f"--label-column {label_column!r} has no label in data row {missing + 1}")
     if frame is None:
-        if categorical is not None or impute != "none":
-            raise ValueError("--categorical and --impute apply to CSV and Parquet tables")
         est = _make_model(model, n_clusters, seed, X.shape[0])
         flat = X.reshape(X.shape[0], -1)
         if scale not in (None, "none"):
@@ -394,6 +403,7 @@ def fit(
         n_rows, n_cols, what = frame.shape[0], frame.shape[1], f"columns ({note})"
         labels = fitted.predict(frame)
     refuse_empty_clusters(labels, n_clusters, frame if frame is not None else flat, data)
+    scores = None if y is None else wc.metrics.evaluate(y, labels)  # fails before the save
     wc.save(fitted, output)
     if quiet:
         return
@@ -402,8 +412,7 @@ def fit(
         f"{n_cols} {what} in {elapsed:.1f} s"
     )
     click.echo(_cluster_line(labels, n_clusters))
-    if y is not None:
-        scores = wc.metrics.evaluate(y, labels)
+    if scores is not None:
         click.echo(
             "against labels: " + ", ".join(f"{k.upper()} {v:.3f}" for k, v in scores.items())
         )
@@ -470,7 +479,7 @@ def explain(
     import whyclust as wc
     from whyclust.io import atomic_path, load_for_explanation
 
-    out = _check_output(output, OUTPUT_SUFFIXES)
+    out = _check_output(output, OUTPUT_SUFFIXES, (model_path, data))
     tgt, beta_value = _parse_target(target), _parse_beta(beta)
     if method != "neon":  # listing the other methods imports torch
         _check_method(method)
@@ -602,7 +611,7 @@ def report(
     import whyclust as wc
     from whyclust.report import write_report
 
-    out = _check_output(output, (".html", ".htm"))
+    out = _check_output(output, (".html", ".htm"), (model_path, data))
     shape = _parse_image_shape(image_shape)
     _check_method(method)
     est = wc.load(model_path)

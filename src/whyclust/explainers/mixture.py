@@ -55,13 +55,17 @@ def explain_mixture(
     segment between the two means, else between x and the competitor's mean, else along
     the gradient); ``"mean"`` (the mixture's weighted mean) or an array tries the root on
     the segment from x to that reference first. ``extras["root"]`` (n, K) says which root
-    each competitor used (codes into ``extras["root_names"]``, -1 for the target).
+    each competitor used (codes into ``extras["root_names"]``, -1 for the target). The
+    computation runs in float64 whatever X's dtype (the log-densities' terms cancel, and
+    float32 rounding would break conservation); the results come back in X's dtype.
     """
     names = feature_names_of(X)
     arr = mixture_arrays(model)
     d = arr["means"].shape[1]
     X = as_float_array(X, n_features=d)
-    geom = mixture_geometry(model, X.dtype, device, eps)
+    out_dtype = X.dtype
+    X = X.astype(np.float64, copy=False)
+    geom = mixture_geometry(model, np.float64, device, eps)
     bs = batch_size
     if bs is None:
         bs = batch_rows(geom.n_clusters, d, geom.covariance_type)
@@ -74,6 +78,8 @@ def explain_mixture(
         "root_names": ROOT_NAMES,
         "model": "gmm-" + arr["covariance_type"],
     }
+    for key in ("relevance", "logit"):
+        res[key] = np.asarray(res[key]).astype(out_dtype, copy=False)
     return explanation_from(res, names, extras)
 
 

@@ -92,7 +92,8 @@ def explain_pipeline(
             reference=reference, batch_size=batch_size, eps=eps, device=device, space=space,
         )  # fmt: skip
     amap64 = _check_fold(pipeline, frame, U64, folded)
-    dtype = _compute_dtype(frame)
+    out_dtype = _compute_dtype(frame)
+    dtype = np.float64 if kind == "mixture" else out_dtype  # as explain_mixture
     U = np.ascontiguousarray(U64, dtype=dtype)
     arrays = {"offset": folded.offset}
     dense = folded.diag is None or not np.all(folded.diag != 0)
@@ -133,7 +134,8 @@ def explain_pipeline(
                              parallel=not head_view.keep_model)  # fmt: skip
         rel_u = res["relevance"]
         model_parts = head_view.model_parts
-    relevance = _sum_groups(rel_u, folded.groups, n_in)
+    relevance = _sum_groups(rel_u, folded.groups, n_in).astype(out_dtype, copy=False)
+    res["logit"] = np.asarray(res["logit"]).astype(out_dtype, copy=False)
     extras: dict[str, Any] = {
         "model": kind,
         "encoded_groups": folded.groups,

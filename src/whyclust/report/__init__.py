@@ -135,6 +135,13 @@ def build_report(
         expl = wc.explain(model if pipeline else net, raw if pipeline else X, method, beta=beta)
     if expl.n_samples != n:
         raise ValueError(f"explanation covers {expl.n_samples} points, X has {n}")
+    if getattr(expl, "contrast", None) is not None or not np.array_equal(
+        np.asarray(expl.target), np.asarray(expl.cluster)
+    ):
+        raise ValueError(
+            "the report explains each point's own cluster: pass an explanation computed "
+            "with target='assigned' and no contrast"
+        )
     steps.update()
     k = int(net.n_clusters)
     cluster = np.asarray(expl.cluster)

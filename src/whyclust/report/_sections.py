@@ -57,7 +57,7 @@ def summary(model, net, expl, data_name, img_shape, flat, rel, sizes, n) -> dict
         ("conservation", conservation),
     ]
     note = None
-    if img_shape is None and flat.shape[1] > 1:
+    if img_shape is None and flat.shape[1] > 1 and not _scales_columns(model):
         std = flat[:20_000].std(0, dtype=np.float64)  # the spread of the first rows is enough
         spread = float(std.max() / std[std > 0].min()) if (std > 0).sum() > 1 else 1.0
         if spread > 100:
@@ -68,6 +68,21 @@ def summary(model, net, expl, data_name, img_shape, flat, rel, sizes, n) -> dict
                 "StandardScaler before the clusterer) if all features should count."
             )
     return {"rows": rows, "kmeans_head": isinstance(net, KMeansNetwork), "note": note}
+
+
+def _scales_columns(model) -> bool:
+    """Whether a Pipeline scales its columns before the clusterer (any ``*Scaler`` step,
+    also inside a ColumnTransformer or a nested Pipeline)."""
+
+    def scales(est) -> bool:
+        if type(est).__name__.endswith("Scaler"):
+            return True
+        parts = [s for _, s, *_ in getattr(est, "steps", [])]
+        parts += [t for _, t, *_ in getattr(est, "transformers_", [])]
+        return any(scales(p) for p in parts if not isinstance(p, str))
+
+    steps = getattr(model, "steps", None)
+    return bool(steps) and any(scales(s) for _, s in steps[:-1])
 
 
 def reference_of(method: str, net, expl=None) -> str:
@@ -237,7 +252,7 @@ def data_map(flat, cluster, k, protos, sizes, max_points, rng) -> dict[str, Any]
     from sklearn.decomposition import PCA
 
     n = flat.shape[0]
-    if flat.shape[1] < 2:
+    if flat.shape[1] < 2 or n < 2:  # no plane to project on
         return {"figure": None, "n_shown": 0, "n": n}
     idx = rng.choice(n, size=min(n, max_points), replace=False)
     pca = PCA(n_components=2, random_state=0).fit(flat[idx])
