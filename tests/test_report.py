@@ -331,3 +331,39 @@ def test_report_renders_in_headless_chromium(digits_report, tmp_path):
         assert shot.stat().st_size > 10_000
     finally:
         driver.quit()
+
+
+def test_columns_a_pipeline_drops_are_not_listed_as_relevant(blobs):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, _, _, _ = blobs
+    cols = [f"c{i}" for i in range(10)]
+    df = pd.DataFrame(X, columns=cols)
+    used = ["c0", "c1", "c2"]
+    pipe = make_pipeline(ColumnTransformer([("num", StandardScaler(), used)]),
+                         KMeans(3, n_init=1, random_state=0)).fit(df)  # fmt: skip
+    page = build_report(pipe, df, n_examples=1)
+    top = page.split('<section id="top">', 1)[1].split("</section>", 1)[0]
+    assert any(c in top for c in used)
+    assert not any(f">{c}<" in top or f"{c} " in top for c in cols[3:])
+    assert "drops or reorders" in page  # the reason the faithfulness curves are skipped
+
+
+def test_text_columns_show_their_most_common_values_not_code_means():
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(0)
+    group = rng.integers(0, 2, 200)
+    df = pd.DataFrame({"x": group * 5.0 + rng.normal(size=200),
+                       "region": np.where(group == 1, "north", "south")})  # fmt: skip
+    pipe = make_pipeline(
+        ColumnTransformer([("n", StandardScaler(), ["x"]), ("c", OneHotEncoder(), ["region"])]),
+        KMeans(2, n_init=2, random_state=0),
+    ).fit(df)
+    top = build_report(pipe, df, n_examples=1).split('<section id="top">', 1)[1]
+    top = top.split("</section>", 1)[0]
+    assert "mostly north vs south" in top or "mostly south vs north" in top

@@ -315,6 +315,7 @@ def read_label_file(path: Path, n: int):
     import numpy as np
 
     from whyclust._csv import read_table
+    from whyclust.metrics import first_missing
 
     if path.suffix.lower() == ".npy":
         return np.load(path, allow_pickle=False).reshape(-1)
@@ -340,16 +341,3 @@ def read_label_file(path: Path, n: int):
         return col.astype(np.int64)
     return col.astype(str) if col.dtype == object else col
 
-
-def first_missing(labels) -> int | None:
-    """Index of the first missing label (NaN or None), or None."""
-    import numpy as np
-
-    labels = np.asarray(labels)
-    if labels.dtype.kind == "f":
-        bad = np.isnan(labels)
-    elif labels.dtype == object:
-        bad = np.array([v is None or (isinstance(v, float) and v != v) for v in labels], bool)
-    else:
-        return None
-    return int(bad.argmax()) if bad.any() else None

@@ -15,7 +15,6 @@ from typing import Any
 import click
 
 from whyclust._cli_tables import (
-    first_missing,
     is_pipeline,
     is_table,
     last_step,
@@ -217,6 +216,8 @@ def _read_labels(spec: str | None, data_path: str, y, n: int, quiet: bool):
 
         if Path(data_path).is_dir():
             raise ValueError(f"--labels {spec!r} is neither a file nor usable with an image folder")
+        from whyclust.metrics import first_missing
+
         _, labels, _ = read_data(data_path, label_column=spec)
         missing = first_missing(labels)
         if missing is not None:
@@ -384,7 +385,7 @@ def fit(
     if not is_table(data) and (categorical is not None or impute != "none"):
         raise ValueError("--categorical and --impute apply to CSV and Parquet tables")
     frame, X, y = read_any(data, label_column, quiet, drop, sep, na_values, named, header)
-    if y is not None and (missing := first_missing(y)) is not None:
+    if y is not None and (missing := wc.metrics.first_missing(y)) is not None:
         raise ValueError(f"--label-column {label_column!r} has no label in data row {missing + 1}")
     if frame is None:
         est = _make_model(model, n_clusters, seed, X.shape[0])

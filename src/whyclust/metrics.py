@@ -6,7 +6,9 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-__all__ = ["ari", "cluster_accuracy", "contingency", "evaluate", "matching", "nmi"]
+__all__ = [
+    "ari", "cluster_accuracy", "contingency", "evaluate", "first_missing", "matching", "nmi",
+]  # fmt: skip
 
 
 def _labels(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
@@ -21,7 +23,23 @@ def _labels(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
         )
     if y_true.size == 0:
         raise ValueError("cannot score an empty clustering")
+    for name, y in (("y_true", y_true), ("y_pred", y_pred)):
+        row = first_missing(y)
+        if row is not None:
+            raise ValueError(f"{name} has a missing label (NaN) at row {row}")
     return y_true, y_pred
+
+
+def first_missing(labels) -> int | None:
+    """Index of the first missing label (NaN or None) of a 1-D array, or None."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind == "f":
+        bad = np.isnan(labels)
+    elif labels.dtype == object:
+        bad = np.array([v is None or (isinstance(v, float) and v != v) for v in labels], bool)
+    else:
+        return None
+    return int(bad.argmax()) if bad.any() else None
 
 
 def contingency(y_true, y_pred) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -161,7 +161,9 @@ def build_report(
     steps.update()
     ctx["relevance"] = S.mean_relevance(mean_rel, names, sizes, img_shape)
     member, rest = S.cluster_feature_means(flat, cluster, k, sizes)
-    ctx["top"] = S.top_features(np.nan_to_num(mean_rel), names, sizes, member, rest)
+    modes = S.text_modes(raw, coded, cluster, k) if coded else None
+    ctx["top"] = S.top_features(np.nan_to_num(mean_rel), names, sizes, member, rest,
+                                modes=modes)  # fmt: skip
     steps.update()
     ctx["examples"] = S.examples(
         X, flat, rel, logit, cluster, mean_rel, sizes, img_shape, names, ids, n_examples, rng
@@ -171,8 +173,9 @@ def build_report(
     steps.update()
     if pipeline and (coded or int(net.n_features) != d):
         ctx["faith"] = {"skipped": (
-            "Not measured: the pipeline encodes some of its columns (imputation, one-hot), so "
-            "removing a feature of the raw table has no single replacement value."
+            "Not measured: the pipeline encodes, drops or reorders some of its columns "
+            "(imputation, one-hot, a ColumnTransformer), so removing a feature of the raw "
+            "table has no single replacement value."
         )}  # fmt: skip
     else:
         ctx["faith"] = S.faithfulness(net, X, expl, img_shape, deletion_points, rng)

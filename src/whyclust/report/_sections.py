@@ -189,16 +189,28 @@ def mean_relevance(mean_rel, names, sizes, img_shape) -> dict[str, Any]:
     return {"figure": figure(fig, alt), "images": False}
 
 
-def top_features(mean_rel, names, sizes, member_mean, rest_mean, n_top: int = 5):
+def top_features(mean_rel, names, sizes, member_mean, rest_mean, n_top: int = 5,
+                 modes=None):  # fmt: skip
+    """The ``n_top`` most relevant features of each cluster; ``modes`` maps a text column's
+    index to its (cluster's most common value, the rest's) per cluster, shown instead of
+    means of category codes."""
     share = relevance_share(mean_rel)
+    modes = modes or {}
     rows = []
     for c in range(mean_rel.shape[0]):
         if sizes[c] == 0:
             rows.append({"cluster": c, "size": "0", "features": []})
             continue
         top = np.argsort(-mean_rel[c], kind="stable")[:n_top]
+        top = top[mean_rel[c, top] > 0]  # not padded with features that count for nothing
         feats = []
         for i in top:
+            if i in modes:  # a text column: its most common values, no direction
+                member, rest = modes[i][c]
+                feats.append({"name": str(names[i]), "arrow": "", "direction": "most often",
+                              "member": member, "rest": rest,
+                              "share": f"{100 * share[c, i]:.0f}%"})  # fmt: skip
+                continue
             higher = bool(member_mean[c, i] >= rest_mean[c, i])
             feats.append(
                 {
@@ -351,13 +363,15 @@ def points(ids, cluster, logit, rel, names, max_points, rng) -> dict[str, Any]:
     n = len(ids)
     idx = np.arange(n) if n <= max_points else np.sort(rng.choice(n, max_points, replace=False))
     top = top_per_point(rel[idx])
+    positive = np.take_along_axis(rel[idx], top, axis=1) > 0  # features that speak for c
     used, local = np.unique(top, return_inverse=True)  # only the names that occur
+    local = local.reshape(top.shape)
     rows = list(
         zip(
             ids[idx].tolist(),
             cluster[idx].tolist(),
             _significant(logit[idx], 4).tolist(),
-            local.reshape(top.shape).tolist(),
+            [row[keep].tolist() for row, keep in zip(local, positive, strict=True)],
             strict=True,
         )
     )
@@ -398,6 +412,24 @@ def downloads(mean_rel, sizes, names, rel, ids, cluster, logit) -> dict[str, Any
         files.append({"label": "relevance of every point", "filename": "relevance.csv",
                       "href": _csv_uri(frame), "shape": f"{n:,} x {d:,}"})  # fmt: skip
     return {"files": files, "per_point": per_point}
+
+
+def text_modes(frame, coded: list[str], cluster, k: int) -> dict[int, list[tuple[str, str]]]:
+    """For each text column (by index): per cluster, its most common value among the
+    members and among all other points ("n/a" where there are none)."""
+    out: dict[int, list[tuple[str, str]]] = {}
+    columns = [str(c) for c in frame.columns]
+    for name in coded:
+        col = frame[frame.columns[columns.index(name)]].astype("object")
+
+        def mode(values) -> str:
+            counts = values.dropna().value_counts()
+            return str(counts.index[0]) if len(counts) else "n/a"
+
+        out[columns.index(name)] = [
+            (mode(col[cluster == c]), mode(col[cluster != c])) for c in range(k)
+        ]
+    return out
 
 
 def cluster_feature_means(flat, cluster, k, sizes) -> tuple[np.ndarray, np.ndarray]:
