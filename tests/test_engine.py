@@ -14,7 +14,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import whyclust as wc
@@ -79,6 +79,9 @@ def test_numpy_torch_and_streaming_agree(seed, n, k, d, offset, beta, target_kin
 def test_float32_close_to_float64(seed, k, d, offset, beta, random_target) -> None:
     centers, X64 = _problem(seed, 64, k, d, offset, np.float64)
     X32, c32 = X64.astype(np.float32), centers.astype(np.float32)
+    # two centres that float32 rounds to one point (d = 1, far from the origin) leave a
+    # margin of 0 in the oracle's division: no explanation is defined there
+    assume(np.unique(c32, axis=0).shape[0] == k)
     truth = _loop_neon(centers, X64, None, beta)
     # fixed targets: at a near-tie float32 may assign differently, and "assigned" would
     # then explain another logit altogether

@@ -286,3 +286,41 @@ def test_pipeline_cache_is_refused(tmp_path):
     model = Pipeline([("s", StandardScaler()), ("k", _km(2))], memory=str(tmp_path)).fit(_X)
     with pytest.raises(TypeError, match="memory"):
         wc.save(model, tmp_path / "c.whyclust")
+
+
+def _rewrite(path, edit) -> None:
+    """Edit a model file's description and sign it again (a crafted, well-formed file)."""
+    import copy
+
+    from safetensors.numpy import save_file
+
+    import whyclust.io as wio
+
+    header, tensors = wio.read_model_file(path)
+    header = copy.deepcopy(header)
+    edit(header["config"]["estimator"])
+    header.pop("sha256", None)
+    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    header["sha256"] = wio._digest(header, arrays)
+    save_file(arrays, str(path), metadata={"whyclust": json.dumps(header, sort_keys=True)})
+
+
+@pytest.mark.parametrize(
+    ("model", "edit", "message"),
+    [
+        ("kmeans", lambda e: e["params"].update(n_clusters=7), "n_clusters=7"),
+        ("kmeans", lambda e: e["attrs"].update(labels_=0), "labels_"),
+        ("bisecting", lambda e: e["attrs"].update(_X_mean=0.5), "_X_mean"),
+        ("gmm", lambda e: e["attrs"].update(precisions_cholesky_=-1.0), "precisions_cholesky_"),
+    ],
+)
+def test_signed_but_inconsistent_files_are_refused(tmp_path, model, edit, message):
+    X = np.random.default_rng(0).normal(size=(60, 4))
+    est = {"kmeans": KMeans(3, n_init=1, random_state=0),
+           "bisecting": BisectingKMeans(3, random_state=0),
+           "gmm": GaussianMixture(3, covariance_type="diag", random_state=0)}[model].fit(X)  # fmt: skip
+    path = tmp_path / "m.whyclust"
+    wc.save(est, path)
+    _rewrite(path, edit)
+    with pytest.raises(ValueError, match=message):
+        wc.load(path)

@@ -450,6 +450,18 @@ def _check_consistent(est: Any, name: str, attrs: dict) -> None:
         centers = getattr(est, "cluster_centers_", None)
         if not isinstance(centers, np.ndarray) or centers.ndim != 2 or centers.shape[0] < 1:
             raise ValueError(f"{name}: cluster_centers_ must be a (K, d) array")
+        if name != "BisectingKMeans" and centers.shape[0] != est.n_clusters:
+            raise ValueError(f"{name}: {centers.shape[0]} centres, but n_clusters={est.n_clusters}")
+        labels = getattr(est, "labels_", None)
+        if labels is not None and not (
+            isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.dtype.kind in "iu"
+        ):
+            raise ValueError(f"{name}: labels_ must be a 1-D integer array")
+        mean = getattr(est, "_X_mean", None)
+        if name == "BisectingKMeans" and not (
+            isinstance(mean, np.ndarray) and mean.shape == (n_features,)
+        ):
+            raise ValueError(f"{name}: _X_mean must be an array of {n_features} values")
     if name == "GaussianMixture" and attrs:
         k = est.n_components
         means = getattr(est, "means_", None)
@@ -461,3 +473,14 @@ def _check_consistent(est: Any, name: str, attrs: dict) -> None:
             and weights.shape == (k,)
         ):
             raise ValueError("GaussianMixture: means_ / weights_ do not match n_components")
+        d = n_features
+        expect = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}
+        for attr in ("precisions_cholesky_", "covariances_", "precisions_"):
+            arr = getattr(est, attr, None)
+            if arr is not None and (
+                not isinstance(arr, np.ndarray) or arr.shape != expect[est.covariance_type]
+            ):
+                raise ValueError(
+                    f"GaussianMixture.{attr} must have shape {expect[est.covariance_type]} "
+                    f"for covariance_type={est.covariance_type!r}"
+                )
