@@ -318,7 +318,8 @@ def test_signed_but_inconsistent_files_are_refused(tmp_path, model, edit, messag
     X = np.random.default_rng(0).normal(size=(60, 4))
     est = {"kmeans": KMeans(3, n_init=1, random_state=0),
            "bisecting": BisectingKMeans(3, random_state=0),
-           "gmm": GaussianMixture(3, covariance_type="diag", random_state=0)}[model].fit(X)  # fmt: skip
+           "gmm": GaussianMixture(3, covariance_type="diag", random_state=0)}[model]  # fmt: skip
+    est.fit(X)
     path = tmp_path / "m.whyclust"
     wc.save(est, path)
     _rewrite(path, edit)
