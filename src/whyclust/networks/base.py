@@ -23,9 +23,19 @@ def evaluating(module: _M, device: Any = None) -> _M:
     neither compute with dropout on nor switch or move the user's module.
     """
     training = any(m.training for m in module.modules())
-    moves = device is not None and any(
-        t.device != torch.device(device)
-        for t in itertools.chain(module.parameters(), module.buffers())
+    want = torch.device(device) if device is not None else None
+
+    def elsewhere(t: torch.Tensor) -> bool:  # "cuda" means the current CUDA device
+        assert want is not None
+        if t.device.type != want.type:
+            return True
+        if want.index is None and want.type != "cuda":
+            return False
+        index = want.index if want.index is not None else torch.cuda.current_device()
+        return t.device.index != index
+
+    moves = want is not None and any(
+        elsewhere(t) for t in itertools.chain(module.parameters(), module.buffers())
     )
     if not (training or moves):
         return module
