@@ -364,6 +364,8 @@ def test_text_columns_show_their_most_common_values_not_code_means():
         ColumnTransformer([("n", StandardScaler(), ["x"]), ("c", OneHotEncoder(), ["region"])]),
         KMeans(2, n_init=2, random_state=0),
     ).fit(df)
-    top = build_report(pipe, df, n_examples=1).split('<section id="top">', 1)[1]
-    top = top.split("</section>", 1)[0]
+    page = build_report(pipe, df, n_examples=1)
+    top = page.split('<section id="top">', 1)[1].split("</section>", 1)[0]
     assert "mostly north vs south" in top or "mostly south vs north" in top
+    protos = page.split('<section id="prototypes">', 1)[1].split("</section>", 1)[0]
+    assert "z-scores of 1 features" in protos  # x only: category codes have no z-score

@@ -157,7 +157,8 @@ def build_report(
     ctx["labels"] = S.labels(np.asarray(y), cluster, k) if y is not None else None
     steps.update()
     protos, proto_kind = _prototypes(model, net, flat, cluster, k, sizes)
-    ctx["prototypes"] = S.prototypes(protos, proto_kind, flat, img_shape, names, sizes)
+    text = [i for i, name in enumerate(names) if str(name) in coded]
+    ctx["prototypes"] = S.prototypes(protos, proto_kind, flat, img_shape, names, sizes, text)
     steps.update()
     ctx["relevance"] = S.mean_relevance(mean_rel, names, sizes, img_shape)
     member, rest = S.cluster_feature_means(flat, cluster, k, sizes)

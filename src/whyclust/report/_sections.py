@@ -155,7 +155,9 @@ def _label(value: Any) -> str:
     return str(value)
 
 
-def prototypes(protos, kind, flat, img_shape, names, sizes) -> dict[str, Any]:
+def prototypes(protos, kind, flat, img_shape, names, sizes, text=()) -> dict[str, Any]:
+    """The clusters' prototypes: images, or z-scores of the numeric columns (the indices
+    in ``text`` are text columns, whose category codes have no z-score)."""
     k = protos.shape[0]
     titles = [f"{c} (n={sizes[c]:,})" for c in range(k)]
     if img_shape is not None:
@@ -164,9 +166,13 @@ def prototypes(protos, kind, flat, img_shape, names, sizes) -> dict[str, Any]:
         return {"figure": figure(fig, alt), "kind": kind, "note": ""}
     mean, std = flat.mean(0), flat.std(0)
     z = (protos - mean) / np.where(std > 0, std, 1.0)
-    keep = np.sort(np.argsort(-np.abs(z).max(0))[: min(15, z.shape[1])])
+    numeric = np.setdiff1d(np.arange(z.shape[1]), np.asarray(text, dtype=np.int64))
+    if numeric.size == 0:
+        return {"figure": None, "kind": kind, "note": "Every column is text: no z-scores."}
+    order = numeric[np.argsort(-np.abs(z[:, numeric]).max(0), kind="stable")]
+    keep = np.sort(order[:15])
     fig = F.tabular_prototypes_figure(z[:, keep], [names[i] for i in keep], titles)
-    note = "" if len(keep) == z.shape[1] else f"The {len(keep)} most distinctive features."
+    note = "" if len(keep) == z.shape[1] else f"The {len(keep)} most distinctive numeric features."
     alt = f"bar charts of the {k} prototypes as z-scores of {len(keep)} features"
     return {
         "figure": figure(fig, alt),
