@@ -362,10 +362,12 @@ def _models_with_mean_references(X):
         "mixture": GaussianMixture(3, random_state=0).fit(X),
         "pipeline": pipe.fit(X),
         "deep": deep,
+        "tell-cosine": wc.TELL(n_clusters=4, metric="cosine", max_iter=3, random_state=0).fit(X),
     }
 
 
-@pytest.mark.parametrize("name", ["kmeans", "network", "mixture", "pipeline", "deep"])
+@pytest.mark.parametrize("name", ["kmeans", "network", "mixture", "pipeline", "deep",
+                                  "tell-cosine"])
 def test_mean_reference_is_one_point_for_all_batches_and_chunks(data, name) -> None:
     # batches and chunks must not each use their own mean: results equal the in-memory ones
     X = data[0][:300].astype(np.float64)
@@ -398,3 +400,11 @@ def test_dask_graph_names_tell_option_values_apart(data) -> None:
     b = wc.explain(km, dX, reference=X[1])
     assert a.relevance.name != b.relevance.name
     assert not np.allclose(a.relevance.compute(), b.relevance.compute())
+
+
+def test_cosine_tell_reads_a_reference_as_a_point_of_input_space(data) -> None:
+    X = data[0][:80].astype(np.float64)
+    model = wc.TELL(n_clusters=3, metric="cosine", max_iter=3, random_state=0).fit(X)
+    m = np.abs(X).mean(0)
+    a, b = wc.explain(model, X, reference=m), wc.explain(model, X, reference=5 * m)
+    _close(b.relevance, a.relevance, np.float64)  # the model ignores scale, and so must this

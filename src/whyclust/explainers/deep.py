@@ -644,10 +644,19 @@ def explain_encoded_network(
         for key in ("composite", "bounds", "epsilon", "first_rule", "gamma", "head_gamma",
                     "zero_bias"):  # fmt: skip
             options.pop(key, None)
+        from whyclust.explainers.request import resolve_reference
+
+        flat = X.reshape(X.shape[0], -1)
+        given = options.get("reference", "midpoint")
+        ref = resolve_reference(given, flat)  # a point of input space, normalised as X is
         with torch.no_grad():
-            z = net.encoder(torch.from_numpy(X.reshape(X.shape[0], -1))).numpy()
+            z = net.encoder(torch.from_numpy(flat)).numpy()
+            if ref is not None:
+                options["reference"] = net.encoder(torch.from_numpy(ref)).numpy()
         expl = explain_kmeans(net.head.centers.detach(), z, **options)
         expl.relevance = expl.relevance.reshape(X.shape)
+        if ref is not None:
+            expl.extras["reference"] = given if isinstance(given, str) else "array"
         expl.extras["conservation"] = expl.conservation
         return expl
     return explain_encoded(net, X, **options)
