@@ -431,7 +431,9 @@ def window_max_multiplier(
     m = xw.shape[-1]
     masks = torch.tensor(list(itertools.product((0, 1), repeat=m)), dtype=torch.bool,
                          device=x.device)  # (2^m, m) fmt: skip
-    value = torch.where(masks, xw[..., None, :], rw[..., None, :]).amax(-1)  # (..., 2^m)
+    # the window's max for every coalition (..., 2^m), one coalition at a time: memory
+    # stays a few times the input's
+    value = torch.stack([torch.where(mask, xw, rw).amax(-1) for mask in masks], dim=-1)
     phi = torch.zeros_like(xw)
     sizes = masks.sum(1)
     for i in range(m):
