@@ -423,15 +423,15 @@ def downloads(mean_rel, sizes, names, rel, ids, cluster, logit) -> dict[str, Any
 def text_modes(frame, coded: list[str], cluster, k: int) -> dict[int, list[tuple[str, str]]]:
     """For each text column (by index): per cluster, its most common value among the
     members and among all other points ("n/a" where there are none)."""
+
+    def mode(values) -> str:
+        counts = values.dropna().value_counts()
+        return str(counts.index[0]) if len(counts) else "n/a"
+
     out: dict[int, list[tuple[str, str]]] = {}
     columns = [str(c) for c in frame.columns]
     for name in coded:
         col = frame[frame.columns[columns.index(name)]].astype("object")
-
-        def mode(values) -> str:
-            counts = values.dropna().value_counts()
-            return str(counts.index[0]) if len(counts) else "n/a"
-
         out[columns.index(name)] = [
             (mode(col[cluster == c]), mode(col[cluster != c])) for c in range(k)
         ]
