@@ -102,8 +102,8 @@ def explain(
 
 def _array_engine(model: Any) -> Any:
     """``fn(X, **options) -> Explanation`` for models NEON explains without torch, or None."""
-    from whyclust.explainers.dispatch import engine_for
-    from whyclust.explainers.kmeans import explain_kmeans, fitted_mean, kmeans_centers
+    from whyclust.explainers.dispatch import engine_for, model_reference_mean
+    from whyclust.explainers.kmeans import explain_kmeans, kmeans_centers
 
     family = engine_for(model)  # Pipelines, mixtures, bisecting k-means, ...
     if family is not None:
@@ -111,7 +111,7 @@ def _array_engine(model: Any) -> Any:
 
     centers = kmeans_centers(model)
     if centers is not None:
-        mean = fitted_mean(model)
+        mean = model_reference_mean(model)
         return lambda X, **kw: explain_kmeans(centers, _checked(X), model_mean=mean, **kw)
     from whyclust.explainers.kernel import explain_kernel, kernel_parts
 

@@ -15,8 +15,8 @@ from whyclust._validation import as_float_array, feature_names_of
 from whyclust.engine.bisecting import BisectingGeometry
 from whyclust.engine.fold import bisecting_arrays
 from whyclust.explainers._engine import drive, explanation_from, on_device
+from whyclust.explainers.dispatch import model_reference_mean
 from whyclust.explainers.explanation import Explanation
-from whyclust.explainers.kmeans import fitted_mean
 
 __all__ = ["bisecting_arrays", "bisecting_geometry", "explain_bisecting"]
 
@@ -63,7 +63,7 @@ def explain_bisecting(
     bs = batch_size if batch_size is not None else max(64, _BATCH_VALUES // max(1, d))
     res = drive(
         geom, X, like=geom.direction, target=target, beta=beta, contrast=contrast,
-        reference=reference, model_mean=fitted_mean(model), batch_size=int(bs),
+        reference=reference, model_mean=model_reference_mean(model), batch_size=int(bs),
     )  # fmt: skip
     extras: dict[str, Any] = {"model": "bisecting-kmeans"}
     if res["info"] is not None:

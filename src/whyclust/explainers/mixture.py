@@ -15,6 +15,7 @@ from whyclust._validation import as_float_array, feature_names_of
 from whyclust.engine.fold import mixture_arrays
 from whyclust.engine.mixture import ROOT_NAMES, MixtureGeometry
 from whyclust.explainers._engine import drive, explanation_from, on_device
+from whyclust.explainers.dispatch import model_reference_mean
 from whyclust.explainers.explanation import Explanation
 
 __all__ = ["explain_mixture", "mixture_arrays", "mixture_geometry"]
@@ -71,7 +72,7 @@ def explain_mixture(
         bs = batch_rows(geom.n_clusters, d, geom.covariance_type)
     res = drive(
         geom, X, like=geom.means, target=target, beta=beta, contrast=contrast,
-        reference=reference, model_mean=arr["weights"] @ arr["means"], batch_size=int(bs),
+        reference=reference, model_mean=model_reference_mean(model), batch_size=int(bs),
     )  # fmt: skip
     extras = {
         "root": res["info"].astype(np.int8),
