@@ -374,8 +374,14 @@ def test_mean_reference_is_one_point_for_all_batches_and_chunks(data, name) -> N
     model = _models_with_mean_references(X[:200])[name]
     ref = wc.explain(model, X, reference="mean")
     out = np.empty_like(X)
-    explain_to(model, X, out, batch_size=37, reference="mean")
+    e = explain_to(model, X, out, batch_size=37, reference="mean")
     _close(out, ref.relevance, np.float32 if name == "deep" else np.float64)
+    rows = {k: v for k, v in ref.extras.items()
+            if isinstance(v, np.ndarray) and v.ndim and v.shape[0] == len(X)}  # fmt: skip
+    assert set(rows) <= set(e.extras)  # per-point extras (reference part, ...) are joined
+    assert name != "deep" or {"reference_part", "conservation"} <= set(rows)
+    for key, value in rows.items():
+        np.testing.assert_allclose(e.extras[key], value, rtol=1e-4, atol=1e-6)
     e = wc.explain(model, da.from_array(X, chunks=41), reference="mean")
     _close(e.relevance.compute(), ref.relevance, np.float32 if name == "deep" else np.float64)
 

@@ -143,6 +143,7 @@ def explain_to(
         and out.dtype == engine.centers.dtype
     )
     first: Explanation | None = None
+    per_row: list[dict[str, np.ndarray]] = []  # each batch's per-point extras
     for start in _read_only_ok(range(0, n, bs)):
         stop = min(n, start + bs)
         block = read_rows(X, start, stop)
@@ -171,6 +172,8 @@ def explain_to(
         tgt[start:stop] = e.target
         if first is None:
             first = e
+        per_row.append({k: v for k, v in e.extras.items()
+                        if isinstance(v, np.ndarray) and v.ndim and v.shape[0] == stop - start})
         _release(block, release_pages)
         _release_written(out, start, stop, release_pages)
     assert first is not None  # n >= 1
@@ -182,7 +185,18 @@ def explain_to(
         beta=first.beta,
         method=first.method,
         contrast=None if contrast is None else _full_column(contrast, n),
+        extras=_joined_extras(first.extras, per_row),
     )
+
+
+def _joined_extras(first: dict[str, Any], per_row: list[dict[str, np.ndarray]]) -> dict:
+    """The first batch's extras, with the per-point arrays (conservation, reference part,
+    roots, ...) of every batch joined over all rows."""
+    extras = {k: v for k, v in first.items() if k not in per_row[0]}
+    for key in per_row[0]:
+        if all(key in part for part in per_row):
+            extras[key] = np.concatenate([part[key] for part in per_row])
+    return extras
 
 
 def predict_stream(
