@@ -74,7 +74,8 @@ def explain_to(
     -------
     Explanation
         ``relevance`` is ``out``; ``logit``, ``cluster`` and ``target`` are (n,) numpy
-        arrays.
+        arrays; ``extras`` are the first batch's, with the per-point arrays of all batches
+        joined.
     """
     engine = _numpy_engine(model, X, method, options)
     net = _network(model) if engine is None else None
