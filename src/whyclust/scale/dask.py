@@ -78,20 +78,18 @@ def explain_dask(
         raise ValueError(f"beta must be 'auto' or a number >= 0, got {beta!r}")
     want_beta = beta == "auto" and options.get("contrast") is None
     want_bounds = _needs_global_bounds(net, method, options)
-    if want_beta or want_bounds:
-        mean_logit, low, high = _first_pass_dask(
-            net_key, X, options.get("device"), want_beta, want_bounds
+    want_mean = _resolve_means(model, method, options)
+    if want_beta or want_bounds or want_mean:
+        mean_logit, low, high, mean = _first_pass_dask(
+            net_key, X, options.get("device"), want_beta, want_bounds, bool(want_mean)
         )
         if want_beta:
             beta = beta_from_mean(mean_logit)
         if want_bounds:
             options["bounds"] = _bounds(low, high)
-    beta = check_beta(beta)
-    want_mean = _resolve_means(model, method, options)
-    if want_mean:
-        mean = X.astype(np.float64).mean(axis=0).compute()
         for key in want_mean:
             options[key] = mean
+    beta = check_beta(beta)
 
     arrays: dict[str, Any] = {}
     scalars: dict[str, Any] = {}
@@ -230,9 +228,10 @@ def _delayed_network(net: ClusterNetwork) -> Any:
 
 
 def _first_pass_dask(
-    net_key: Any, X: Any, device: Any, want_beta: bool, want_bounds: bool
-) -> tuple[float, float, float]:
-    """Mean assigned-cluster logit and the min / max of X, in one eager pass."""
+    net_key: Any, X: Any, device: Any, want_beta: bool, want_bounds: bool, want_mean: bool
+) -> tuple[float, float, float, np.ndarray | None]:
+    """Mean assigned-cluster logit, the min / max of X and the mean of X's rows (those
+    asked for), in one eager pass over X."""
     import dask
     import dask.array as da
 
@@ -251,10 +250,13 @@ def _first_pass_dask(
         todo.append(parts.sum())
     if want_bounds:
         todo += [X.min(), X.max()]
-    got = [float(v) for v in dask.compute(*todo)]
-    mean = got.pop(0) / X.shape[0] if want_beta else math.nan
-    low, high = (got[0], got[1]) if want_bounds else (math.nan, math.nan)
-    return mean, low, high
+    if want_mean:
+        todo.append(X.astype(np.float64).mean(axis=0))
+    got = list(dask.compute(*todo))
+    mean_rows = np.asarray(got.pop()) if want_mean else None
+    mean = float(got.pop(0)) / X.shape[0] if want_beta else math.nan
+    low, high = (float(got[0]), float(got[1])) if want_bounds else (math.nan, math.nan)
+    return mean, low, high, mean_rows
 
 
 def _logit_sum_block(block: np.ndarray, net: ClusterNetwork, device: Any = None) -> np.ndarray:
