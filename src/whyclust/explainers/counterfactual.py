@@ -275,7 +275,7 @@ def _pipeline_cells(pipe: Any) -> _Cells:
     steps = list(pipe.steps)
     n_in = int(getattr(pipe, "n_features_in_", 0))
     folded = fold_preprocessing(steps[:-1], n_in)
-    if folded.width != n_in or not np.array_equal(folded.groups, np.arange(n_in)):
+    if not folded.keeps_columns(n_in):
         raise TypeError(
             "counterfactual through a Pipeline needs numeric columns without encoders "
             "(imputer, one-hot): a continuous change of an indicator column is no data point"
