@@ -291,6 +291,9 @@ def test_design_b_sums_to_f_minus_the_reference_part(make):
     e_self = wc.explain(net, X[:5], reference=X[0])
     np.testing.assert_allclose(e_self.relevance[0], 0.0, atol=1e-12)
     np.testing.assert_allclose(e_self.extras["reference_part"][0], e_self.logit[0], rtol=1e-8)
+    # nothing is explained at the reference itself: its ratio is undefined, not 0
+    assert np.isnan(e_self.extras["conservation"][0])
+    np.testing.assert_allclose(e_self.extras["conservation"][1:], 1.0, rtol=1e-6)
     assert ref_point.shape == X.shape[1:]
 
 

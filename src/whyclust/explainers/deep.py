@@ -534,9 +534,12 @@ def _encoded_explanation(
     """The Explanation of a deep NEON pass, with its conservation ratios in ``extras``:
     sum(R) and the relevance reaching the code (``head_sum``) over the ``explained`` part."""
     total = out.reshape(logit.shape[0], -1).sum(1)
+    # NaN, not 0 or a huge ratio, where the explained part is rounding noise (x == reference)
+    scale = np.maximum(np.abs(logit), np.abs(logit - explained))
+    noise = np.abs(explained) <= 64 * np.finfo(out.dtype).eps * scale
     with np.errstate(divide="ignore", invalid="ignore"):
-        extras["conservation"] = total / explained
-        extras["head_conservation"] = head_sum / explained
+        extras["conservation"] = np.where(noise, np.nan, total / explained)
+        extras["head_conservation"] = np.where(noise, np.nan, head_sum / explained)
     return Explanation.neon(
         relevance=out,
         logit=logit,
