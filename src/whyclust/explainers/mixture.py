@@ -25,10 +25,12 @@ _BATCH_VALUES = 1 << 20
 
 
 def mixture_geometry(
-    model: Any, dtype: np.dtype, device: Any = None, eps: float | None = None
+    model: Any, dtype: np.dtype, device: Any = None, eps: float | None = None,
+    arrays: dict[str, Any] | None = None,
 ) -> MixtureGeometry:
-    """The engine geometry of a fitted mixture, in ``dtype`` (numpy, or torch on ``device``)."""
-    arr = mixture_arrays(model)
+    """The engine geometry of a fitted mixture, in ``dtype`` (numpy, or torch on ``device``);
+    ``arrays`` reuses its :func:`mixture_arrays` when the caller has them."""
+    arr = mixture_arrays(model) if arrays is None else arrays
     t = on_device({k: arr[k] for k in ("means", "chol", "weights")}, dtype, device)
     return MixtureGeometry(t["means"], t["chol"], t["weights"], arr["covariance_type"], eps)
 
@@ -66,7 +68,7 @@ def explain_mixture(
     X = as_float_array(X, n_features=d)
     out_dtype = X.dtype
     X = X.astype(np.float64, copy=False)
-    geom = mixture_geometry(model, np.float64, device, eps)
+    geom = mixture_geometry(model, np.float64, device, eps, arrays=arr)
     bs = batch_size
     if bs is None:
         bs = batch_rows(geom.n_clusters, d, geom.covariance_type)
