@@ -369,3 +369,35 @@ def test_text_columns_show_their_most_common_values_not_code_means():
     assert "mostly north vs south" in top or "mostly south vs north" in top
     protos = page.split('<section id="prototypes">', 1)[1].split("</section>", 1)[0]
     assert "z-scores of 1 features" in protos  # x only: category codes have no z-score
+
+
+def test_pipeline_map_is_drawn_where_the_clusterer_sees_the_data(monkeypatch):
+    """Not on category codes or raw units: on the rows the last step receives."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from whyclust.report import _sections as S
+
+    rng = np.random.default_rng(1)
+    group = rng.integers(0, 3, 150)
+    df = pd.DataFrame({"x": group * 4.0 + rng.normal(size=150),
+                       "grams": 1000.0 * rng.normal(size=150),
+                       "region": np.array(["a", "b", "c"])[group]})  # fmt: skip
+    pipe = make_pipeline(
+        ColumnTransformer([("n", StandardScaler(), ["x", "grams"]),
+                           ("c", OneHotEncoder(), ["region"])]),  # fmt: skip
+        KMeans(3, n_init=2, random_state=0),
+    ).fit(df)
+    seen = {}
+    real = S.data_map
+
+    def spy(flat, cluster, k, protos, *args):
+        seen.update(flat=flat, protos=protos)
+        return real(flat, cluster, k, protos, *args)
+
+    monkeypatch.setattr(S, "data_map", spy)
+    page = build_report(pipe, df, n_examples=1)
+    np.testing.assert_allclose(seen["flat"], pipe[:-1].transform(df))
+    np.testing.assert_allclose(seen["protos"], pipe[-1].cluster_centers_)
+    assert "the space the pipeline" in page.split('<section id="map">', 1)[1]

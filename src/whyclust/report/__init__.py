@@ -170,7 +170,13 @@ def build_report(
         X, flat, rel, logit, cluster, mean_rel, sizes, img_shape, names, ids, n_examples, rng
     )
     steps.update()
-    ctx["map"] = S.data_map(flat, cluster, k, protos, sizes, max_points, rng)
+    if pipeline:  # the geometry the clusterer sees, not the raw table (codes, units)
+        space = _pipeline_space(model, raw)
+        space_protos = _prototypes(model[-1], None, space, cluster, k, sizes)[0]
+        ctx["map"] = S.data_map(space, cluster, k, space_protos, sizes, max_points, rng,
+                                "the space the pipeline's clusterer sees (after its steps)")
+    else:
+        ctx["map"] = S.data_map(flat, cluster, k, protos, sizes, max_points, rng)
     steps.update()
     if pipeline and (coded or int(net.n_features) != d):
         ctx["faith"] = {"skipped": (
@@ -302,18 +308,25 @@ def _row_ids(X: Any, row_ids: Sequence[Any] | None) -> np.ndarray:
     return np.asarray([str(i) for i in range(len(X))], dtype=object)
 
 
+def _pipeline_space(model, raw) -> np.ndarray:
+    """The rows as the pipeline's last step receives them, dense float64."""
+    Z = model[:-1].transform(raw)
+    Z = Z.toarray() if hasattr(Z, "toarray") else Z
+    return np.asarray(Z, dtype=np.float64).reshape(len(Z), -1)
+
+
 def _prototypes(model, net, flat, cluster, k, sizes) -> tuple[np.ndarray, str]:
     """Centroids in input space when the model has them, else the cluster means."""
     from whyclust.summary import group_means
 
     d = flat.shape[1]
-    for attr in ("prototypes_", "cluster_centers_"):
+    for attr in ("prototypes_", "cluster_centers_", "means_"):
         value = getattr(model, attr, None)
         if value is not None:
             arr = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
             if arr.ndim >= 2 and arr.shape[0] == k and int(np.prod(arr.shape[1:])) == d:
                 return arr.reshape(k, d).astype(np.float64), f"model.{attr}"
-    centers = getattr(net, "centers", None)
+    centers = getattr(net, "centers", None) if net is not None else None
     if centers is not None and tuple(centers.shape) == (k, d):
         return centers.detach().cpu().double().numpy(), "network centroids"
     return np.nan_to_num(group_means(flat, cluster, k)), "mean of the points in each cluster"

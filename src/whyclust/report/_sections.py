@@ -266,12 +266,13 @@ def examples(X, flat, rel, logit, cluster, mean_rel, sizes, img_shape, names, id
             "partial": partial}  # fmt: skip
 
 
-def data_map(flat, cluster, k, protos, sizes, max_points, rng) -> dict[str, Any]:
+def data_map(flat, cluster, k, protos, sizes, max_points, rng, space=None) -> dict[str, Any]:
+    """PCA map of ``flat``; ``space`` names it when it is not the input space."""
     from sklearn.decomposition import PCA
 
     n = flat.shape[0]
     if flat.shape[1] < 2 or n < 2:  # no plane to project on
-        return {"figure": None, "n_shown": 0, "n": n}
+        return {"figure": None, "n_shown": 0, "n": n, "space": space}
     idx = rng.choice(n, size=min(n, max_points), replace=False)
     pca = PCA(n_components=2, random_state=0).fit(flat[idx])
     fig = F.map_figure(
@@ -279,7 +280,7 @@ def data_map(flat, cluster, k, protos, sizes, max_points, rng) -> dict[str, Any]
         explained=tuple(pca.explained_variance_ratio_), sizes=sizes,
     )  # fmt: skip
     alt = f"scatter plot of {idx.size:,} points on the first two principal components, by cluster"
-    return {"figure": figure(fig, alt), "n_shown": int(idx.size), "n": n}
+    return {"figure": figure(fig, alt), "n_shown": int(idx.size), "n": n, "space": space}
 
 
 def faithfulness(net, X, expl, img_shape, n_points, rng) -> dict[str, Any]:
