@@ -211,6 +211,65 @@ def test_affine_pipeline_cells_in_the_input_columns():
             np.testing.assert_allclose(r.distance[i], ref, atol=1e-6)
 
 
+def test_weighted_norm_equals_a_general_qp_solver(fitted):
+    X, km = fitted
+    w = np.array([0.5, 3.0, 1.0])
+    r = wc.counterfactual(km, X[:12], target=4, scale=w)
+    assert r.exact.all() and (km.predict(r.X_cf) == 4).all()
+    np.testing.assert_allclose(r.distance, np.linalg.norm(w * r.delta, axis=1))
+    mu = km.cluster_centers_
+    others = [j for j in range(6) if j != 4]
+    A = 2 * (mu[4] - mu[others])
+    b = (mu[others] ** 2).sum(1) - (mu[4] ** 2).sum()
+    for i in range(12):  # in y = w * x the weighted problem is a plain projection
+        ref = _slsqp_polytope(w * X[i], A / w, b)
+        np.testing.assert_allclose(r.distance[i], ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("mix", [False, True])
+def test_scale_model_makes_pipeline_counterfactuals_unit_free(mix):
+    """grams or kilograms: the same change, in the same units, with scale="model"."""
+    from sklearn.base import clone
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(200, 4)) * [1.0, 3.0, 500.0, 0.1]
+    X[:70, 0] += 3
+    X[70:140, 2] += 1500
+    Xk = X.copy()
+    Xk[:, 2] /= 1000
+    steps = [StandardScaler(), PCA(3)] if mix else [StandardScaler()]
+    first = make_pipeline(*steps, KMeans(3, n_init=3, random_state=0)).fit(X)
+    same = KMeans(3, init=first[-1].cluster_centers_, n_init=1)  # the same clusters in kg
+    fit = [first, make_pipeline(*[clone(s) for s in steps], same).fit(Xk)]
+    target = (fit[0].predict(X[:25]) + 1) % 3
+    assert np.array_equal(fit[0].predict(X), fit[1].predict(Xk))
+    r = wc.counterfactual(fit[0], X[:25], target, scale="model")
+    rk = wc.counterfactual(fit[1], Xk[:25], target, scale="model")
+    assert r.exact.all() and np.array_equal(fit[0].predict(r.X_cf), target)
+    kilos = r.delta.copy()
+    kilos[:, 2] /= 1000
+    np.testing.assert_allclose(kilos, rk.delta, atol=1e-9)
+    np.testing.assert_allclose(r.distance, rk.distance, rtol=1e-9)
+    std = X.std(0)
+    np.testing.assert_allclose(r.distance, np.linalg.norm(r.delta / std, axis=1), rtol=1e-9)
+    # plain L2 in raw units is not unit free: grams dominate
+    plain = wc.counterfactual(fit[0], X[:25], target)
+    assert np.abs(plain.distance - r.distance).max() > 1e-3
+
+
+def test_scale_is_validated(fitted):
+    X, km = fitted
+    for bad in ("std", [1.0, 2.0], [1.0, 0.0, 1.0], [1.0, np.nan, 1.0]):
+        with pytest.raises(ValueError, match="scale"):
+            wc.counterfactual(km, X[:3], 1, scale=bad)
+    # no scalers in the model: "model" is the plain norm
+    a = wc.counterfactual(km, X[:5], 1, scale="model")
+    np.testing.assert_array_equal(a.X_cf, wc.counterfactual(km, X[:5], 1).X_cf)
+
+
 def test_curved_cells_are_refused():
     from sklearn.mixture import GaussianMixture
 

@@ -386,7 +386,7 @@ def test_pipeline_map_is_drawn_where_the_clusterer_sees_the_data(monkeypatch):
                        "region": np.array(["a", "b", "c"])[group]})  # fmt: skip
     pipe = make_pipeline(
         ColumnTransformer([("n", StandardScaler(), ["x", "grams"]),
-                           ("c", OneHotEncoder(), ["region"])]),  # fmt: skip
+                           ("c", OneHotEncoder(), ["region"])]),
         KMeans(3, n_init=2, random_state=0),
     ).fit(df)
     seen = {}

@@ -13,7 +13,8 @@ x' = x + A^T l. All points with one target are solved at once: accelerated proje
 (FISTA) finds the active set, then the equality-constrained system on that active set is
 solved exactly and certified by the KKT conditions (l >= 0, A x' >= c). Rows that the
 certificate does not accept keep iterating; ``exact`` says which rows were certified.
-Loops run over target clusters and iterations, never over points.
+Loops run over target clusters and iterations, never over points. A weighted norm
+||s * (x' - x)|| is the same problem in y = s * x, with A / s in place of A.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class CounterfactualResult:
     delta : ndarray, same shape as X
         ``X_cf - X``.
     distance : ndarray of shape (n,)
-        ``||delta||`` per point (0 where the point already lies in its target cell).
+        ``||scale * delta||`` per point, the norm minimised (0 where the point already
+        lies in its target cell).
     target : ndarray of shape (n,)
         Target cluster of each point.
     cluster : ndarray of shape (n,)
@@ -63,6 +65,13 @@ class CounterfactualResult:
     feature_names: list[str] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        moved = int((self.distance > 0).sum())
+        return (
+            f"CounterfactualResult(n={self.distance.shape[0]}, moved={moved}, "
+            f"exact={int(self.exact.sum())}, X_cf{tuple(self.X_cf.shape)})"
+        )
+
     def to_frame(self):
         """The changes as a pandas DataFrame (rows = points, columns = features)."""
         import pandas as pd
@@ -80,8 +89,9 @@ def counterfactual(
     margin: float | None = None,
     max_iter: int = 2000,
     tol: float = 1e-10,
+    scale: Any = None,
 ) -> CounterfactualResult:
-    """The smallest L2 change that moves each point of ``X`` into cluster ``target``.
+    """The smallest (weighted) L2 change that moves each point of ``X`` into ``target``.
 
     Parameters
     ----------
@@ -104,6 +114,12 @@ def counterfactual(
         Iterations of the dual solver per round.
     tol : float, default=1e-10
         Relative tolerance of the KKT certificate.
+    scale : None, "model" or array-like of shape (d,), optional
+        Weights s of the change's norm, ``||s * (X_cf - X)||``. None: plain L2 in X's
+        units. ``"model"``: a Pipeline's column scaling in front of its first step that
+        mixes columns (1 / std for a StandardScaler), so that the answer does not depend on
+        the columns' units; 1 for models without scalers. An array: positive weights per
+        feature (per flattened pixel for images).
 
     Returns
     -------
@@ -126,8 +142,9 @@ def counterfactual(
     if not np.isfinite(margin) or margin < 0:
         raise ValueError(f"margin must be a finite number >= 0, got {margin}")
 
-    xs = flat - cells.offset  # translation keeps the margins well conditioned
-    assigned = cells.assign(xs)
+    weights = torch.from_numpy(_weights(scale, cells)).double()
+    xs = (flat - cells.offset) * weights  # in y = s * x, the weighted norm is plain L2
+    assigned = cells.assign(xs / weights)
     k = cells.n_clusters
     tgt = resolve_targets(target, assigned, k)
     change = torch.zeros_like(xs)  # the change delta = A^T l, computed without the shift
@@ -137,17 +154,18 @@ def counterfactual(
         if rows.numel() == 0:
             continue
         A, bias = cells.cell(c)  # the cell: A (x - o) + bias >= 0
+        A = A / weights  # ... = (A / s) (y - s o) + bias >= 0
         cvec = margin - bias  # A x' >= cvec
         # unit normals: the same polytope, but a dual with unit diagonal converges fast
         # even when two centroids are very close (tiny w_kj)
         norm = A.norm(dim=1).clamp_min(torch.finfo(A.dtype).tiny)
         A, cvec = A / norm[:, None], cvec / norm
         lam, ok = _project(A, cvec, xs[rows], max_iter, tol)
-        change[rows] = lam @ A
+        change[rows] = (lam @ A) / weights
         exact[rows] = ok
     x_cf = (flat + change).numpy().astype(X.dtype).reshape(X.shape)
     delta = x_cf - X
-    distance = np.linalg.norm(delta.reshape(n, -1).astype(np.float64), axis=1)
+    distance = np.linalg.norm(delta.reshape(n, -1).astype(np.float64) * weights.numpy(), axis=1)
     return CounterfactualResult(
         X_cf=x_cf,
         delta=delta,
@@ -156,8 +174,25 @@ def counterfactual(
         cluster=assigned.numpy(),
         exact=exact.numpy(),
         feature_names=names,
-        extras={"margin": margin, "model": cells.name},
+        extras={"margin": margin, "model": cells.name, "scale": weights.numpy()},
     )
+
+
+def _weights(scale: Any, cells: _Cells) -> np.ndarray:
+    """(d,) positive finite weights of the norm, from ``counterfactual``'s ``scale``."""
+    d = cells.n_features
+    if scale is None:
+        return np.ones(d)
+    if isinstance(scale, str):
+        if scale != "model":
+            raise ValueError(f"scale must be None, 'model' or an array, got {scale!r}")
+        return np.ones(d) if cells.column_scale is None else np.abs(cells.column_scale)
+    w = np.asarray(scale, dtype=np.float64).reshape(-1)
+    if w.shape != (d,):
+        raise ValueError(f"scale has {w.size} weights, the model has {d} features")
+    if not (np.isfinite(w).all() and (w > 0).all()):
+        raise ValueError("scale must hold finite weights > 0")
+    return w
 
 
 class _Cells:
@@ -170,6 +205,7 @@ class _Cells:
         # bisecting: node margins m_j = w_j . x + b_j and cell c = {S_cj m_j >= 0, j on path}
         self.name, self.w, self.b, self.signs = name, w, b, signs
         self.offset, self.scale = offset, float(scale)
+        self.column_scale: np.ndarray | None = None  # a Pipeline's, for scale="model"
         self.n_features = int(w.shape[1])
         self.n_clusters = int(w.shape[0]) if signs is None else int(signs.shape[0])
 
@@ -283,7 +319,9 @@ def _pipeline_cells(pipe: Any) -> _Cells:
     head = steps[-1][1]
     if type(head).__name__ in ("KMeans", "MiniBatchKMeans"):
         head = np.asarray(head.cluster_centers_)
-    return _cells_of(head).then_affine(folded.dense(), folded.offset)
+    cells = _cells_of(head).then_affine(folded.dense(), folded.offset)
+    cells.column_scale = folded.column_scale()
+    return cells
 
 
 def _project(
