@@ -274,7 +274,7 @@ CASES = {
     "extra column": (
         {"w.csv": "f0,f1,f2,f3,f4,f5,id\n1,2,3,4,5,6,7\n"},
         ["report", "MODEL", "{d}/w.csv", "-o", "{d}/out.html"],
-        "unexpected 'id'",
+        "unexpected 'id'; leave 'id' out with --label-column or --drop",
     ),
     "wrong number of features": (
         {"w.npy": "NPY3"},

@@ -182,6 +182,14 @@ def test_two_clusters_get_different_top_feature_lists():
     assert sorted(arrows) == ["down", "up"]
 
 
+
+def test_top_features_text_counts_what_a_table_of_few_columns_can_show():
+    X, _, _ = wc.datasets.make_blobs_with_relevant_features(150, 3, 3, 2, random_state=2)
+    page = build_report(KMeans(3, n_init=2, random_state=0).fit(X), X, n_examples=1)
+    top = page.split('<section id="top">', 1)[1].split("</section>", 1)[0]
+    assert "(at most 3)" in top and "5 features" not in top
+
+
 def test_user_text_is_escaped(blobs):
     X, _, _, km = blobs
     names = ["<script>alert(1)</script>", *[f"f{i}" for i in range(1, X.shape[1])]]

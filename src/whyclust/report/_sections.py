@@ -202,6 +202,7 @@ def top_features(mean_rel, names, sizes, member_mean, rest_mean, n_top: int = 5,
     means of category codes."""
     share = relevance_share(mean_rel)
     modes = modes or {}
+    n_top = min(n_top, mean_rel.shape[1])
     rows = []
     for c in range(mean_rel.shape[0]):
         if sizes[c] == 0:
