@@ -245,9 +245,7 @@ def read_data(
         columns, NaN / inf, unreadable images, ...). What :func:`read_frame` guessed (a
         dropped index column, ...) is announced with a ``UserWarning``.
     """
-    import warnings
-
-    from whyclust._validation import as_float_array
+    from whyclust._validation import as_float_array, warn_caller
 
     path = Path(path)
     if not path.exists():
@@ -275,7 +273,7 @@ def read_data(
         path, label_column=label_column, drop=drop, sep=sep, missing=missing
     )
     for note in notes:
-        warnings.warn(note, UserWarning, stacklevel=2)
+        warn_caller(note)
     X = as_float_array(frame, name=path.name, allow_nan=True)  # names non-numeric columns
     check_table_finite(X, frame, path.name)
     return X, y, [str(c) for c in frame.columns]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 from collections.abc import Iterable, Iterator
 from numbers import Integral, Real
 from typing import Any, ClassVar
@@ -17,7 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
 
 from whyclust._batches import RowSource, is_stream
-from whyclust._validation import as_float_array
+from whyclust._validation import as_float_array, warn_caller
 from whyclust.models.tell._centers import CenterTrainer, assign, features, seed_centers
 from whyclust.models.tell._encoder import Schedule, make_augmenter, train_encoded
 from whyclust.models.tell._progress import Progress
@@ -405,12 +404,11 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         used, k = np.unique(self.labels_).size, self.n_clusters
         if used < min(k, self.labels_.shape[0]):
             hint = " or cluster_loss='kl'" if self.cluster_loss == "hard" else ""
-            warnings.warn(
+            warn_caller(
                 f"TELL: only {used} of {k} clusters hold points after training: the encoder "
                 "mapped the data onto fewer clusters. Try more pretrain_epochs or a lower "
                 f"cluster_encoder_lr{hint}.",
                 ConvergenceWarning,
-                stacklevel=3,
             )
 
     def _init_size(self, n: int | None) -> int:
