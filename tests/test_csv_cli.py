@@ -209,7 +209,8 @@ def test_report_names_points_by_an_id_column(tmp_path, capsys):
     assert "wine-17" in page and "wine-177" in page
     code, _, err = run(["report", tmp_path / "m.whyclust", tmp_path / "w.csv", "--id-column",
                         "nope", "-q", "-o", tmp_path / "r2.html"], capsys)  # fmt: skip
-    assert code == 2 and "nope" in err and not (tmp_path / "r2.html").exists()
+    assert code == 2 and not (tmp_path / "r2.html").exists()
+    assert "--id-column 'nope' is not a column of w.csv" in err
 
 
 def test_numeric_headers_are_announced_and_can_be_named(tmp_path, capsys):
@@ -268,3 +269,47 @@ def test_fewer_distinct_rows_than_clusters_is_refused(tmp_path, capsys):
     assert code == 2 and "only 2 of the 3 clusters" in err and "2 distinct rows" in err
     assert "Traceback" not in err and "warnings.warn" not in err
     assert not (tmp_path / "m").exists()
+
+
+def test_a_small_file_keeps_the_columns_the_model_reads(tmp_path, capsys):
+    """One row whose imputed or one-hot column is empty: still the model's columns, filled
+    as the model fills them, and the same answer as the same row inside a larger file."""
+    path = _mixed(tmp_path)
+    model_path = tmp_path / "m.whyclust"
+    run(["fit", path, "-k", "2", "--drop", "id", "--categorical", "auto", "--impute", "mean",
+         "-q", "-o", model_path], capsys)  # fmt: skip
+    raw = pd.read_csv(path, sep=";")
+    row = raw.iloc[[3]].copy()
+    row["weight"], row["colour"] = np.nan, None
+    row.to_csv(tmp_path / "one.csv", index=False, sep=";")
+    big = pd.concat([raw, row], ignore_index=True)
+    big.to_csv(tmp_path / "big.csv", index=False, sep=";")
+    outs = []
+    for name in ("one", "big"):
+        code, _, err = run(["explain", model_path, tmp_path / f"{name}.csv", "--drop", "id",
+                            "--beta", "0.5", "-q", "-o", tmp_path / f"{name}_rel.csv"],
+                           capsys)  # fmt: skip
+        assert code == 0, err
+        outs.append(pd.read_csv(tmp_path / f"{name}_rel.csv"))
+    assert list(outs[0].columns) == ["cluster", "logit", "height", "weight", "colour"]
+    pd.testing.assert_frame_equal(outs[0], outs[1].iloc[[-1]].reset_index(drop=True))
+
+
+def test_text_in_a_number_column_names_its_line_at_explain_time(tmp_path, capsys):
+    path = _mixed(tmp_path)
+    model_path = tmp_path / "m.whyclust"
+    run(["fit", path, "-k", "2", "--drop", "id", "--categorical", "auto", "--impute", "mean",
+         "-q", "-o", model_path], capsys)  # fmt: skip
+    (tmp_path / "t.csv").write_text("id;height;weight;colour\n1;tall;2;red\n")
+    code, _, err = run(["explain", model_path, tmp_path / "t.csv", "--drop", "id", "-o",
+                        tmp_path / "o.csv"], capsys)  # fmt: skip
+    assert code == 2 and not (tmp_path / "o.csv").exists()
+    assert "t.csv line 2, column 'height': 'tall' is not a number" in err
+
+
+def test_the_label_column_cannot_also_be_dropped(tmp_path, capsys):
+    (tmp_path / "a.csv").write_text("a,b,c\n1,2,3\n2,3,4\n3,1,0\n4,2,2\n")
+    code, _, err = run(["fit", tmp_path / "a.csv", "-k", "2", "--label-column", "a", "--drop",
+                        "a", "-o", tmp_path / "m.whyclust"], capsys)  # fmt: skip
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert "'a' is both the label column and a column to drop" in err

@@ -180,6 +180,15 @@ def mixed_frame():
     return df, ct
 
 
+def test_an_unseen_category_names_the_users_column(mixed_frame):
+    df, ct = mixed_frame
+    pipe = make_pipeline(ct, KMeans(3, n_init=2, random_state=0)).fit(df)
+    new = df.iloc[:2].copy()
+    new["colour"] = ["red", "purple"]
+    with pytest.raises(ValueError, match="column 'colour': Found unknown categories"):
+        wc.explain(pipe, new)
+
+
 @pytest.mark.parametrize("with_pca", [False, True])
 @pytest.mark.parametrize("head", ["kmeans", "gmm", "bisecting"])
 def test_column_transformer_with_one_hot_and_imputer(mixed_frame, with_pca, head):

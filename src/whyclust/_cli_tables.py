@@ -24,9 +24,13 @@ def is_table(path: str) -> bool:
 
 
 def read_any(
-    path, label_column, quiet, drop=None, sep=None, na_values=None, categorical=(), header=None
+    path, label_column, quiet, drop=None, sep=None, na_values=None, categorical=(), header=None,
+    numeric=(),
 ):
-    """``(frame, None, y)`` for a table (strictly parsed, notes printed), else ``(None, X, y)``."""
+    """``(frame, None, y)`` for a table (strictly parsed, notes printed), else ``(None, X, y)``.
+
+    ``categorical`` / ``numeric``: a fitted model's text and number columns (kept when
+    empty; a text cell in a number column is an error naming its line)."""
     from whyclust import datasets
 
     if not is_table(path):
@@ -46,6 +50,7 @@ def read_any(
         missing=(*MISSING, *split_list(na_values)),
         categorical=categorical,
         header=header,
+        numeric=numeric,
     )
     for note in notes:
         if not quiet:
@@ -199,9 +204,10 @@ def model_input(est, data, model_path, label_column, quiet, drop, sep, na_values
     """
     from whyclust._features import check_feature_names
 
-    frame, X, y = read_any(
-        data, label_column, quiet, drop, sep, na_values, stored_text_columns(est), header
-    )
+    text = stored_text_columns(est)
+    fitted = [str(c) for c in getattr(est, "feature_names_in_", ())]
+    frame, X, y = read_any(data, label_column, quiet, drop, sep, na_values, text, header,
+                           numeric=[c for c in fitted if c not in text])  # fmt: skip
     if frame is None:
         check_n_features(est, X, data, model_path)
         return X, None, y
@@ -232,20 +238,21 @@ def read_ids(
     data: str, column: str, sep: str | None, na_values: str | None, header: bool | None = None
 ) -> list[str]:
     """The values of one column of a table, as text (ids need not be numbers)."""
-    from whyclust._csv import MISSING
+    from whyclust._csv import MISSING, MissingColumns
     from whyclust.datasets import read_frame
 
     if not is_table(data):
         raise ValueError("--id-column applies to CSV and Parquet files")
-    frame, _, _ = read_frame(
-        data,
-        sep=sep,
-        missing=(*MISSING, *split_list(na_values)),
-        categorical=(column,),
-        header=header,
-    )
-    if column not in frame.columns:
-        raise ValueError(f"--id-column {column!r} is not a column of {Path(data).name}")
+    try:
+        frame, _, _ = read_frame(
+            data,
+            sep=sep,
+            missing=(*MISSING, *split_list(na_values)),
+            categorical=(column,),
+            header=header,
+        )
+    except MissingColumns:
+        raise ValueError(f"--id-column {column!r} is not a column of {Path(data).name}") from None
     values = frame[column]
     if values.isna().any():
         raise ValueError(f"--id-column {column!r} has empty cells")

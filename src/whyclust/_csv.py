@@ -46,7 +46,7 @@ class Table:
     """A parsed table: column names, one array per column, and notes on what was guessed."""
 
     names: list[str]
-    columns: list[np.ndarray]  # float64 (NaN = missing) or object (str, None = missing)
+    columns: list[np.ndarray]  # float64 or object (str), NaN = missing
     lines: np.ndarray  # file line of every row (1-based), for messages
     notes: list[str] = field(default_factory=list)
     sep: str = ","
@@ -64,9 +64,12 @@ def read_table(
     missing: tuple[str, ...] = MISSING,
     text_columns: tuple[str, ...] = (),
     header: bool | None = None,
+    numeric_columns: tuple[str, ...] = (),
 ) -> Table:
     """Parse a delimited text file by the rules above. ``text_columns`` stay categorical;
-    ``header`` says whether the first line names the columns (None: decided as above)."""
+    ``numeric_columns`` must hold numbers (a model's numeric inputs); both are kept even
+    when empty. ``header`` says whether the first line names the columns (None: decided as
+    above)."""
     path = Path(path)
     text, notes = _decode(path)
     lines, numbers = _content_lines(text)
@@ -104,16 +107,18 @@ def read_table(
         )
     cells = np.array(body, dtype=object).reshape(len(body), len(names))
     lines_arr = np.asarray(body_lines, dtype=np.int64)
-    names, cells = _drop_index_and_empty(names, cells, path, notes, set(missing))
+    keep = {*text_columns, *numeric_columns}
+    names, cells = _drop_index_and_empty(names, cells, path, notes, set(missing), keep)
     _check_names(names, path)
     missing_set = set(missing)
     columns = [
-        _convert(cells[:, j], name, lines_arr, path, missing_set, sep, name in text_columns)
+        _convert(cells[:, j], name, lines_arr, path, missing_set, sep, name in text_columns,
+                 name in numeric_columns)
         for j, name in enumerate(names)
     ]
     unknown = sorted(set(text_columns) - set(names))
     if unknown:
-        raise ValueError(f"categorical column(s) not in {path.name}: {', '.join(unknown)}")
+        raise MissingColumns(unknown, path.name)
     return Table(names, columns, lines_arr, notes, sep)
 
 
@@ -251,7 +256,15 @@ def _counts_rows(names: list[str], n_rows: int) -> bool:
     return int(names[0]) == n_rows
 
 
-def _drop_index_and_empty(names, cells, path, notes, missing):
+class MissingColumns(ValueError):
+    """Columns named as categorical that the file does not have."""
+
+    def __init__(self, columns: list[str], source: str) -> None:
+        super().__init__(f"categorical column(s) not in {source}: {', '.join(columns)}")
+        self.columns = columns
+
+
+def _drop_index_and_empty(names, cells, path, notes, missing, keep=frozenset()):
     n = cells.shape[0]
     if names and names[0] in ("", "Unnamed: 0"):
         col = [c.strip() for c in cells[:, 0]]
@@ -261,7 +274,8 @@ def _drop_index_and_empty(names, cells, path, notes, missing):
                 "(0, 1, ..., n-1); it is not used as a feature"
             )
             names, cells = names[1:], cells[:, 1:]
-    empty = [j for j in range(len(names)) if all(str(c).strip() in missing for c in cells[:, j])]
+    empty = [j for j in range(len(names)) if names[j] not in keep
+             and all(str(c).strip() in missing for c in cells[:, j])]  # fmt: skip
     if empty and len(empty) < len(names):
         shown = ", ".join(repr(names[j]) if names[j] else f"#{j + 1}" for j in empty)
         notes.append(f"{path.name}: column(s) {shown} hold no value and are ignored")
@@ -287,14 +301,14 @@ def _check_names(names: list[str], path: Path) -> None:
         seen[c] = i
 
 
-def _convert(col, name, lines, path, missing, sep, as_text) -> np.ndarray:
+def _convert(col, name, lines, path, missing, sep, as_text, numeric=False) -> np.ndarray:
     import pandas as pd
 
     text = pd.Series(col, dtype=object).str.strip()
     is_missing = text.isin(missing).to_numpy()
     if as_text:
         out = text.to_numpy(dtype=object).copy()
-        out[is_missing] = None
+        out[is_missing] = np.nan  # as pandas and a fitted OneHotEncoder spell missing
         return out
     values = pd.to_numeric(text.where(~is_missing), errors="coerce").to_numpy(dtype=np.float64)
     failed = np.isnan(values) & ~is_missing & ~text.str.lower().isin(["nan"]).to_numpy()
@@ -307,9 +321,9 @@ def _convert(col, name, lines, path, missing, sep, as_text) -> np.ndarray:
             failed = np.isnan(values) & ~is_missing
     if not failed.any():
         return values
-    if failed.sum() == (~is_missing).sum():  # no number at all: a text column
+    if not numeric and failed.sum() == (~is_missing).sum():  # no number at all: text
         out = text.to_numpy(dtype=object).copy()
-        out[is_missing] = None
+        out[is_missing] = np.nan  # as pandas and a fitted OneHotEncoder spell missing
         return out
     i = int(np.flatnonzero(failed)[0])
     raise ValueError(

@@ -309,16 +309,19 @@ def read_frame(
     missing: tuple[str, ...] | None = None,
     categorical: tuple[str, ...] | list[str] = (),
     header: bool | None = None,
+    numeric: tuple[str, ...] | list[str] = (),
 ):
     """A CSV / TSV / Parquet table as ``(frame, y, notes)``, strictly parsed.
 
-    ``frame`` holds float64 columns (NaN = missing) and text columns (object, None =
-    missing) with the file's column names; ``frame.attrs["lines"]`` gives each row's line in
+    ``frame`` holds float64 columns and text columns (strings), NaN marking a missing
+    cell in both, with the file's column names; ``frame.attrs["lines"]`` gives each row's line in
     the file, ``frame.attrs["source"]`` its name. ``drop`` names columns to leave out (ids,
     other labels); ``label_column`` is
     split off as ``y``; ``sep`` overrides delimiter sniffing; ``missing`` lists the cell
     texts read as missing (default ``"", NA, N/A, NaN, nan, NULL, null, None``);
-    ``categorical`` names columns kept as text even if they look numeric; ``header`` says
+    ``categorical`` names columns kept as text even if they look numeric, ``numeric``
+    columns that must hold numbers (a fitted model's inputs: a text cell there is an error
+    with its line); both are kept when they are empty. ``header`` says
     whether a CSV's first line names the columns (None: yes unless it holds only numbers
     other than 0, 1, ..., d-1). ``notes`` says
     what was guessed (a pandas index column dropped, Latin-1 encoding, ...).
@@ -329,9 +332,12 @@ def read_frame(
     duplicate or empty column names and cells that are neither numbers nor missing in a
     numeric column are refused with the line and column.
     """
-    from whyclust._csv import MISSING, read_table
+    from whyclust._csv import MISSING, MissingColumns, read_table
 
     path = Path(path)
+    both = sorted(set(drop) & {label_column})
+    if both:
+        raise ValueError(f"column {both[0]!r} is both the label column and a column to drop")
     if not path.exists():
         raise FileNotFoundError(f"no such file or folder: {path}")
     if path.stat().st_size == 0:
@@ -345,6 +351,7 @@ def read_frame(
             missing=tuple(MISSING if missing is None else missing),
             text_columns=tuple(categorical),
             header=header,
+            numeric_columns=tuple(numeric),
         )
         frame = table.frame()
         frame.attrs["lines"] = tuple(int(v) for v in table.lines)  # pandas compares attrs
@@ -354,10 +361,10 @@ def read_frame(
         frame = _read_parquet(path)
         unknown = [c for c in categorical if c not in frame.columns]
         if unknown:
-            raise ValueError(f"categorical column(s) not in {path.name}: {', '.join(unknown)}")
+            raise MissingColumns(unknown, path.name)
         for col in categorical:  # named columns are text, as for a CSV
             values = frame[col]
-            frame[col] = values.astype(str).astype(object).where(values.notna(), None)
+            frame[col] = values.astype(str).astype(object).where(values.notna(), np.nan)
     else:
         raise ValueError(
             f"unsupported file type {suffix!r}: use .csv, .tsv, .npy, .parquet or a folder "

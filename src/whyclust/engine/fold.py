@@ -15,6 +15,7 @@ Anything else is refused with an error naming the step. numpy only (no torch).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -252,10 +253,29 @@ def _encoder(encoders: list[Any], cols: list[int]) -> Callable[[Any], np.ndarray
                 return np.asarray(X) if np.asarray(X).dtype.kind == "f" else _dense(X)
         block = _select(X, cols)
         for est in encoders:
-            block = est.transform(block)
+            try:
+                block = est.transform(block)
+            except ValueError as exc:  # name the user's column, not the block's index
+                raise ValueError(_name_the_column(exc, est, cols, X)) from None
         return _dense(block)
 
     return encode
+
+
+def _name_the_column(exc: ValueError, est: Any, cols: list[int], X: Any) -> str:
+    names = getattr(est, "feature_names_in_", None)
+    if names is None and hasattr(X, "columns"):
+        names = [X.columns[i] for i in cols]
+    if names is None:
+        names = [f"x{i}" for i in cols]
+    text = str(exc)
+    hit = re.search(r"in column (\d+)", text)
+    if hit and int(hit.group(1)) < len(names):
+        where = f"column {str(names[int(hit.group(1))])!r}"
+        text = text[: hit.start()].rstrip() + text[hit.end() :]
+    else:
+        where = "column(s) " + ", ".join(repr(str(n)) for n in names)
+    return f"{_name(est)} of the pipeline, {where}: {text}"
 
 
 def fold_preprocessing(steps: list[tuple[str, Any]], n_inputs: int) -> Folded:
