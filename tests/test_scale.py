@@ -386,6 +386,28 @@ def test_mean_reference_is_one_point_for_all_batches_and_chunks(data, name) -> N
     _close(e.relevance.compute(), ref.relevance, np.float32 if name == "deep" else np.float64)
 
 
+@pytest.mark.parametrize("name", ["kmeans", "network", "mixture", "pipeline", "deep",
+                                  "tell-cosine"])
+def test_a_reference_per_point_is_sliced_with_the_batches_and_chunks(data, name) -> None:
+    X = data[0][:300].astype(np.float64)
+    model = _models_with_mean_references(X[:200])[name]
+    refs = np.random.default_rng(1).permutation(X)  # another point for every point
+    try:
+        ref = wc.explain(model, X, reference=refs)
+    except ValueError as exc:  # design B takes one point
+        assert name == "deep" and "reference" in str(exc)
+        return
+    tol = np.float32 if name == "deep" else np.float64
+    out = np.empty_like(X)
+    explain_to(model, X, out, batch_size=37, reference=refs)
+    _close(out, ref.relevance, tol)
+    for rows in (refs, da.from_array(refs, chunks=55)):
+        e = wc.explain(model, da.from_array(X, chunks=41), reference=rows)
+        _close(e.relevance.compute(), ref.relevance, tol)
+    with pytest.raises(ValueError, match="reference has 299 rows, X has 300"):
+        explain_to(model, X, out, batch_size=37, reference=refs[:-1])
+
+
 @pytest.mark.parametrize("method", ["gradient_x_input", "integrated_gradients"])
 def test_mean_baseline_is_one_point_for_all_batches_and_chunks(data, method) -> None:
     X, km = data

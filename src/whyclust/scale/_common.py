@@ -50,6 +50,30 @@ def _resolve_means(model: Any, method: str, options: dict[str, Any]) -> list[str
     return keys
 
 
+def _row_options(options: dict[str, Any], n: int, feature_shape: tuple[int, ...]) -> dict:
+    """Pop the options given as one row per point of X (a NEON ``reference`` of shape
+    (n, d) or (n, *feature_shape)): the caller slices them with X's rows. One point ((d,)
+    or feature_shape) and names stay in ``options`` for every batch."""
+    d = int(np.prod(feature_shape))
+    rows = {}
+    for key in ("reference",):  # baselines are one point (explainers.baselines)
+        value = options.get(key)
+        if value is None or isinstance(value, str):
+            continue
+        if not hasattr(value, "shape"):
+            value = np.asarray(value)
+        shape = tuple(int(s) for s in value.shape)
+        if shape in ((d,), tuple(feature_shape)) or len(shape) < 2:
+            continue
+        if int(np.prod(shape[1:])) != d:
+            continue  # left to the in-memory checks, which name the expected shapes
+        if shape[0] != n:
+            raise ValueError(f"{key} has {shape[0]} rows, X has {n}: give one point or one "
+                             "row per point of X")  # fmt: skip
+        rows[key] = options.pop(key)
+    return rows
+
+
 def _bounds(low: float, high: float) -> tuple[float, float]:
     return (low, high if high > low else low + 1.0)  # as whyclust.explainers.deep does
 

@@ -18,6 +18,7 @@ from whyclust.scale._common import (
     _needs_global_bounds,
     _network,
     _resolve_means,
+    _row_options,
 )
 
 if TYPE_CHECKING:
@@ -51,8 +52,9 @@ def explain_dask(
         Row chunk sizes must be known. float64 stays float64, anything else is float32.
     method, target, beta, batch_size, **options
         As in :func:`whyclust.explain`. ``target`` (and a NEON ``contrast``) may be an
-        int, ``"assigned"`` or an (n,) numpy / dask array. ``beta="auto"`` runs one
-        eager reduction over ``X`` (the mean assigned-cluster logit) before the graph is
+        int, ``"assigned"`` or an (n,) numpy / dask array; a ``reference`` of one row
+        per point may be a numpy or dask array, chunked here as X's rows. ``beta="auto"``
+        runs one eager reduction over ``X`` (the mean assigned-cluster logit) before the graph is
         built, so that every chunk uses the beta of the whole array.
 
     Returns
@@ -76,6 +78,7 @@ def explain_dask(
 
     if isinstance(beta, str) and beta != "auto":
         raise ValueError(f"beta must be 'auto' or a number >= 0, got {beta!r}")
+    rows_of = _row_options(options, n, tuple(X.shape[1:]))  # chunked as X's rows
     want_beta = beta == "auto" and options.get("contrast") is None
     want_bounds = _needs_global_bounds(net, method, options)
     want_mean = _resolve_means(model, method, options)
@@ -105,18 +108,23 @@ def explain_dask(
         else:
             scalars[key] = value
 
+    for key, value in rows_of.items():
+        arr = value if _is_dask(value) else da.from_array(np.asarray(value), chunks=-1)
+        arrays[key] = arr.reshape(X.shape).rechunk(X.chunks)
+
     record = _record_dtype(X, contrast=scalars.get("contrast") is not None or "contrast" in arrays)
-    extra = [arrays.get("target"), arrays.get("contrast")]
+    layout = tuple(k for k in ("target", "contrast", *rows_of) if k in arrays)
+    extra = [arrays[k] for k in layout]
     records = da.map_blocks(
         _explain_block,
         X,
-        *[a for a in extra if a is not None],
+        *extra,
         net_key,
         dtype=record,
         meta=np.empty((0,), dtype=record),
         drop_axis=list(range(1, X.ndim)),
         chunks=(rows,),
-        layout=tuple(k for k in ("target", "contrast") if k in arrays),
+        layout=layout,
         method=method,
         scalars=scalars,
         beta=beta,
@@ -131,7 +139,7 @@ def explain_dask(
             batch_size,
             options,
             str(scalars),
-            [a.name for a in extra if a is not None],
+            [a.name for a in extra],
         ),
     )
     has_contrast = "contrast" in record.names
@@ -280,7 +288,12 @@ def _explain_block(
     """Explain one row chunk; returns the record array of relevance / logit / cluster."""
     *columns, net = args
     given = dict(scalars)
-    given.update((k, c.reshape(-1)) for k, c in zip(layout, columns, strict=True))
+    rows_of = {}  # reference / baseline rows of this chunk
+    for key, part in zip(layout, columns, strict=True):
+        if key in ("target", "contrast"):
+            given[key] = part.reshape(-1)
+        else:
+            rows_of[key] = part
     contrast = given.get("contrast")
     e = run_method(
         net,
@@ -290,6 +303,7 @@ def _explain_block(
         beta=beta,
         batch_size=batch_size,
         **({"contrast": contrast} if contrast is not None else {}),
+        **rows_of,
         **options,
     )
     out = np.empty(

@@ -22,6 +22,7 @@ from whyclust.scale._common import (
     _needs_global_bounds,
     _network,
     _resolve_means,
+    _row_options,
 )
 from whyclust.scale._pages import _release, _release_written
 
@@ -58,9 +59,10 @@ def explain_to(
         Receives the relevance; shape ``X.shape`` or ``(n, prod(X.shape[1:]))``, e.g. an
         ``np.memmap`` opened with ``mode="w+"`` or a zarr array of float dtype.
     method, target, beta, **options
-        As in :func:`whyclust.explain`; ``target`` / ``contrast`` arrays of shape (n,) are
-        sliced with the batches. ``beta="auto"`` costs one extra pass over ``X`` (the mean
-        assigned-cluster logit) before the relevance pass.
+        As in :func:`whyclust.explain`; ``target`` / ``contrast`` arrays of shape (n,) and a
+        ``reference`` of one row per point are sliced with the batches. ``beta="auto"``
+        costs one extra pass over ``X`` (the mean assigned-cluster logit) before the
+        relevance pass.
     batch_size : int, optional
         Rows per batch; default: about 4M input values (16 MB of float32) per batch,
         rounded to whole row chunks of a chunked ``out`` (zarr, HDF5).
@@ -105,6 +107,7 @@ def explain_to(
     contrast = _check_column(contrast, n, "contrast")
 
     beta = check_beta(beta)
+    rows_of = _row_options(options, n, feature_shape)  # sliced with the batches
     want_beta = beta == "auto" and contrast is None
     want_bounds = engine is None and _needs_global_bounds(net, method, options)
     want_mean = _resolve_means(model, method, options)
@@ -164,6 +167,7 @@ def explain_to(
                 target=rows_target,
                 beta=beta,
                 **({"contrast": rows_contrast} if contrast is not None else {}),
+                **{key: _slice(value, start, stop) for key, value in rows_of.items()},
                 **options,
             )
         if not direct:
