@@ -54,8 +54,8 @@ def explain_dask(
         As in :func:`whyclust.explain`. ``target`` (and a NEON ``contrast``) may be an
         int, ``"assigned"`` or an (n,) numpy / dask array; a ``reference`` of one row
         per point may be a numpy or dask array, chunked here as X's rows. ``beta="auto"``
-        runs one eager reduction over ``X`` (the mean assigned-cluster logit) before the graph is
-        built, so that every chunk uses the beta of the whole array.
+        runs one eager reduction over ``X`` (the mean assigned-cluster logit) before the
+        graph is built, so that every chunk uses the beta of the whole array.
 
     Returns
     -------
