@@ -440,7 +440,8 @@ def fit(
     "--beta",
     default="auto",
     show_default=True,
-    help="Stiffness of NEON's min-take-most rule: 'auto' or a number >= 0.",
+    help="Stiffness of NEON's min-take-most rule: 'auto' (1 / mean logit of DATA's points) "
+    "or a number >= 0; give a number to compare runs on different files.",
 )
 @_label_option
 @_table_options
