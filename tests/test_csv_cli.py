@@ -313,3 +313,24 @@ def test_the_label_column_cannot_also_be_dropped(tmp_path, capsys):
                         "a", "-o", tmp_path / "m.whyclust"], capsys)  # fmt: skip
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert "'a' is both the label column and a column to drop" in err
+
+
+def test_columns_a_saved_pipeline_drops_may_hold_text(tmp_path, capsys):
+    from sklearn.cluster import KMeans
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"id": [f"p{i}" for i in range(40)], "x": rng.normal(size=40),
+                       "z": rng.normal(size=40), "w": rng.normal(size=40)})  # fmt: skip
+    ct = ColumnTransformer([("n", StandardScaler(), ["x", "z"]), ("d", "drop", ["id"])])
+    pipe = make_pipeline(ct, KMeans(2, n_init=2, random_state=0)).fit(df)
+    wc.save(pipe, tmp_path / "p.whyclust")
+    df.assign(w="text").to_csv(tmp_path / "d.csv", index=False)  # 'w': the remainder
+    code, _, err = run(["explain", tmp_path / "p.whyclust", tmp_path / "d.csv", "-q", "-o",
+                        tmp_path / "r.csv"], capsys)  # fmt: skip
+    assert code == 0, err
+    out = pd.read_csv(tmp_path / "r.csv")
+    np.testing.assert_array_equal(out["cluster"], pipe.predict(df))
+    assert (out[["id", "w"]] == 0).all().all()

@@ -205,9 +205,10 @@ def model_input(est, data, model_path, label_column, quiet, drop, sep, na_values
     from whyclust._features import check_feature_names
 
     text = stored_text_columns(est)
+    unused = {*text, *dropped_columns(est)}
     fitted = [str(c) for c in getattr(est, "feature_names_in_", ())]
     frame, X, y = read_any(data, label_column, quiet, drop, sep, na_values, text, header,
-                           numeric=[c for c in fitted if c not in text])  # fmt: skip
+                           numeric=[c for c in fitted if c not in unused])  # fmt: skip
     if frame is None:
         check_n_features(est, X, data, model_path)
         return X, None, y
@@ -273,6 +274,25 @@ def stored_text_columns(est: Any) -> tuple[str, ...]:
             if all(getattr(c, "dtype", None) == np.dtype(object) for c in categories):
                 out.extend(str(c) for c in columns)
     return tuple(out)
+
+
+def dropped_columns(est: Any) -> list[str]:
+    """Input columns a Pipeline's leading ColumnTransformer drops (they may hold anything)."""
+    import numpy as np
+
+    if not is_pipeline(est) or not est.steps:
+        return []
+    names = [str(c) for c in getattr(est, "feature_names_in_", ())]
+    out: list[str] = []
+    for _, part, columns in getattr(est.steps[0][1], "transformers_", None) or []:
+        if not (isinstance(part, str) and part == "drop"):
+            continue
+        cols = np.atleast_1d(np.asarray(columns))
+        if cols.dtype == bool:
+            cols = np.flatnonzero(cols)
+        for c in cols.tolist():
+            out.append(names[c] if isinstance(c, int) and 0 <= c < len(names) else str(c))
+    return out
 
 
 def check_n_features(est, X, data: str, model_path: str) -> None:
