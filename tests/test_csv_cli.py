@@ -334,3 +334,37 @@ def test_columns_a_saved_pipeline_drops_may_hold_text(tmp_path, capsys):
     out = pd.read_csv(tmp_path / "r.csv")
     np.testing.assert_array_equal(out["cluster"], pipe.predict(df))
     assert (out[["id", "w"]] == 0).all().all()
+
+
+def test_columns_left_out_at_fit_are_left_out_again(tmp_path, capsys):
+    """fit --label-column/--drop is remembered: explain and report on the same table work
+    without repeating them, and give what the explicit options give."""
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True).frame
+    frame.insert(0, "name", [f"f{i}" for i in range(len(frame))])
+    frame.to_csv(tmp_path / "iris.csv", index=False)
+    model_path = tmp_path / "m.whyclust"
+    code, _, err = run(["fit", tmp_path / "iris.csv", "-k", "3", "--label-column", "target",
+                        "--drop", "name", "-q", "-o", model_path], capsys)  # fmt: skip
+    assert code == 0, err
+    assert wc.io.not_features(model_path) == ["target", "name"]
+    code, _, err = run(["explain", model_path, tmp_path / "iris.csv", "-o",
+                        tmp_path / "a.csv"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert "leaving out 'target', 'name'" in err
+    code, _, err = run(["explain", model_path, tmp_path / "iris.csv", "--label-column",
+                        "target", "--drop", "name", "-q", "-o", tmp_path / "b.csv"],
+                       capsys)  # fmt: skip
+    assert code == 0, err
+    assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
+    code, _, err = run(["report", model_path, tmp_path / "iris.csv", "--labels", "target",
+                        "-q", "-o", tmp_path / "r.html"], capsys)  # fmt: skip
+    assert code == 0, err
+    # a table without those columns is read as it is; models saved without the list too
+    frame.drop(columns=["target", "name"]).to_csv(tmp_path / "bare.csv", index=False)
+    code, _, err = run(["explain", model_path, tmp_path / "bare.csv", "-o",
+                        tmp_path / "c.csv"], capsys)  # fmt: skip
+    assert code == 0 and "leaving out" not in err
+    wc.save(wc.load(model_path), tmp_path / "plain.whyclust")
+    assert wc.io.not_features(tmp_path / "plain.whyclust") == []

@@ -196,11 +196,14 @@ def is_pipeline(model: Any) -> bool:
     return isinstance(getattr(model, "steps", None), list)
 
 
-def model_input(est, data, model_path, label_column, quiet, drop, sep, na_values, header=None):
+def model_input(est, data, model_path, label_column, quiet, drop, sep, na_values, header=None,
+                leave_out=()):  # fmt: skip
     """``(X, names, y)``: the raw table for a Pipeline, numbers otherwise, and the labels.
 
-    Column names are checked against the model's fitted names first (missing, extra or
-    reordered columns are an error), and for arrays the number of features.
+    ``leave_out``: columns the model file says are not features (``fit --label-column`` /
+    ``--drop``), dropped with a note where the table has them. Column names are then checked
+    against the model's fitted names (missing, extra or reordered columns are an error),
+    and for arrays the number of features.
     """
     from whyclust._features import check_feature_names
 
@@ -212,6 +215,12 @@ def model_input(est, data, model_path, label_column, quiet, drop, sep, na_values
     if frame is None:
         check_n_features(est, X, data, model_path)
         return X, None, y
+    again = [c for c in leave_out if c in frame.columns and c not in fitted]
+    if again:
+        frame = frame.drop(columns=again)
+        if not quiet:
+            click.echo(f"note: leaving out {', '.join(map(repr, again))}: not features of "
+                       "the model (--label-column / --drop at fit)", err=True)  # fmt: skip
     names = [str(c) for c in frame.columns]
     try:
         check_feature_names(est, frame)

@@ -405,7 +405,8 @@ def fit(
         labels = fitted.predict(frame)
     refuse_empty_clusters(labels, n_clusters, frame if frame is not None else flat, data)
     scores = None if y is None else wc.metrics.evaluate(y, labels)  # fails before the save
-    wc.save(fitted, output)
+    left_out = [*([label_column] if label_column else []), *split_list(drop)]
+    wc.save(fitted, output, not_features=left_out if frame is not None else ())
     if quiet:
         return
     click.echo(
@@ -479,7 +480,7 @@ def explain(
     import numpy as np
 
     import whyclust as wc
-    from whyclust.io import atomic_path, load_for_explanation
+    from whyclust.io import atomic_path, load_for_explanation, not_features
 
     out = _check_output(output, OUTPUT_SUFFIXES, (model_path, data))
     tgt, beta_value = _parse_target(target), _parse_beta(beta)
@@ -495,7 +496,8 @@ def explain(
         n_clusters = model_n_clusters(est, expl)
     else:
         X, names, _ = model_input(
-            est, data, model_path, label_column, quiet, drop, sep, na_values, header
+            est, data, model_path, label_column, quiet, drop, sep, na_values, header,
+            leave_out=not_features(model_path),
         )
         start = time.perf_counter()
         expl = wc.explain(est, X, method, target=tgt, beta=beta_value, batch_size=batch_size)
@@ -625,7 +627,8 @@ def report(
         row_ids = read_ids(data, id_column, sep, na_values, header)
         drop = ",".join([*([drop] if drop else []), id_column])
     X, names, y = model_input(
-        est, data, model_path, label_column, quiet, drop, sep, na_values, header
+        est, data, model_path, label_column, quiet, drop, sep, na_values, header,
+        leave_out=wc.io.not_features(model_path),
     )
     if not is_column:
         y = _read_labels(labels, data, y, X.shape[0], quiet)

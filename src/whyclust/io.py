@@ -26,7 +26,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ __all__ = [
     "finite_array",
     "load",
     "load_for_explanation",
+    "not_features",
     "read_model_file",
     "register_format",
     "restore_model",
@@ -193,11 +194,13 @@ def restore_model(kind: Any, tensors: dict[str, np.ndarray], config: Any) -> Any
     return fmt.restore(tensors, config)
 
 
-def save(model: Any, path: str | os.PathLike) -> Path:
+def save(model: Any, path: str | os.PathLike, *, not_features: Sequence[str] = ()) -> Path:
     """Write a fitted model to ``path`` (safetensors + JSON; no pickle). Returns the path.
 
     The file is written to a temporary name and renamed, so an interrupted save never leaves
-    a partial file at ``path``.
+    a partial file at ``path``. ``not_features`` names columns of the fitting table that
+    are not inputs of the model (labels, ids): the CLI leaves them out of a table again
+    (:func:`not_features`).
     """
     from safetensors.numpy import save_file
 
@@ -209,6 +212,8 @@ def save(model: Any, path: str | os.PathLike) -> Path:
     names = feature_names_in(model)
     if names is not None:  # kept for every kind, whatever its own config records
         header["feature_names"] = names
+    if not_features:
+        header["not_features"] = [str(c) for c in not_features]
     try:
         header["sha256"] = _digest(header, arrays)
         text = json.dumps(header, sort_keys=True, allow_nan=False)
@@ -235,6 +240,15 @@ def load(path: str | os.PathLike) -> Any:
     except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
         detail = " ".join(str(exc).split())  # torch's messages span several lines
         raise ValueError(f"{path}: model file is inconsistent ({detail})") from None
+
+
+def not_features(path: str | os.PathLike) -> list[str]:
+    """The ``not_features`` a model file was saved with (checked like the rest of it)."""
+    header, _ = read_model_file(path)
+    value = header.get("not_features", [])
+    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+        raise ValueError(f"{path}: not_features must be a list of column names")
+    return value
 
 
 def load_for_explanation(path: str | os.PathLike) -> Any:
