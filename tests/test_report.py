@@ -409,3 +409,19 @@ def test_pipeline_map_is_drawn_where_the_clusterer_sees_the_data(monkeypatch):
     np.testing.assert_allclose(seen["flat"], pipe[:-1].transform(df))
     np.testing.assert_allclose(seen["protos"], pipe[-1].cluster_centers_)
     assert "the space the pipeline" in page.split('<section id="map">', 1)[1]
+
+
+def test_a_text_column_whose_mode_is_everyones_says_so():
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(0)
+    group = rng.integers(0, 2, 200)
+    df = pd.DataFrame({"x": group * 5.0 + rng.normal(size=200),
+                       "city": np.where(rng.random(200) < 0.8, "Köln", "Bonn")})  # fmt: skip
+    ct = ColumnTransformer([("n", StandardScaler(), ["x"]), ("c", OneHotEncoder(), ["city"])])
+    pipe = make_pipeline(ct, KMeans(2, n_init=2, random_state=0)).fit(df)
+    top = build_report(pipe, df, n_examples=1).split('<section id="top">', 1)[1]
+    top = top.split("</section>", 1)[0]
+    assert "mostly Köln, as the other points" in top and "Köln vs Köln" not in top
