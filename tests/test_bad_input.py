@@ -162,3 +162,22 @@ def test_contrast_errors_name_contrast_and_deletion_refuses_a_boolean_batch_size
         wc.explain(km, X, contrast=1)
     with pytest.raises(ValueError, match="batch_size"):
         wc.evaluation.deletion_curve(km, X, batch_size=True)
+
+
+def test_nullable_pandas_columns_are_numbers_and_sparse_input_is_named():
+    import pandas as pd
+    import scipy.sparse as sp
+    from sklearn.cluster import KMeans
+
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    df = pd.DataFrame(np.round(X), columns=list("abc"))
+    km = KMeans(3, n_init=2, random_state=0).fit(df)
+    plain = wc.explain(km, df).relevance
+    for dtype in ("Int64", "Float64"):
+        np.testing.assert_array_equal(wc.explain(km, df.astype(dtype)).relevance, plain)
+    holes = df.astype("Float64")
+    holes.iloc[3, 1] = pd.NA
+    with pytest.raises(ValueError, match="NaN"):
+        wc.explain(km, holes)
+    with pytest.raises(TypeError, match="sparse matrix"):
+        wc.explain(km, sp.csr_matrix(df.to_numpy()))

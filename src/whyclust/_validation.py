@@ -51,6 +51,8 @@ def frame_values(frame: Any, *, name: str = "X") -> np.ndarray:
             + "; encode or drop them before clustering"
         )
     arr = frame.to_numpy()
+    if arr.dtype == object:  # pandas' nullable dtypes (Int64, Float64, boolean): pd.NA -> NaN
+        arr = frame.to_numpy(dtype=np.float64, na_value=np.nan)
     if isinstance(arr, np.ndarray) and not arr.flags.writeable:
         arr = arr.copy()
     return arr
@@ -76,6 +78,8 @@ def as_float_array(
         X = frame_values(X, name=name)
     elif hasattr(X, "detach") and hasattr(X, "cpu"):  # torch tensor
         X = X.detach().cpu().numpy()
+    elif hasattr(X, "toarray") and hasattr(X, "nnz"):  # scipy sparse
+        raise TypeError(f"{name} is a sparse matrix; pass a dense array ({name}.toarray())")
     try:
         arr = np.asarray(X)
     except (ValueError, TypeError) as exc:  # ragged nested lists and the like
