@@ -225,8 +225,7 @@ def model_input(est, data, model_path, label_column, quiet, drop, sep, na_values
     try:
         check_feature_names(est, frame)
     except ValueError as exc:
-        fitted = {str(c) for c in getattr(est, "feature_names_in_", names)}
-        extra = [c for c in names if c not in fitted]
+        extra = [c for c in names if c not in fitted] if fitted else []
         hint = (f"; leave {', '.join(map(repr, extra))} out with --label-column or --drop"
                 if extra else "")  # fmt: skip
         raise ValueError(f"{Path(data).name} does not fit {model_path}: {exc}{hint}") from None

@@ -335,9 +335,8 @@ def read_frame(
     from whyclust._csv import MISSING, MissingColumns, read_table
 
     path = Path(path)
-    both = sorted(set(drop) & {label_column})
-    if both:
-        raise ValueError(f"column {both[0]!r} is both the label column and a column to drop")
+    if label_column is not None and label_column in drop:
+        raise ValueError(f"column {label_column!r} is both the label column and a column to drop")
     if not path.exists():
         raise FileNotFoundError(f"no such file or folder: {path}")
     if path.stat().st_size == 0:
