@@ -53,7 +53,7 @@ print(cluster_summary(e, top=3)[["cluster", "rank", "feature", "mean_relevance",
 # %%
 # One wine, by its name
 # ---------------------
-row = e.to_frame().set_index(df.index).loc["wine 0"].sort_values(key=abs, ascending=False)
+row = e.to_frame().loc["wine 0"].sort_values(key=abs, ascending=False)
 fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
 ax.barh(row.index[:8], row.values[:8], color=np.where(row.values[:8] >= 0, "#c0392b", "#2e6db4"))
 ax.invert_yaxis()

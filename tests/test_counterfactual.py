@@ -102,8 +102,9 @@ def test_projection_kkt_on_random_centers(seed, k, d):
 
 def test_float32_dataframe_and_errors(fitted):
     X, km = fitted
-    df = pd.DataFrame(X[:12].astype(np.float32), columns=["a", "b", "c"])
+    df = pd.DataFrame(X[:12].astype(np.float32), columns=["a", "b", "c"], index=range(30, 42))
     r = wc.counterfactual(km, df, 0)
+    assert r.to_frame().index.equals(df.index)
     assert r.X_cf.dtype == np.float32
     assert np.array_equal(km.predict(r.X_cf.astype(np.float64)), np.zeros(12, dtype=int))
     assert list(r.to_frame().columns) == ["a", "b", "c"]

@@ -75,6 +75,23 @@ def test_matching_frame_and_plain_array_pass(fitted):
         check_feature_names(model, FRAME.to_numpy())  # no names: accepted, silently
 
 
+def test_to_frame_keeps_the_rows_labels(fitted):
+    """A shuffled frame with string row labels: row i of to_frame() is the row labelled
+    like X's row i, for every model kind and for a baseline too."""
+    name, model = fitted
+    order = RNG.permutation(len(FRAME))
+    shuffled = FRAME.iloc[order]
+    shuffled.index = pd.Index([f"id{i}" for i in order], name="sample")
+    methods = ("neon",) if name.endswith("pipeline") else ("neon", "gradient_x_input")
+    for method in methods:
+        frame = wc.explain(model, shuffled, method=method).to_frame()
+        assert frame.index.equals(shuffled.index) and list(frame.columns) == COLUMNS
+        whole = wc.explain(model, FRAME, method=method).to_frame()
+        np.testing.assert_allclose(frame.to_numpy(), whole.to_numpy()[order], rtol=1e-4, atol=1e-6)
+    plain = wc.explain(model, shuffled.to_numpy()).to_frame()
+    assert plain.index.equals(pd.RangeIndex(len(FRAME)))
+
+
 _POLYTOPES = ("kmeans", "minibatch", "bisecting", "pipeline", "column-pipeline")
 
 

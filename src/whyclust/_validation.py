@@ -34,6 +34,13 @@ def feature_names_of(X: Any) -> list[str] | None:
     return [str(c) for c in columns]
 
 
+def row_index_of(X: Any) -> Any:
+    """The row labels of a pandas DataFrame (its ``index``), else None."""
+    if getattr(X, "columns", None) is None:
+        return None
+    return getattr(X, "index", None)
+
+
 def frame_values(frame: Any, *, name: str = "X") -> np.ndarray:
     """The values of a numeric DataFrame as a writeable numpy array.
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from whyclust._features import check_feature_names
-from whyclust._validation import as_float_array, feature_names_of
+from whyclust._validation import as_float_array, feature_names_of, row_index_of
 from whyclust.explainers import run_method
 from whyclust.explainers.explanation import Explanation
 
@@ -78,7 +78,7 @@ def explain(
     Explanation
         ``relevance`` (same shape as ``X``), ``logit``, ``cluster``, ``target``, ``beta``.
     """
-    names = feature_names_of(X)
+    names, index = feature_names_of(X), row_index_of(X)
     check_feature_names(model, X)
     if type(X).__module__.startswith("dask."):
         from whyclust.scale import explain_dask
@@ -92,12 +92,12 @@ def explain(
     if method == "neon":
         direct = _array_engine(model)
         if direct is not None:
-            return _named(direct(X, **neon, **options), names)
+            return _named(direct(X, **neon, **options), names, index)
     net = neuralize(model)
     X = as_float_array(
         X, ndim=(2, 3, 4), n_features=getattr(net, "n_features", None), allow_nan=False
     )
-    return _named(run_method(net, X, method, **neon, **options), names)
+    return _named(run_method(net, X, method, **neon, **options), names, index)
 
 
 def _array_engine(model: Any) -> Any:
@@ -136,9 +136,10 @@ def _neon_options(method: str, contrast: Any, reference: Any) -> dict[str, Any]:
     return out
 
 
-def _named(expl: Explanation, names: list[str] | None) -> Explanation:
+def _named(expl: Explanation, names: list[str] | None, index: Any) -> Explanation:
     if names is not None and expl.feature_names is None:
         expl.feature_names = names
+    expl.index = index
     return expl
 
 

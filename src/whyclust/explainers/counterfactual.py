@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from whyclust._validation import as_float_array
+from whyclust._validation import as_float_array, feature_names_of, row_index_of
+from whyclust.explainers.explanation import labelled_frame
 from whyclust.explainers.request import resolve_targets
 
 if TYPE_CHECKING:  # torch is imported by the functions that run (importing this is light)
@@ -54,6 +55,8 @@ class CounterfactualResult:
         True where the projection was certified optimal by the KKT conditions.
     feature_names : list of str or None
         Column names when X was a DataFrame.
+    index : pandas.Index or None
+        Row labels when X was a DataFrame; ``to_frame`` keeps them.
     """
 
     X_cf: np.ndarray
@@ -63,6 +66,7 @@ class CounterfactualResult:
     cluster: np.ndarray
     exact: np.ndarray
     feature_names: list[str] | None = None
+    index: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -73,12 +77,9 @@ class CounterfactualResult:
         )
 
     def to_frame(self):
-        """The changes as a pandas DataFrame (rows = points, columns = features)."""
-        import pandas as pd
-
-        d = self.delta.reshape(self.delta.shape[0], -1)
-        cols = self.feature_names or [f"x{i}" for i in range(d.shape[1])]
-        return pd.DataFrame(d, columns=cols)
+        """The changes as a pandas DataFrame (rows = points, with X's row labels when X was
+        a DataFrame; columns = features)."""
+        return labelled_frame(self.delta, self.feature_names, self.index)
 
 
 def counterfactual(
@@ -127,9 +128,7 @@ def counterfactual(
     """
     import torch
 
-    from whyclust._validation import feature_names_of
-
-    names = feature_names_of(X)
+    names, index = feature_names_of(X), row_index_of(X)
     cells = _cells_of(model)
     X = as_float_array(X, ndim=(2, 3, 4), n_features=cells.n_features)
     if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
@@ -174,6 +173,7 @@ def counterfactual(
         cluster=assigned.numpy(),
         exact=exact.numpy(),
         feature_names=names,
+        index=index,
         extras={"margin": margin, "model": cells.name, "scale": weights.numpy()},
     )
 

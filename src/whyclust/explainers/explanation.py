@@ -33,6 +33,8 @@ class Explanation:
         The competitor k of a contrastive "why target and not k" map.
     feature_names : list of str or None
         Column names when the input was a DataFrame.
+    index : pandas.Index or None
+        Row labels when the input was a DataFrame; ``to_frame`` keeps them.
     """
 
     relevance: Any
@@ -43,6 +45,7 @@ class Explanation:
     method: str = "neon"
     contrast: np.ndarray | None = None
     feature_names: list[str] | None = None
+    index: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -68,12 +71,9 @@ class Explanation:
             return self.relevance_sum() / self.logit
 
     def to_frame(self):
-        """Relevance as a pandas DataFrame (rows = points, columns = features)."""
-        import pandas as pd
-
-        rel = np.asarray(self.relevance).reshape(self.n_samples, -1)
-        cols = self.feature_names or [f"x{i}" for i in range(rel.shape[1])]
-        return pd.DataFrame(rel, columns=cols)
+        """Relevance as a pandas DataFrame (rows = points, with X's row labels when X was a
+        DataFrame; columns = features)."""
+        return labelled_frame(self.relevance, self.feature_names, self.index)
 
     def __repr__(self) -> str:
         shape = tuple(getattr(self.relevance, "shape", ()))
@@ -82,3 +82,15 @@ class Explanation:
             f"Explanation(method={self.method!r}, n={self.n_samples}, relevance{shape}, "
             f"beta={beta})"
         )
+
+
+def labelled_frame(values: Any, names: list[str] | None, index: Any) -> Any:
+    """``values`` (n, ...) as a DataFrame of n rows, named ``x0, x1, ...`` without names."""
+    import pandas as pd
+
+    arr = np.asarray(values)
+    arr = arr.reshape(arr.shape[0], -1)
+    cols = names or [f"x{i}" for i in range(arr.shape[1])]
+    if index is not None and len(index) != arr.shape[0]:
+        raise ValueError(f"index has {len(index)} labels for {arr.shape[0]} rows")
+    return pd.DataFrame(arr, columns=cols, index=index)
