@@ -181,3 +181,21 @@ def test_nullable_pandas_columns_are_numbers_and_sparse_input_is_named():
         wc.explain(km, holes)
     with pytest.raises(TypeError, match="sparse matrix"):
         wc.explain(km, sp.csr_matrix(df.to_numpy()))
+
+
+def test_a_pipeline_fitted_on_sparse_input_names_it():
+    """TruncatedSVD fits CSR tf-idf tables; explaining one asks for the dense rows instead of
+    failing on numpy's 0-d object view of the matrix."""
+    import scipy.sparse as sp
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.pipeline import make_pipeline
+
+    X = sp.random(80, 12, density=0.3, format="csr", random_state=0)
+    pipe = make_pipeline(TruncatedSVD(4, random_state=0), KMeans(3, n_init=2, random_state=0))
+    pipe.fit(X)
+    for call in (wc.explain, lambda m, x: wc.counterfactual(m, x, 0)):
+        with pytest.raises(TypeError, match=r"sparse matrix; pass a dense array \(X.toarray"):
+            call(pipe, X)
+    e = wc.explain(pipe, X.toarray())
+    np.testing.assert_array_equal(e.cluster, pipe.predict(X))

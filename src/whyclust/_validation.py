@@ -41,6 +41,12 @@ def row_index_of(X: Any) -> Any:
     return getattr(X, "index", None)
 
 
+def refuse_sparse(X: Any, name: str = "X") -> None:
+    """``TypeError`` for a scipy sparse matrix or array (relevance is dense)."""
+    if hasattr(X, "toarray") and hasattr(X, "nnz"):
+        raise TypeError(f"{name} is a sparse matrix; pass a dense array ({name}.toarray())")
+
+
 def frame_values(frame: Any, *, name: str = "X") -> np.ndarray:
     """The values of a numeric DataFrame as a writeable numpy array.
 
@@ -85,8 +91,7 @@ def as_float_array(
         X = frame_values(X, name=name)
     elif hasattr(X, "detach") and hasattr(X, "cpu"):  # torch tensor
         X = X.detach().cpu().numpy()
-    elif hasattr(X, "toarray") and hasattr(X, "nnz"):  # scipy sparse
-        raise TypeError(f"{name} is a sparse matrix; pass a dense array ({name}.toarray())")
+    refuse_sparse(X, name)
     try:
         arr = np.asarray(X)
     except (ValueError, TypeError) as exc:  # ragged nested lists and the like

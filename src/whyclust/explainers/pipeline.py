@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from whyclust._light import Fitted
-from whyclust._validation import check_centers, resolve_dtype
+from whyclust._validation import check_centers, refuse_sparse, resolve_dtype
 from whyclust.engine.affine import AffineMap, DiagonalKMeans, kmeans_coefficients
 from whyclust.engine.fold import fold_preprocessing, missing_cells
 from whyclust.engine.kinds import from_sklearn, from_whyclust
@@ -358,6 +358,7 @@ def _input_frame(pipeline: Any, X: Any) -> tuple[Any, list[str]]:
                 f"X has {len(cols)} columns, the pipeline was fitted with {pipeline.n_features_in_}"
             )
         return X, cols
+    refuse_sparse(X)
     arr = np.asarray(X)
     if arr.ndim != 2:
         raise ValueError(f"X must be a 2-D array or a DataFrame, got shape {arr.shape}")
