@@ -178,6 +178,24 @@ def test_image_folder_end_to_end(tmp_path, capsys):
             "-o", tmp_path / "r.html"], capsys)  # fmt: skip
     page = (tmp_path / "r.html").read_text()
     assert "image 1 x 8 x 8" in page and "Agreement with the labels" in page
+    assert "digit0/" in page  # the example points are named by their files
+
+    run_ok(["explain", tmp_path / "m.whyclust", tmp_path / "imgs", "-q",
+            "-o", tmp_path / "e.csv"], capsys)  # fmt: skip
+    frame = pd.read_csv(tmp_path / "e.csv")
+    files = sorted(f"digit{c}/{p.name}" for c in (0, 1) for p in (tmp_path / "imgs" / f"digit{c}").iterdir())
+    assert list(frame.columns[:3]) == ["file", "cluster", "logit"] and list(frame["file"]) == files
+    one = tmp_path / "one" / "x"  # one image alone: the same row as inside the folder
+    one.mkdir(parents=True)
+    shutil.copy(tmp_path / "imgs" / files[7], one / "a.png")
+    run_ok(["explain", tmp_path / "m.whyclust", one.parent, "-q", "--beta", "1",
+            "-o", tmp_path / "one.csv"], capsys)  # fmt: skip
+    run_ok(["explain", tmp_path / "m.whyclust", tmp_path / "imgs", "-q", "--beta", "1",
+            "-o", tmp_path / "all.csv"], capsys)  # fmt: skip
+    alone, inside = pd.read_csv(tmp_path / "one.csv"), pd.read_csv(tmp_path / "all.csv")
+    assert alone["file"].tolist() == ["x/a.png"]
+    np.testing.assert_allclose(alone.iloc[0, 1:].to_numpy(float), inside.iloc[7, 1:].to_numpy(float),
+                               rtol=1e-5, atol=1e-6)  # fmt: skip
 
 
 def test_demo(tmp_path, capsys):

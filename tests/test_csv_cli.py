@@ -212,6 +212,22 @@ def test_report_names_points_by_an_id_column(tmp_path, capsys):
     assert code == 2 and not (tmp_path / "r2.html").exists()
     assert "--id-column 'nope' is not a column of w.csv" in err
 
+    shuffled = frame.sample(frac=1, random_state=0)
+    shuffled.to_csv(tmp_path / "s.csv", index=False)
+    for data in ("w.csv", "s.csv"):
+        code, _, err = run(["explain", tmp_path / "m.whyclust", tmp_path / data, "--id-column",
+                            "name", "--beta", "1", "-q", "-o", tmp_path / f"{data}.parquet"],
+                           capsys)  # fmt: skip
+        assert code == 0, err
+    rows = pd.read_parquet(tmp_path / "s.csv.parquet").set_index("name")
+    plain = pd.read_parquet(tmp_path / "w.csv.parquet").set_index("name")
+    assert list(rows.columns) == ["cluster", "logit", *frame.columns[1:]]
+    pd.testing.assert_frame_equal(rows.loc[plain.index], plain, rtol=1e-6)
+    code, _, err = run(["explain", tmp_path / "m.whyclust", tmp_path / "w.csv", "--id-column",
+                        "name", "-q", "-o", tmp_path / "e.npy"], capsys)  # fmt: skip
+    assert code == 2 and "needs a .csv or .parquet output" in err
+    assert not (tmp_path / "e.npy").exists()
+
 
 def test_numeric_headers_are_announced_and_can_be_named(tmp_path, capsys):
     """A first line of numbers is never a silent guess: pandas' 0..d-1 labels are names, other

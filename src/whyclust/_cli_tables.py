@@ -268,6 +268,45 @@ def read_ids(
     return [str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in values]
 
 
+def point_ids(data: str, id_column: str | None, drop: str | None, sep: str | None,
+              na_values: str | None, header: bool | None) -> tuple[list[str] | None, str | None]:
+    """The points' names and the ``--drop`` list: ``--id-column``'s values (the column is
+    then dropped from the features), an image folder's file paths, or None."""
+    if id_column is not None:
+        ids = read_ids(data, id_column, sep, na_values, header)
+        return ids, ",".join([*([drop] if drop else []), id_column])
+    if Path(data).is_dir():
+        from whyclust.datasets import image_files
+
+        return [p.relative_to(data).as_posix() for p in image_files(data)[0]], drop
+    return None, drop
+
+
+def explanation_frame(expl, names: list[str] | None, ids: list[str] | None, id_name: str):
+    """The table ``explain`` writes: the points' ids (if any), cluster, target (where it
+    differs), logit, then one relevance column per feature."""
+    import numpy as np
+    import pandas as pd
+
+    rel = np.asarray(expl.relevance).reshape(expl.n_samples, -1)
+    d = rel.shape[1]
+    cols = list(names) if names is not None and len(names) == d else [f"x{i}" for i in range(d)]
+    reserved = {"cluster", "target", "logit"}
+    cols = [f"relevance_{c}" if c in reserved else c for c in cols]
+    frame = pd.DataFrame(rel, columns=cols)
+    frame.insert(0, "logit", np.asarray(expl.logit))
+    if not np.array_equal(expl.target, expl.cluster):
+        frame.insert(0, "target", np.asarray(expl.target))
+    frame.insert(0, "cluster", np.asarray(expl.cluster))
+    if ids is not None:
+        if id_name in frame.columns:
+            raise ValueError(f"--id-column {id_name!r} would clash with an output column")
+        if len(ids) != expl.n_samples:
+            raise ValueError(f"{len(ids)} ids for {expl.n_samples} points (did DATA change?)")
+        frame.insert(0, id_name, ids)
+    return frame
+
+
 def stored_text_columns(est: Any) -> tuple[str, ...]:
     """Columns the stored Pipeline one-hot encodes as text (``fit --categorical`` may name
     columns of numbers): explain and report must read them as text again."""

@@ -15,13 +15,14 @@ from typing import Any
 import click
 
 from whyclust._cli_tables import (
+    explanation_frame,
     is_pipeline,
     is_table,
     last_step,
     model_input,
     model_n_clusters,
+    point_ids,
     read_any,
-    read_ids,
     read_label_file,
     refuse_empty_clusters,
     scaler,
@@ -42,6 +43,13 @@ _quiet_option = click.option(
 _seed_option = click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
 _label_option = click.option(
     "--label-column", default=None, metavar="NAME", help="Column of DATA holding true labels."
+)
+_id_option = click.option(
+    "--id-column",
+    default=None,
+    metavar="COL",
+    help="Name the points by this column of DATA (not a feature; dropped before explaining). "
+    "Without it, the points of an image folder are named by their files.",
 )
 SCALERS = ("standard", "robust", "minmax", "none")
 IMPUTERS = ("none", "mean", "median", "most_frequent")
@@ -445,6 +453,7 @@ def fit(
     "or a number >= 0; give a number to compare runs on different files.",
 )
 @_label_option
+@_id_option
 @_table_options
 @click.option("--batch-size", type=int, default=None, help="Rows per batch (bounds memory).")
 @click.option(
@@ -463,6 +472,7 @@ def explain(
     target: str,
     beta: str,
     label_column: str | None,
+    id_column: str | None,
     drop: str | None,
     sep: str | None,
     na_values: str | None,
@@ -489,12 +499,15 @@ def explain(
     # NEON of an affine k-means Pipeline needs no scikit-learn (its import is most of a run)
     est = load_for_explanation(model_path) if method == "neon" else wc.load(model_path)
     suffix = out.suffix.lower()
+    if id_column is not None and suffix == ".npy":
+        raise ValueError("--id-column needs a .csv or .parquet output (a .npy holds numbers)")
     streams = suffix == ".npy" and Path(data).suffix.lower() == ".npy" and label_column is None
     if streams and not is_pipeline(est):
         # .npy to .npy streams from disk to disk: memory stays bounded by the batch
         expl, elapsed = _explain_npy_stream(est, data, out, method, tgt, beta_value, batch_size)
         n_clusters = model_n_clusters(est, expl)
     else:
+        row_ids, drop = point_ids(data, id_column, drop, sep, na_values, header)
         X, names, _ = model_input(
             est, data, model_path, label_column, quiet, drop, sep, na_values, header,
             leave_out=not_features(model_path),
@@ -509,7 +522,7 @@ def explain(
                 with open(tmp, "wb") as fh:
                     np.save(fh, np.asarray(expl.relevance), allow_pickle=False)
             else:
-                frame = _explanation_frame(expl, names)
+                frame = explanation_frame(expl, names, row_ids, id_column or "file")
                 if suffix == ".csv":
                     frame.to_csv(tmp, index=False)
                 else:
@@ -551,23 +564,6 @@ def _explain_npy_stream(est, data: str, out: Path, method: str, target, beta, ba
     return expl, elapsed
 
 
-def _explanation_frame(expl, names: list[str] | None):
-    import numpy as np
-    import pandas as pd
-
-    rel = np.asarray(expl.relevance).reshape(expl.n_samples, -1)
-    d = rel.shape[1]
-    cols = list(names) if names is not None and len(names) == d else [f"x{i}" for i in range(d)]
-    reserved = {"cluster", "target", "logit"}
-    cols = [f"relevance_{c}" if c in reserved else c for c in cols]
-    frame = pd.DataFrame(rel, columns=cols)
-    frame.insert(0, "logit", np.asarray(expl.logit))
-    if not np.array_equal(expl.target, expl.cluster):
-        frame.insert(0, "target", np.asarray(expl.target))
-    frame.insert(0, "cluster", np.asarray(expl.cluster))
-    return frame
-
-
 @cli.command(short_help="Write a self-contained HTML report.")
 @click.argument("model_path", metavar="MODEL", type=click.Path())
 @click.argument("data", type=click.Path())
@@ -585,12 +581,7 @@ def _explanation_frame(expl, names: list[str] | None):
     help="Show flat rows as images of this shape, e.g. 28x28.",
 )
 @click.option("--title", default=None, help="Title of the report.")
-@click.option(
-    "--id-column",
-    default=None,
-    metavar="COL",
-    help="Name the points by this column of DATA (not a feature; dropped before explaining).",
-)
+@_id_option
 @_table_options
 @_seed_option
 @click.option("-o", "--output", required=True, type=click.Path(), help="HTML file to write.")
@@ -622,10 +613,7 @@ def report(
     data_path = Path(data)
     is_column = labels is not None and not Path(labels).is_file()
     label_column = labels if is_column else None
-    row_ids = None
-    if id_column is not None:
-        row_ids = read_ids(data, id_column, sep, na_values, header)
-        drop = ",".join([*([drop] if drop else []), id_column])
+    row_ids, drop = point_ids(data, id_column, drop, sep, na_values, header)
     X, names, y = model_input(
         est, data, model_path, label_column, quiet, drop, sep, na_values, header,
         leave_out=wc.io.not_features(model_path),

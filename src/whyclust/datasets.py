@@ -17,6 +17,7 @@ import numpy as np
 __all__ = [
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_DIR",
+    "image_files",
     "load_digits",
     "load_fashion_mnist",
     "load_mnist5k",
@@ -420,26 +421,36 @@ def _numeric_dtype(dtype) -> bool:
         return bool(getattr(dtype, "_is_numeric", False))
 
 
-def _read_image_folder(
-    folder: Path, *, progress: bool = False
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """All images of a folder as (n, C, H, W) float32 in [0, 1], labels from subfolders."""
+def image_files(folder: str | os.PathLike) -> tuple[list[Path], np.ndarray | None]:
+    """The images of a folder in the order :func:`read_data` reads them, and their labels.
+
+    The folder's own images, sorted by file name (so ``img10.png`` comes before
+    ``img2.png``), with no labels; or, when it holds none, the images of its class
+    subfolders, sorted by subfolder and then by file name, labelled by subfolder.
+    """
+    folder = Path(folder)
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if files:
+        return files, None
     subdirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    labels = None
-    if not files:
-        per_class = [
-            (d.name, sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
-            for d in subdirs
-        ]
-        per_class = [(name, fs) for name, fs in per_class if fs]
-        files = [f for _, fs in per_class for f in fs]
-        labels = np.array([name for name, fs in per_class for _ in fs])
+    per_class = [
+        (d.name, sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+        for d in subdirs
+    ]
+    files = [f for _, fs in per_class for f in fs]
     if not files:
         raise ValueError(
             f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}), neither directly nor "
             "in class subfolders"
         )
+    return files, np.array([name for name, fs in per_class for _ in fs])
+
+
+def _read_image_folder(
+    folder: Path, *, progress: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """All images of a folder as (n, C, H, W) float32 in [0, 1], labels from subfolders."""
+    files, labels = image_files(folder)
     try:
         from PIL import Image, UnidentifiedImageError
     except ImportError as exc:  # pragma: no cover - Pillow is in the "data" extra
