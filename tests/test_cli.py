@@ -183,7 +183,8 @@ def test_image_folder_end_to_end(tmp_path, capsys):
     run_ok(["explain", tmp_path / "m.whyclust", tmp_path / "imgs", "-q",
             "-o", tmp_path / "e.csv"], capsys)  # fmt: skip
     frame = pd.read_csv(tmp_path / "e.csv")
-    files = sorted(f"digit{c}/{p.name}" for c in (0, 1) for p in (tmp_path / "imgs" / f"digit{c}").iterdir())
+    folders = [tmp_path / "imgs" / f"digit{c}" for c in (0, 1)]
+    files = sorted(f"{f.name}/{p.name}" for f in folders for p in f.iterdir())
     assert list(frame.columns[:3]) == ["file", "cluster", "logit"] and list(frame["file"]) == files
     one = tmp_path / "one" / "x"  # one image alone: the same row as inside the folder
     one.mkdir(parents=True)
@@ -194,8 +195,8 @@ def test_image_folder_end_to_end(tmp_path, capsys):
             "-o", tmp_path / "all.csv"], capsys)  # fmt: skip
     alone, inside = pd.read_csv(tmp_path / "one.csv"), pd.read_csv(tmp_path / "all.csv")
     assert alone["file"].tolist() == ["x/a.png"]
-    np.testing.assert_allclose(alone.iloc[0, 1:].to_numpy(float), inside.iloc[7, 1:].to_numpy(float),
-                               rtol=1e-5, atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(alone.iloc[0, 1:].to_numpy(float),
+                               inside.iloc[7, 1:].to_numpy(float), rtol=1e-5, atol=1e-6)
 
 
 def test_demo(tmp_path, capsys):

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from whyclust._validation import row_index_of
+
 __all__ = ["build_report", "write_report"]
 
 
@@ -120,6 +122,7 @@ def build_report(
     names = [str(v) for v in names]
     if len(ids) != n:
         raise ValueError(f"row_ids has {len(ids)} entries, X has {n} rows")
+    _check_label_rows(raw, y)
     for value, label in ((n_examples, "n_examples"), (max_points, "max_points"),
                          (deletion_points, "deletion_points"),
                          (max_table_points, "max_table_points")):  # fmt: skip
@@ -302,10 +305,26 @@ def _default_names(d: int, img_shape: tuple[int, int, int] | None) -> list[str]:
 def _row_ids(X: Any, row_ids: Sequence[Any] | None) -> np.ndarray:
     if row_ids is not None:
         return np.asarray([str(v) for v in row_ids], dtype=object)
-    index = getattr(X, "index", None)
-    if index is not None and not callable(index) and len(index) == len(X):
+    index = row_index_of(X)
+    if index is not None:
         return np.asarray([str(v) for v in index], dtype=object)
     return np.asarray([str(i) for i in range(len(X))], dtype=object)
+
+
+def _check_label_rows(X: Any, y: Any) -> None:
+    """A labelled ``y`` (pandas Series) must be labelled as X's rows: matched by position
+    otherwise, labels left behind by a shuffle or a filter would be scored silently."""
+    x_index, y_index = row_index_of(X), getattr(y, "index", None)
+    if x_index is None or y_index is None or callable(y_index) or y_index.equals(x_index):
+        return
+    if len(y_index) == len(x_index) and set(y_index) == set(x_index):
+        how = "holds X's row labels in another order"
+    else:
+        how = "has other row labels than X"
+    raise ValueError(
+        f"y {how}: pass y.loc[X.index] to match them by label, or y.to_numpy() to match "
+        "them by position"
+    )
 
 
 def _pipeline_space(model, raw) -> np.ndarray:
