@@ -163,6 +163,25 @@ def logits_at(net, point, clusters):
     return out[clusters]
 
 
+def test_a_given_explanation_must_explain_these_points(blobs):
+    """Curves score a ranking against each point's assigned logit: an explanation of
+    another target, or of the rows in another order, is refused; the right one is used."""
+    model, X, _ = blobs
+    e = wc.explain(model, X)
+    np.testing.assert_array_equal(
+        deletion_curve(model, X, e, n_steps=4).auc, deletion_curve(model, X, n_steps=4).auc
+    )
+    with pytest.raises(ValueError, match="target='assigned'"):
+        deletion_curve(model, X, wc.explain(model, X, target=(e.cluster + 1) % 3))
+    with pytest.raises(ValueError, match="differ from the model's assignments"):
+        insertion_curve(model, X[::-1], e)
+    net = wc.neuralize(model)  # a point on a boundary may fall either side in float32
+    mid = (model.cluster_centers_[0] + model.cluster_centers_[1]) / 2
+    tie = wc.explain(model, mid[None])
+    tie.cluster = tie.target = 1 - tie.cluster
+    deletion_curve(net, mid[None], tie, n_steps=2)
+
+
 def test_ground_truth_share_neon(blobs):
     model, X, informative = blobs
     share = relevance_on_informative(wc.explain(model, X), informative, per_point=True)

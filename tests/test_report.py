@@ -257,6 +257,11 @@ def test_bad_arguments_write_nothing(tmp_path, blobs):
         write_report(km, X, tmp_path / "r.html", max_points=0)
     with pytest.raises(ValueError, match="target='assigned'"):
         write_report(km, X, tmp_path / "r.html", explanation=wc.explain(km, X, target=0))
+    order = np.random.default_rng(0).permutation(len(X))
+    with pytest.raises(ValueError, match=r"differ from the model's assignments of X on \d+ of"):
+        write_report(km, X[order], tmp_path / "r.html", explanation=wc.explain(km, X))
+    with pytest.raises(ValueError, match="covers 10 points"):
+        write_report(km, X, tmp_path / "r.html", explanation=wc.explain(km, X[:10]))
     assert list(tmp_path.iterdir()) == []
 
 

@@ -178,6 +178,7 @@ def flipping_curve(
     """
     from whyclust.api import explain
     from whyclust.explainers import Explanation
+    from whyclust.explainers.explanation import check_explains_assignments
     from whyclust.networks import evaluating, neuralize
 
     if kind not in {"deletion", "insertion"}:
@@ -197,6 +198,7 @@ def flipping_curve(
         raise ValueError("X has no rows to evaluate")
     flat = X.reshape(n, -1)
     d = flat.shape[1]
+    bs = batch_size or max(1, _BATCH_VALUES // max(1, d))
     name = "given"
     if relevance is None:
         if method == "random":
@@ -207,6 +209,8 @@ def flipping_curve(
         name = method
     else:
         if isinstance(relevance, Explanation):
+            use = "the curves track"
+            check_explains_assignments(relevance, net.logits(X, batch_size=bs), use=use)
             name = relevance.method
             relevance = relevance.relevance
         rel = np.asarray(relevance)
@@ -216,7 +220,6 @@ def flipping_curve(
     fractions = counts / d
 
     dtype, device = net.dtype, net.device
-    bs = batch_size or max(1, _BATCH_VALUES // max(1, d))
     curves = np.empty((n, n_steps + 1), dtype=np.float64)
     logit = np.empty(n, dtype=np.float64)
     cluster = np.empty(n, dtype=np.int64)

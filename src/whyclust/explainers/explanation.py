@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Explanation"]
+__all__ = ["Explanation", "check_explains_assignments"]
 
 
 @dataclass
@@ -94,3 +94,33 @@ def labelled_frame(values: Any, names: list[str] | None, index: Any) -> Any:
     if index is not None and len(index) != arr.shape[0]:
         raise ValueError(f"index has {len(index)} labels for {arr.shape[0]} rows")
     return pd.DataFrame(arr, columns=cols, index=index)
+
+
+def check_explains_assignments(expl: Explanation, logits: Any, *, use: str) -> None:
+    """``ValueError`` unless ``expl`` explains each point's own cluster, for the rows whose
+    cluster logits (n, K) are ``logits``: an explanation of other rows, of the rows in
+    another order or of another model would be shown or scored against the wrong points.
+    Points whose two best clusters tie to rounding may differ."""
+    logits = np.asarray(logits, dtype=np.float64)
+    n = logits.shape[0]
+    if expl.n_samples != n:
+        raise ValueError(f"the explanation covers {expl.n_samples} points, X has {n}")
+    if expl.contrast is not None or not np.array_equal(
+        np.asarray(expl.target), np.asarray(expl.cluster)
+    ):
+        raise ValueError(
+            f"{use} each point's own cluster: pass an explanation computed with "
+            "target='assigned' and no contrast"
+        )
+    given = np.asarray(expl.cluster, dtype=np.int64)
+    rows = np.arange(n)
+    assigned = logits.argmax(1)
+    gap = logits[rows, assigned] - logits[rows, np.clip(given, 0, logits.shape[1] - 1)]
+    tol = 1e-4 * np.maximum(1.0, np.abs(logits).max(1))
+    off = (given != assigned) & ((gap > tol) | (given < 0) | (given >= logits.shape[1]))
+    if off.any():
+        raise ValueError(
+            f"the explanation's clusters differ from the model's assignments of X on "
+            f"{int(off.sum())} of {n} points (first: row {int(np.flatnonzero(off)[0])}): "
+            "was it computed on these rows, in this order, with this model?"
+        )

@@ -83,16 +83,25 @@ class ClusterNetwork(nn.Module):
     @torch.no_grad()
     def predict(self, X, batch_size: int = 8192) -> np.ndarray:
         """Cluster index for each row of ``X`` (numpy in, numpy out), in row batches."""
+        return self._rows(X, batch_size, lambda out: out.argmax(1), np.int64)
+
+    @torch.no_grad()
+    def logits(self, X, batch_size: int = 8192) -> np.ndarray:
+        """The (n, K) cluster logits of the rows of ``X`` (numpy in, numpy out)."""
+        return self._rows(X, batch_size, lambda out: out, None)
+
+    def _rows(self, X, batch_size: int, pick, dtype) -> np.ndarray:
         from whyclust._validation import as_float_array
 
         X = as_float_array(X, ndim=(2, 3, 4))
         net = evaluating(self)
-        out = np.empty(X.shape[0], dtype=np.int64)
+        parts = []
         for start in range(0, X.shape[0], batch_size):
             xb = torch.from_numpy(X[start : start + batch_size])
             xb = xb.to(device=net.device, dtype=net.dtype)
-            out[start : start + batch_size] = net(xb).argmax(1).cpu().numpy()
-        return out
+            parts.append(pick(net(xb)).cpu().numpy())
+        out = np.concatenate(parts) if parts else np.empty((0,))
+        return out if dtype is None else out.astype(dtype, copy=False)
 
 
 class L2Normalize(nn.Module):

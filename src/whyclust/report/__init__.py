@@ -98,6 +98,7 @@ def build_report(
     from whyclust._features import check_feature_names
     from whyclust._validation import as_float_array
     from whyclust.api import neuralize
+    from whyclust.explainers.explanation import check_explains_assignments
     from whyclust.report import _sections as S
     from whyclust.summary import group_means
 
@@ -134,17 +135,10 @@ def build_report(
     net = neuralize(model)
     if explanation is not None:
         expl = explanation
+        inputs = net.encode(raw) if pipeline else X
+        check_explains_assignments(expl, net.logits(inputs), use="the report explains")
     else:
         expl = wc.explain(model if pipeline else net, raw if pipeline else X, method, beta=beta)
-    if expl.n_samples != n:
-        raise ValueError(f"explanation covers {expl.n_samples} points, X has {n}")
-    if getattr(expl, "contrast", None) is not None or not np.array_equal(
-        np.asarray(expl.target), np.asarray(expl.cluster)
-    ):
-        raise ValueError(
-            "the report explains each point's own cluster: pass an explanation computed "
-            "with target='assigned' and no contrast"
-        )
     steps.update()
     k = int(net.n_clusters)
     cluster = np.asarray(expl.cluster)
