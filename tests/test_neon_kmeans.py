@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -271,6 +273,8 @@ def test_dataframe_input_keeps_feature_names():
     assert e.feature_names == ["a", "b", "c", "d"]
     assert list(e.to_frame().columns) == ["a", "b", "c", "d"]
     assert "Explanation(method='neon'" in repr(e)
+    # results holding arrays compare by identity (no "truth value of an array" error)
+    assert e == e and e != copy.deepcopy(e) and len({e, e}) == 1
 
 
 def test_float64_head_behind_float32_encoder_predicts():

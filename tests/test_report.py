@@ -103,6 +103,7 @@ def test_report_is_self_contained(digits_report):
 def test_tabular_report_content(blobs, tabular):
     _, y, informative, km = blobs
     _, page, _ = tabular
+    assert "<tr><td>data</td><td>DataFrame</td></tr>" in page
     start = page.index('<table class="top">')
     top = page[start : page.index("</table>", start)]
     rows = re.findall(

@@ -44,6 +44,25 @@ def test_mean_relevance_per_cluster_matches_groupby(setup):
     np.testing.assert_allclose(mean.sum(axis=1).to_numpy(), logit_mean, rtol=1e-9)
 
 
+def test_a_cluster_table_is_plotted_under_its_own_clusters_and_columns(setup):
+    """A subset without cluster 0: its table's rows are clusters 1 and 2, and the panels say
+    so, with the bars of the largest values labelled by their column names."""
+    pytest.importorskip("matplotlib")
+    from whyclust.plotting import plot_prototypes
+
+    df, km, _ = setup
+    labels = km.predict(df.to_numpy())
+    mean = cluster_relevance(wc.explain(km, df[labels != 0]))
+    fig = plot_prototypes(mean, max_features=2)
+    axes = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in axes] == ["cluster 1", "cluster 2"]
+    for ax, (_, row) in zip(axes, mean.iterrows(), strict=True):
+        shown = {t.get_text() for t in ax.get_yticklabels()}
+        assert shown == set(row.abs().nlargest(2).index)
+    fig = plot_prototypes(mean, titles=["a", "b"], feature_names=list("abcdefghijkl"))
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["a", "b"]
+
+
 def test_top_features_are_the_informative_ones_with_names(setup):
     df, km, informative = setup
     e = wc.explain(km, df)

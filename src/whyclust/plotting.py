@@ -34,8 +34,10 @@ def plot_prototypes(
 
     Parameters
     ----------
-    prototypes : array-like of shape (K, d), (K, H, W) or (K, C, H, W)
-        One prototype per cluster, e.g. ``TELL.prototypes_``.
+    prototypes : array-like of shape (K, d), (K, H, W) or (K, C, H, W), or DataFrame
+        One prototype per cluster, e.g. ``TELL.prototypes_``. A DataFrame, such as
+        :func:`whyclust.summary.cluster_relevance`'s table, gives the default feature names
+        (its columns) and titles (its index: the clusters it holds).
     image_shape : (H, W) or (C, H, W), optional
         Shape of one image, to draw flat (K, d) prototypes as images. Arrays with more than
         two dimensions are drawn as images without it.
@@ -58,6 +60,12 @@ def plot_prototypes(
     -------
     matplotlib.figure.Figure
     """
+    if hasattr(prototypes, "columns") and hasattr(prototypes, "index"):  # a DataFrame
+        if feature_names is None:
+            feature_names = [str(c) for c in prototypes.columns]
+        if titles is None:
+            label = prototypes.index.name or "cluster"
+            titles = [f"{label} {i}" for i in prototypes.index]
     P = np.asarray(prototypes)
     if P.dtype == object or not np.issubdtype(P.dtype, np.number):
         raise TypeError(f"prototypes must be numeric, got dtype {P.dtype}")

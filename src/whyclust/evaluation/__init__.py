@@ -51,7 +51,7 @@ __all__ = [
 _BATCH_VALUES = 1 << 20
 
 
-@dataclass
+@dataclass(eq=False)  # arrays have no single truth value: equality is identity
 class FlippingCurves:
     """Deletion or insertion curves of the logit f_c, one per point.
 

@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # torch is imported by the functions that run (importing this
 __all__ = ["CounterfactualResult", "counterfactual"]
 
 
-@dataclass
+@dataclass(eq=False)  # arrays have no single truth value: equality is identity
 class CounterfactualResult:
     """Counterfactual points and the changes that lead to them.
 

@@ -10,7 +10,7 @@ import numpy as np
 __all__ = ["Explanation", "check_explains_assignments"]
 
 
-@dataclass
+@dataclass(eq=False)  # arrays have no single truth value: equality is identity
 class Explanation:
     """Relevance of every input feature for one cluster logit per point.
 

@@ -148,7 +148,8 @@ def build_report(
     mean_rel = group_means(rel, cluster, k)  # NaN rows for empty clusters
 
     ctx: dict[str, Any] = {}
-    ctx["summary"] = S.summary(model, net, expl, data_name, img_shape, flat, rel, sizes, n)
+    kind = "DataFrame" if row_index_of(raw) is not None else "array"
+    ctx["summary"] = S.summary(model, net, expl, data_name or kind, img_shape, flat, rel, sizes, n)
     ctx["sizes"] = S.figure(S.F.sizes_figure(sizes), f"bar chart of the sizes of the {k} clusters")
     steps.update()
     ctx["labels"] = S.labels(np.asarray(y), cluster, k) if y is not None else None
