@@ -175,6 +175,10 @@ def test_nullable_pandas_columns_are_numbers_and_sparse_input_is_named():
     plain = wc.explain(km, df).relevance
     for dtype in ("Int64", "Float64"):
         np.testing.assert_array_equal(wc.explain(km, df.astype(dtype)).relevance, plain)
+    coded = df.assign(b=pd.Categorical(df["b"]))  # categories that are numbers, as sklearn reads
+    np.testing.assert_array_equal(wc.explain(km, coded).relevance, plain)
+    with pytest.raises(TypeError, match="non-numeric columns: b"):
+        wc.explain(km, df.assign(b=pd.Categorical(df["b"].astype(str))))
     holes = df.astype("Float64")
     holes.iloc[3, 1] = pd.NA
     with pytest.raises(ValueError, match="NaN"):

@@ -59,10 +59,10 @@ def read_any(
 
 
 def text_columns(frame) -> list[str]:
-    from whyclust.datasets import _numeric_dtype
+    from whyclust._validation import is_numeric_dtype
 
     return [
-        str(c) for c, t in zip(frame.columns, frame.dtypes, strict=True) if not _numeric_dtype(t)
+        str(c) for c, t in zip(frame.columns, frame.dtypes, strict=True) if not is_numeric_dtype(t)
     ]
 
 

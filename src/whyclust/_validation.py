@@ -55,7 +55,7 @@ def frame_values(frame: Any, *, name: str = "X") -> np.ndarray:
     ``from_numpy``) warns about, or writes into, the caller's frame.
     """
     bad = [
-        str(c) for c, t in zip(frame.columns, frame.dtypes, strict=True) if not _is_numeric_dtype(t)
+        str(c) for c, t in zip(frame.columns, frame.dtypes, strict=True) if not is_numeric_dtype(t)
     ]
     if bad:
         raise TypeError(
@@ -212,10 +212,14 @@ def beta_from_mean(mean: float) -> float:
     return 1.0 / mean if mean > 0 and math.isfinite(mean) else 1.0
 
 
-def _is_numeric_dtype(dtype: Any) -> bool:
+def is_numeric_dtype(dtype: Any) -> bool:
+    """Whether a numpy or pandas column dtype holds numbers (a categorical: its categories)."""
     try:
         return bool(np.issubdtype(np.dtype(dtype), np.number) or np.dtype(dtype) == np.bool_)
     except TypeError:  # pandas extension dtypes
+        categories = getattr(dtype, "categories", None)  # categoricals of numbers are numbers
+        if categories is not None:
+            return is_numeric_dtype(categories.dtype)
         return getattr(dtype, "_is_numeric", False)
 
 

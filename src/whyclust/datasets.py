@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from whyclust._validation import is_numeric_dtype
+
 __all__ = [
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_DIR",
@@ -407,18 +409,11 @@ def _read_parquet(path: Path):
         raise ValueError(f"{path.name} has duplicate column names")
     frame.columns = [str(c) for c in frame.columns]
     for col in frame.columns:  # the same kinds of column as a CSV gives
-        if not _numeric_dtype(frame[col].dtype):
+        if not is_numeric_dtype(frame[col].dtype):
             frame[col] = frame[col].astype(object).where(frame[col].notna(), None)
         elif frame[col].dtype != np.float64:
             frame[col] = frame[col].astype(np.float64)
     return frame
-
-
-def _numeric_dtype(dtype) -> bool:
-    try:
-        return np.dtype(dtype).kind in "biuf"
-    except TypeError:  # pandas extension dtypes
-        return bool(getattr(dtype, "_is_numeric", False))
 
 
 def image_files(folder: str | os.PathLike) -> tuple[list[Path], np.ndarray | None]:
