@@ -330,10 +330,16 @@ class _Residual(nn.Module):
         return x + torch.relu(self.inner(x))  # autograd copies x's relevance to both terms
 
 
+class _ResidualSequential(nn.Sequential):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + super().forward(x)  # a Sequential subclass with forward code of its own
+
+
 @pytest.mark.parametrize("zero_bias", [False, True])
 @pytest.mark.parametrize(
     ("middle", "leaks"),
     [(lambda: _Residual(12), True), (lambda: nn.Softmax(-1), True),
+     (lambda: _ResidualSequential(nn.Linear(12, 12), nn.ReLU()), True),
      (lambda: nn.GELU(), False), (lambda: nn.LayerNorm(12), False)],
 )
 def test_design_a_warns_when_its_rules_leak_relevance(middle, leaks, zero_bias) -> None:
@@ -349,6 +355,37 @@ def test_design_a_warns_when_its_rules_leak_relevance(middle, leaks, zero_bias) 
         wc.explain((enc, Z[:3] + 0.01), X, zero_bias=zero_bias)
     messages = [str(w.message) for w in caught if "not conserved" in str(w.message)]
     assert len(messages) == (1 if leaks else 0), messages
+
+
+@pytest.mark.parametrize("reference", ["midpoint", "mean"])
+@pytest.mark.parametrize("conv", [False, True])
+def test_a_module_used_twice_is_explained_as_two_layers(reference, conv) -> None:
+    """``act = nn.ReLU()`` placed twice and a Linear (or Conv) applied twice: the same
+    function as separate modules with the same weights, so the same explanation, and the
+    user's encoder keeps its sharing."""
+    torch.manual_seed(0)
+    act = nn.ReLU()
+    if conv:
+        twice = nn.Conv2d(2, 2, 3, padding=1)
+        enc = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), act, twice, act, twice, act,
+                            nn.Flatten(), nn.Linear(2 * 36, 3))  # fmt: skip
+        X = np.random.default_rng(0).uniform(size=(30, 1, 6, 6))
+    else:
+        twice = nn.Linear(8, 8)
+        enc = nn.Sequential(nn.Linear(5, 8), act, twice, act, twice, act, nn.Linear(8, 3))
+        X = np.random.default_rng(0).normal(size=(30, 5))
+    enc = enc.double().eval()
+    apart = copy.deepcopy(enc)
+    apart[3], apart[4], apart[5] = nn.ReLU(), copy.deepcopy(twice).double(), nn.ReLU()
+    with torch.no_grad():
+        Z = enc(torch.from_numpy(X)).numpy()
+        np.testing.assert_array_equal(apart(torch.from_numpy(X)).numpy(), Z)
+    centers = Z[[0, 10, 20]]
+    e = wc.explain((enc, centers), X, reference=reference)
+    expected = wc.explain((apart, centers), X, reference=reference)
+    np.testing.assert_allclose(e.relevance, expected.relevance, rtol=1e-10, atol=1e-14)
+    np.testing.assert_array_equal(e.cluster, wc.neuralize((enc, centers)).predict(X))
+    assert enc[1] is enc[3] and enc[2] is enc[4]
 
 
 def test_torchvision_resnet_residual_sums_are_split_not_counted_twice() -> None:

@@ -47,6 +47,7 @@ from whyclust.explainers.deep_rules import (
     folded_forward,
     folded_logit,
     folded_relevance,
+    unshared,
 )
 from whyclust.explainers.explanation import Explanation
 from whyclust.explainers.neon import (
@@ -248,7 +249,7 @@ def explain_encoded(
     n = X.shape[0]
     if batch_size is not None and int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    net = evaluating(net, dev)
+    net = unshared(evaluating(net, dev))  # a module used twice is two layers to the rules
     head = net.head
     if head.dtype != dtype:  # e.g. float64 centers behind a float32 encoder
         head = copy.deepcopy(head).to(dtype=dtype)

@@ -114,8 +114,8 @@ def _conserving_leaves() -> tuple[type, ...]:
 
 def unruled_modules(encoder: nn.Module) -> list[str]:
     """Type names of the modules relevance may cross by plain autograd: leaves that no
-    rule covers, and containers with their own forward code (not ``nn.Sequential`` or
-    torchvision's canonized ResNet blocks, which route their sums through a Sum)."""
+    rule covers, and containers with their own forward code (an ``nn.Sequential`` subclass
+    too; not torchvision's canonized ResNet blocks, which route their sums through a Sum)."""
     safe_leaves = _conserving_leaves()
     names: set[str] = set()
     for module in encoder.modules():
@@ -124,7 +124,7 @@ def unruled_modules(encoder: nn.Module) -> list[str]:
             continue  # their own backward carries relevance
         if list(module.children()):
             torchvision = type(module).__module__.startswith("torchvision.models.resnet")
-            if not isinstance(module, nn.Sequential) and not torchvision:
+            if type(module).forward is not nn.Sequential.forward and not torchvision:
                 names.add(kind)
         elif not isinstance(module, safe_leaves):
             names.add(kind)

@@ -17,6 +17,7 @@ head and DeepLIFT's rescale multipliers through the encoder.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ __all__ = [
     "folded_logit",
     "folded_relevance",
     "rescale_multiplier",
+    "unshared",
     "window_max_multiplier",
 ]
 
@@ -57,6 +59,31 @@ _ELEMENTWISE = (
     nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.ReLU6, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
     nn.Mish, nn.Softplus, nn.Sigmoid, nn.Tanh, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid,
 )  # fmt: skip
+
+
+def unshared(module: nn.Module) -> nn.Module:
+    """``module`` itself when none of its submodules is used twice, else a copy in which
+    every repeated use (``act = nn.ReLU()`` placed twice, a Linear applied twice) is a
+    module of its own with the same weights: the same function, whose layers the rules can
+    take one by one (``named_modules`` lists a shared module once)."""
+    uses = [m for _, m in module.named_modules(remove_duplicate=False)]
+    if len(uses) == len({id(m) for m in uses}):
+        return module
+    out = copy.deepcopy(module)  # keeps the sharing: undone below, on the copy only
+    seen = {id(out)}
+
+    def split(parent: nn.Module) -> None:
+        for name, child in list(parent._modules.items()):
+            if child is None:
+                continue
+            if id(child) in seen:
+                child = copy.deepcopy(child)
+                parent._modules[name] = child
+            seen.add(id(child))
+            split(child)
+
+    split(out)
+    return out
 
 
 def _leaves(module: nn.Module) -> list[tuple[str, nn.Module]]:
