@@ -399,3 +399,26 @@ def test_torchvision_resnet_residual_sums_are_split_not_counted_twice() -> None:
     np.testing.assert_allclose(e.relevance.reshape(5, -1).sum(1), e.logit, rtol=1e-3)
     with torch.no_grad():  # the canonizers are removed again: the model is unchanged
         np.testing.assert_array_equal(enc(torch.from_numpy(X)).numpy(), Z)
+
+
+def test_biases_that_take_most_of_f_c_are_announced() -> None:
+    """Design A lets biases absorb relevance; when they take more than half of most points'
+    f_c the caller is told, and zero_bias=True (which gives them none) is quiet."""
+    import warnings
+
+    torch.manual_seed(0)
+    enc = nn.Sequential(nn.Linear(6, 10), nn.ReLU(), nn.Linear(10, 10), nn.ReLU(),
+                        nn.Linear(10, 3)).double().eval()  # fmt: skip
+    with torch.no_grad():
+        enc[2].bias.fill_(1.0)  # a hidden layer whose biases carry most of its output
+    X = np.random.default_rng(0).uniform(size=(40, 6))
+    with torch.no_grad():
+        Z = enc(torch.from_numpy(X)).numpy()
+    centers = Z[[0, 20]]
+    with pytest.warns(UserWarning, match=r"sums to -?[\d.e-]+ times f_c .*zero_bias=True"):
+        e = wc.explain((enc, centers), X)
+    assert abs(np.median(e.extras["conservation"])) < 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        z = wc.explain((enc, centers), X, zero_bias=True)
+    assert np.median(z.extras["conservation"]) == pytest.approx(1.0, abs=0.02)

@@ -324,6 +324,8 @@ def explain_encoded(
                        "zero_bias": bool(zero_bias)}  # fmt: skip
             _design_a_zennit(net.encoder, options, g_head, run, head_sum)
         explained = logit
+        if not zero_bias:
+            _warn_if_absorbed(out, logit)
         extras.update(
             rule="fold-gamma", first_rule=rule, bounds=bounds, gamma=float(gamma),
             head_gamma=g_head, zero_bias=bool(zero_bias),
@@ -493,6 +495,23 @@ def _warn_if_leaking(total: np.ndarray, reached: np.ndarray, unruled: list[str])
         "it); without biases "
         f"it sums to {float(np.median(ratio)):.3g} times the relevance that reaches the "
         "code layer (median over points). extras['conservation'] gives sum(R) / f_c per point"
+    )
+
+
+def _warn_if_absorbed(out: np.ndarray, logit: np.ndarray) -> None:
+    """Warn when the biases below the code layer take more than half of most points' f_c."""
+    total = out.reshape(logit.shape[0], -1).sum(1, dtype=np.float64)
+    ok = np.abs(logit) > 0
+    if not ok.any():
+        return
+    ratio = float(np.median(total[ok] / logit[ok]))
+    if 0.5 <= ratio <= 1.5:
+        return
+    warn_caller(
+        f"the relevance sums to {ratio:.3g} times f_c (median over points): the encoder's "
+        "biases (merged BatchNorm included) take the rest. zero_bias=True gives them none, "
+        "reference='mean' explains f_c relative to the mean point; extras['conservation'] "
+        "has the ratio per point"
     )
 
 
