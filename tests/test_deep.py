@@ -422,3 +422,13 @@ def test_biases_that_take_most_of_f_c_are_announced() -> None:
         warnings.simplefilter("error")
         z = wc.explain((enc, centers), X, zero_bias=True)
     assert np.median(z.extras["conservation"]) == pytest.approx(1.0, abs=0.02)
+
+
+def test_the_pair_may_be_a_list() -> None:
+    torch.manual_seed(0)
+    enc = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3)).double().eval()
+    X = np.random.default_rng(0).normal(size=(12, 4))
+    with torch.no_grad():
+        centers = enc(torch.from_numpy(X[:3])).numpy()
+    as_list, as_tuple = wc.explain([enc, centers], X), wc.explain((enc, centers), X)
+    np.testing.assert_array_equal(as_list.relevance, as_tuple.relevance)

@@ -56,7 +56,7 @@ class DeepClusterNetwork(EncodedClusterNetwork):
 
 def is_encoder_centers_pair(model: Any) -> bool:
     return (
-        isinstance(model, tuple)
+        isinstance(model, (tuple, list))
         and len(model) == 2
         and isinstance(model[0], nn.Module)
         and isinstance(model[1], (np.ndarray, torch.Tensor, list))
