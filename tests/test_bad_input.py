@@ -203,3 +203,18 @@ def test_a_pipeline_fitted_on_sparse_input_names_it():
             call(pipe, X)
     e = wc.explain(pipe, X.toarray())
     np.testing.assert_array_equal(e.cluster, pipe.predict(X))
+
+
+def test_an_option_the_model_does_not_take_is_named():
+    """space= belongs to Pipelines and typos belong to nobody: the error names the
+    caller's keyword and the model, not an internal function."""
+    from sklearn.cluster import KMeans
+    from sklearn.mixture import GaussianMixture
+
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    for model in (KMeans(2, n_init=2, random_state=0).fit(X), GaussianMixture(2).fit(X)):
+        name = type(model).__name__
+        with pytest.raises(TypeError, match=rf"does not take space= for a {name} with method"):
+            wc.explain(model, X, space="model")
+        with pytest.raises(TypeError, match="does not take spaec="):
+            wc.explain(model, X, spaec="model")

@@ -8,6 +8,8 @@ to the method table of :mod:`whyclust.explainers`.
 
 from __future__ import annotations
 
+import contextlib
+import re
 from typing import Any
 
 from whyclust._features import check_feature_names
@@ -70,8 +72,11 @@ def explain(
     **options
         Method-specific options. NEON through an encoder: ``composite`` (zennit composite
         name or instance), ``bounds`` (input range for the first layer's rule),
-        ``epsilon``. NEON: ``eps`` (relative stabiliser of 1 / h). Baselines: see
-        :mod:`whyclust.explainers.baselines`.
+        ``epsilon``, ``first_rule``, ``gamma``, ``head_gamma``, ``zero_bias``. NEON:
+        ``eps`` (relative stabiliser of 1 / h). NEON of a Pipeline: ``space="model"`` adds
+        the relevance in the clusterer's own input space to ``extras``. Baselines: see
+        :mod:`whyclust.explainers.baselines`. An option the model's method does not take
+        is a ``TypeError`` naming it.
 
     Returns
     -------
@@ -89,15 +94,35 @@ def explain(
         )  # fmt: skip
     neon = {"target": target, "beta": beta, "batch_size": batch_size, "device": device}
     neon.update(_neon_options(method, contrast, reference))
-    if method == "neon":
-        direct = _array_engine(model)
-        if direct is not None:
-            return _named(direct(X, **neon, **options), names, index)
-    net = neuralize(model)
-    X = as_float_array(
-        X, ndim=(2, 3, 4), n_features=getattr(net, "n_features", None), allow_nan=False
-    )
-    return _named(run_method(net, X, method, **neon, **options), names, index)
+    with _options_named(model, method, options):
+        if method == "neon":
+            direct = _array_engine(model)
+            if direct is not None:
+                return _named(direct(X, **neon, **options), names, index)
+        net = neuralize(model)
+        X = as_float_array(
+            X, ndim=(2, 3, 4), n_features=getattr(net, "n_features", None), allow_nan=False
+        )
+        return _named(run_method(net, X, method, **neon, **options), names, index)
+
+
+@contextlib.contextmanager
+def _options_named(model: Any, method: str, options: dict[str, Any]):
+    """An option of the caller's that the model's explain function does not take is named
+    as the caller's, not as a keyword of an internal function."""
+    try:
+        yield
+    except TypeError as exc:
+        found = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        if found is None or found.group(1) not in options:
+            raise
+        kind = "an (encoder, centers) pair" if isinstance(model, (tuple, list)) else (
+            f"a {type(model).__name__}"
+        )
+        raise TypeError(
+            f"explain() does not take {found.group(1)}= for {kind} with "
+            f"method={method!r}; see help(whyclust.explain) for each model's options"
+        ) from None
 
 
 def _array_engine(model: Any) -> Any:
