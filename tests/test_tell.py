@@ -229,6 +229,16 @@ ENC_FAST = {"n_init": 2, "max_iter": 2, "pretrain_epochs": 5, "batch_size": 32, 
             "augment": None}
 
 
+def test_conv_mode_refuses_inputs_its_sigmoid_cannot_reconstruct():
+    da = pytest.importorskip("dask.array")
+    X, _ = small_images()
+    for data in (X * 16, X - 0.5, da.from_array(X * 255, chunks=40)):  # read in batches
+        with pytest.raises(ValueError, match=r"X must lie in \[0, 1\]; got values in"):
+            TELL(3, encoder="conv", random_state=0, **ENC_FAST).fit(data)
+    flat = X.reshape(len(X), -1) * 16  # the MLP decoder is linear: any range
+    TELL(3, encoder="mlp", random_state=0, **{**ENC_FAST, "pretrain_epochs": 1}).fit(flat)
+
+
 def test_conv_mode_trains_predicts_and_neuralizes():
     X, _ = small_images()
     model = TELL(3, encoder="conv", random_state=0, **ENC_FAST).fit(X)

@@ -76,6 +76,24 @@ def build_networks(
     return copy.deepcopy(enc), copy.deepcopy(dec)
 
 
+def _unit_range_check(needed: bool):
+    """For the built-in conv autoencoder, whose decoder ends in a sigmoid: a function that
+    returns a batch unchanged, or raises ``ValueError`` when it leaves [0, 1]."""
+
+    def check(xb: torch.Tensor) -> torch.Tensor:
+        if needed and xb.numel():
+            low, high = float(xb.min()), float(xb.max())
+            if low < -1e-6 or high > 1 + 1e-6:
+                raise ValueError(
+                    f"encoder='conv' reconstructs its input through a sigmoid, so X must lie "
+                    f"in [0, 1]; got values in [{low:.4g}, {high:.4g}]: scale it first (8-bit "
+                    "images: X / 255), or use encoder='mlp'"
+                )
+        return xb
+
+    return check
+
+
 def make_augmenter(augment: Any, input_shape: tuple[int, ...]) -> Any:
     """The batch transformation for ``augment`` (None, "affine" or a callable), checked."""
     if augment is None:
@@ -134,6 +152,9 @@ def train_encoded(
     X_dev = model._to_device(data.array) if data.array is not None else None
     bs = plan.batch_size
     augment = plan.augment
+    in_unit_range = _unit_range_check(model.encoder == "conv")
+    if X_dev is not None:
+        in_unit_range(X_dev)
 
     def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """(row indices, rows) of each training batch (BatchNorm needs two rows)."""
@@ -148,8 +169,9 @@ def train_encoded(
             for block in data.batches(bs):
                 rows = torch.arange(start, start + block.shape[0], device=device)
                 start += block.shape[0]
+                block = in_unit_range(model._to_device(block))
                 if block.shape[0] > 1:
-                    yield rows, model._to_device(block)
+                    yield rows, block
 
     def all_features() -> torch.Tensor:
         return torch.cat(list(model._feature_batches(data, 4096)))
