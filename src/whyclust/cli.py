@@ -490,14 +490,14 @@ def explain(
     import numpy as np
 
     import whyclust as wc
-    from whyclust.io import atomic_path, load_for_explanation, not_features
+    from whyclust.io import atomic_path, open_model
 
     out = _check_output(output, OUTPUT_SUFFIXES, (model_path, data))
     tgt, beta_value = _parse_target(target), _parse_beta(beta)
     if method != "neon":  # listing the other methods imports torch
         _check_method(method)
     # NEON of an affine k-means Pipeline needs no scikit-learn (its import is most of a run)
-    est = load_for_explanation(model_path) if method == "neon" else wc.load(model_path)
+    est, leave_out = open_model(model_path, light=method == "neon")
     suffix = out.suffix.lower()
     if id_column is not None and suffix == ".npy":
         raise ValueError("--id-column needs a .csv or .parquet output (a .npy holds numbers)")
@@ -510,7 +510,7 @@ def explain(
         row_ids, drop = point_ids(data, id_column, drop, sep, na_values, header)
         X, names, _ = model_input(
             est, data, model_path, label_column, quiet, drop, sep, na_values, header,
-            leave_out=not_features(model_path),
+            leave_out=leave_out,
         )
         start = time.perf_counter()
         expl = wc.explain(est, X, method, target=tgt, beta=beta_value, batch_size=batch_size)
@@ -609,14 +609,14 @@ def report(
     out = _check_output(output, (".html", ".htm"), (model_path, data))
     shape = _parse_image_shape(image_shape)
     _check_method(method)
-    est = wc.load(model_path)
+    est, leave_out = wc.io.open_model(model_path)
     data_path = Path(data)
     is_column = labels is not None and not Path(labels).is_file()
     label_column = labels if is_column else None
     row_ids, drop = point_ids(data, id_column, drop, sep, na_values, header)
     X, names, y = model_input(
         est, data, model_path, label_column, quiet, drop, sep, na_values, header,
-        leave_out=wc.io.not_features(model_path),
+        leave_out=leave_out,
     )
     if not is_column:
         y = _read_labels(labels, data, y, X.shape[0], quiet)

@@ -52,6 +52,7 @@ __all__ = [
     "load",
     "load_for_explanation",
     "not_features",
+    "open_model",
     "read_model_file",
     "register_format",
     "restore_model",
@@ -233,43 +234,53 @@ def load(path: str | os.PathLike) -> Any:
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the problem for
     anything that is not an intact whyclust model file. No code from the file is ever run.
     """
-    header, tensors = read_model_file(path)
-    try:
-        model = restore_model(header.get("kind"), tensors, header.get("config", {}))
-        return apply_feature_names(model, header.get("feature_names"))
-    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
-        detail = " ".join(str(exc).split())  # torch's messages span several lines
-        raise ValueError(f"{path}: model file is inconsistent ({detail})") from None
+    return open_model(path)[0]
 
 
 def not_features(path: str | os.PathLike) -> list[str]:
     """The ``not_features`` a model file was saved with (checked like the rest of it)."""
     header, _ = read_model_file(path)
-    value = header.get("not_features", [])
-    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
-        raise ValueError(f"{path}: not_features must be a list of column names")
-    return value
+    return _not_features(path, header)
 
 
 def load_for_explanation(path: str | os.PathLike) -> Any:
     """:func:`load` for :func:`whyclust.explain` only: a Pipeline of affine steps ending in
     k-means comes back as plain fitted arrays (:mod:`whyclust._light`), without importing
     scikit-learn; any other model as :func:`load` gives it."""
-    header, tensors = read_model_file(path)
-    config = header.get("config")
-    if header.get("kind") == "sklearn" and isinstance(config, dict) and set(config) == {
-        "estimator"
-    }:
-        from whyclust._light import decode_light
+    return open_model(path, light=True)[0]
 
-        try:
-            model = decode_light(config["estimator"], tensors)
-            if model is not None:
-                return apply_feature_names(model, header.get("feature_names"))
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            detail = " ".join(str(exc).split())
-            raise ValueError(f"{path}: model file is inconsistent ({detail})") from None
-    return load(path)
+
+def open_model(path: str | os.PathLike, *, light: bool = False) -> tuple[Any, list[str]]:
+    """The model (as :func:`load_for_explanation` gives it when ``light``, else as
+    :func:`load` does) and its ``not_features``, from one read of the file."""
+    header, tensors = read_model_file(path)
+    leave_out = _not_features(path, header)
+    try:
+        model = _light_model(header, tensors) if light else None
+        if model is None:
+            model = restore_model(header.get("kind"), tensors, header.get("config", {}))
+        return apply_feature_names(model, header.get("feature_names")), leave_out
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
+        detail = " ".join(str(exc).split())  # torch's messages span several lines
+        raise ValueError(f"{path}: model file is inconsistent ({detail})") from None
+
+
+def _light_model(header: dict[str, Any], tensors: dict[str, np.ndarray]) -> Any:
+    config = header.get("config")
+    if header.get("kind") != "sklearn" or not isinstance(config, dict):
+        return None
+    if set(config) != {"estimator"}:
+        return None
+    from whyclust._light import decode_light
+
+    return decode_light(config["estimator"], tensors)
+
+
+def _not_features(path: str | os.PathLike, header: dict[str, Any]) -> list[str]:
+    value = header.get("not_features", [])
+    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+        raise ValueError(f"{path}: not_features must be a list of column names")
+    return value
 
 
 def read_model_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
