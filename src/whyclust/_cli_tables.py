@@ -307,39 +307,42 @@ def explanation_frame(expl, names: list[str] | None, ids: list[str] | None, id_n
     return frame
 
 
-def stored_text_columns(est: Any) -> tuple[str, ...]:
-    """Columns the stored Pipeline one-hot encodes as text (``fit --categorical`` may name
-    columns of numbers): explain and report must read them as text again."""
-    import numpy as np
-
-    if not is_pipeline(est) or not est.steps:
-        return ()
-    out: list[str] = []
-    for _, part, columns in getattr(est.steps[0][1], "transformers_", None) or []:
-        categories = getattr(part, "categories_", None)
-        if type(part).__name__ == "OneHotEncoder" and categories is not None:
-            if all(getattr(c, "dtype", None) == np.dtype(object) for c in categories):
-                out.extend(str(c) for c in columns)
-    return tuple(out)
-
-
-def dropped_columns(est: Any) -> list[str]:
-    """Input columns a Pipeline's leading ColumnTransformer drops (they may hold anything)."""
+def _leading_parts(est: Any) -> list[tuple[Any, list[str]]]:
+    """(transformer, input column names) of a stored Pipeline's leading ColumnTransformer;
+    columns given by position or by a boolean mask are named by the Pipeline's inputs."""
     import numpy as np
 
     if not is_pipeline(est) or not est.steps:
         return []
     names = [str(c) for c in getattr(est, "feature_names_in_", ())]
-    out: list[str] = []
+    out = []
     for _, part, columns in getattr(est.steps[0][1], "transformers_", None) or []:
-        if not (isinstance(part, str) and part == "drop"):
-            continue
         cols = np.atleast_1d(np.asarray(columns))
         if cols.dtype == bool:
             cols = np.flatnonzero(cols)
-        for c in cols.tolist():
-            out.append(names[c] if isinstance(c, int) and 0 <= c < len(names) else str(c))
+        out.append((part, [names[c] if isinstance(c, int) and 0 <= c < len(names) else str(c)
+                           for c in cols.tolist()]))  # fmt: skip
     return out
+
+
+def stored_text_columns(est: Any) -> tuple[str, ...]:
+    """Columns the stored Pipeline one-hot encodes as text (``fit --categorical`` may name
+    columns of numbers): explain and report must read them as text again."""
+    import numpy as np
+
+    out: list[str] = []
+    for part, columns in _leading_parts(est):
+        categories = getattr(part, "categories_", None)
+        if type(part).__name__ == "OneHotEncoder" and categories is not None:
+            if all(getattr(c, "dtype", None) == np.dtype(object) for c in categories):
+                out.extend(columns)
+    return tuple(out)
+
+
+def dropped_columns(est: Any) -> list[str]:
+    """Input columns a Pipeline's leading ColumnTransformer drops (they may hold anything)."""
+    return [c for part, columns in _leading_parts(est)
+            if isinstance(part, str) and part == "drop" for c in columns]  # fmt: skip
 
 
 def check_n_features(est, X, data: str, model_path: str) -> None:
