@@ -384,3 +384,34 @@ def test_columns_left_out_at_fit_are_left_out_again(tmp_path, capsys):
     assert code == 0 and "leaving out" not in err
     wc.save(wc.load(model_path), tmp_path / "plain.whyclust")
     assert wc.io.not_features(tmp_path / "plain.whyclust") == []
+
+
+def test_a_point_gets_the_same_explanation_in_any_file(tmp_path, capsys):
+    """fit stores NEON's beta="auto" of the fitting table; explain and report use it, so a
+    row explained alone equals the same row inside the whole table (K > 2: beta matters).
+    --beta data asks for the file's own beta, and files saved without one fall back to it."""
+    from sklearn.datasets import load_wine
+
+    frame = load_wine(as_frame=True).data
+    frame.to_csv(tmp_path / "w.csv", index=False)
+    frame.iloc[[5]].to_csv(tmp_path / "one.csv", index=False)
+    model = tmp_path / "m.whyclust"
+    assert run(["fit", tmp_path / "w.csv", "-k", "4", "-q", "-o", model], capsys)[0] == 0
+    whole = wc.explain(wc.load(model), frame)
+    assert wc.io.open_model(model)[1].fit_beta == pytest.approx(whole.beta, rel=1e-12)
+
+    def explained(data, *args, model=model):
+        code, _, err = run(["explain", model, tmp_path / data, *args, "-q", "-o",
+                            tmp_path / "out.csv"], capsys)  # fmt: skip
+        assert code == 0, err
+        return pd.read_csv(tmp_path / "out.csv")
+
+    alone, inside = explained("one.csv"), explained("w.csv").iloc[[5]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(alone, inside, rtol=1e-9)
+    own = explained("one.csv", "--beta", "data")
+    assert not np.allclose(own.iloc[0, 2:].to_numpy(float), alone.iloc[0, 2:].to_numpy(float))
+    wc.save(wc.load(model), tmp_path / "old.whyclust")  # as files written before fit_beta
+    old = explained("one.csv", model=tmp_path / "old.whyclust")
+    pd.testing.assert_frame_equal(old, own)
+    with pytest.raises(ValueError, match="fit_beta must be a finite number >= 0"):
+        wc.save(wc.load(model), tmp_path / "bad.whyclust", fit_beta=-1.0)

@@ -156,14 +156,16 @@ def _parse_target(value: str) -> str | int:
         ) from None
 
 
-def _parse_beta(value: str) -> str | float:
-    if value == "auto":
-        return value
+def _parse_beta(value: str, fit_beta: float | None) -> str | float:
+    """``auto``: the model file's beta of its fitting data when it has one, else DATA's
+    (``"auto"``); ``data``: DATA's; or a number."""
+    if value in ("auto", "data"):
+        return fit_beta if value == "auto" and fit_beta is not None else "auto"
     try:
         return float(value)
     except ValueError:
         raise click.BadParameter(
-            f"{value!r}: use 'auto' or a number", param_hint="--beta"
+            f"{value!r}: use 'auto', 'data' or a number", param_hint="--beta"
         ) from None
 
 
@@ -414,7 +416,9 @@ def fit(
     refuse_empty_clusters(labels, n_clusters, frame if frame is not None else flat, data)
     scores = None if y is None else wc.metrics.evaluate(y, labels)  # fails before the save
     left_out = [*([label_column] if label_column else []), *split_list(drop)]
-    wc.save(fitted, output, not_features=left_out if frame is not None else ())
+    fit_beta = wc.explain(fitted, flat if frame is None else frame).beta  # NEON's "auto"
+    wc.save(fitted, output, not_features=left_out if frame is not None else (),
+            fit_beta=fit_beta)  # fmt: skip
     if quiet:
         return
     click.echo(
@@ -449,8 +453,9 @@ def fit(
     "--beta",
     default="auto",
     show_default=True,
-    help="Stiffness of NEON's min-take-most rule: 'auto' (1 / mean logit of DATA's points) "
-    "or a number >= 0; give a number to compare runs on different files.",
+    help="Stiffness of NEON's min-take-most rule: 'auto' (the beta of the data the model "
+    "was fitted on, stored by 'whyclust fit', so that a point gets the same explanation in "
+    "any file; else as 'data'), 'data' (1 / mean logit of DATA's points) or a number >= 0.",
 )
 @_label_option
 @_id_option
@@ -493,11 +498,12 @@ def explain(
     from whyclust.io import atomic_path, open_model
 
     out = _check_output(output, OUTPUT_SUFFIXES, (model_path, data))
-    tgt, beta_value = _parse_target(target), _parse_beta(beta)
+    tgt = _parse_target(target)
     if method != "neon":  # listing the other methods imports torch
         _check_method(method)
     # NEON of an affine k-means Pipeline needs no scikit-learn (its import is most of a run)
-    est, leave_out = open_model(model_path, light=method == "neon")
+    est, notes = open_model(model_path, light=method == "neon")
+    beta_value = _parse_beta(beta, notes.fit_beta)
     suffix = out.suffix.lower()
     if id_column is not None and suffix == ".npy":
         raise ValueError("--id-column needs a .csv or .parquet output (a .npy holds numbers)")
@@ -510,7 +516,7 @@ def explain(
         row_ids, drop = point_ids(data, id_column, drop, sep, na_values, header)
         X, names, _ = model_input(
             est, data, model_path, label_column, quiet, drop, sep, na_values, header,
-            leave_out=leave_out,
+            leave_out=notes.not_features,
         )
         start = time.perf_counter()
         expl = wc.explain(est, X, method, target=tgt, beta=beta_value, batch_size=batch_size)
@@ -529,7 +535,8 @@ def explain(
                     frame.to_parquet(tmp, index=False)
     if not quiet:
         click.echo(
-            f"explained {expl.n_samples:,} points with {expl.method} in {elapsed:.2f} s"
+            f"explained {expl.n_samples:,} point{'' if expl.n_samples == 1 else 's'} with "
+            f"{expl.method} in {elapsed:.2f} s"
             + (f" (beta={expl.beta:.3g})" if expl.beta is not None else "")
         )
         click.echo(_cluster_line(expl.cluster, n_clusters))
@@ -609,14 +616,14 @@ def report(
     out = _check_output(output, (".html", ".htm"), (model_path, data))
     shape = _parse_image_shape(image_shape)
     _check_method(method)
-    est, leave_out = wc.io.open_model(model_path)
+    est, notes = wc.io.open_model(model_path)
     data_path = Path(data)
     is_column = labels is not None and not Path(labels).is_file()
     label_column = labels if is_column else None
     row_ids, drop = point_ids(data, id_column, drop, sep, na_values, header)
     X, names, y = model_input(
         est, data, model_path, label_column, quiet, drop, sep, na_values, header,
-        leave_out=leave_out,
+        leave_out=notes.not_features,
     )
     if not is_column:
         y = _read_labels(labels, data, y, X.shape[0], quiet)
@@ -627,6 +634,7 @@ def report(
         y=y,
         row_ids=row_ids,
         method=method,
+        beta="auto" if notes.fit_beta is None else notes.fit_beta,  # as explain does
         feature_names=names,
         image_shape=shape,
         title=title,

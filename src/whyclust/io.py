@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import math
 import os
 import sys
 import tempfile
@@ -44,6 +45,7 @@ from whyclust._fileformat import (
 __all__ = [
     "FORMAT_VERSION",
     "MODEL_MODULES",
+    "SavedNotes",
     "atomic_path",
     "build_module",
     "describe_module",
@@ -195,13 +197,20 @@ def restore_model(kind: Any, tensors: dict[str, np.ndarray], config: Any) -> Any
     return fmt.restore(tensors, config)
 
 
-def save(model: Any, path: str | os.PathLike, *, not_features: Sequence[str] = ()) -> Path:
+def save(
+    model: Any,
+    path: str | os.PathLike,
+    *,
+    not_features: Sequence[str] = (),
+    fit_beta: float | None = None,
+) -> Path:
     """Write a fitted model to ``path`` (safetensors + JSON; no pickle). Returns the path.
 
     The file is written to a temporary name and renamed, so an interrupted save never leaves
     a partial file at ``path``. ``not_features`` names columns of the fitting table that
     are not inputs of the model (labels, ids): the CLI leaves them out of a table again
-    (:func:`not_features`).
+    (:func:`not_features`). ``fit_beta``: NEON's ``beta="auto"`` on the fitting data,
+    which the CLI uses for every file it explains with the model.
     """
     from safetensors.numpy import save_file
 
@@ -215,6 +224,8 @@ def save(model: Any, path: str | os.PathLike, *, not_features: Sequence[str] = (
         header["feature_names"] = names
     if not_features:
         header["not_features"] = [str(c) for c in not_features]
+    if fit_beta is not None:
+        header["fit_beta"] = _check_fit_beta("fit_beta", fit_beta)
     try:
         header["sha256"] = _digest(header, arrays)
         text = json.dumps(header, sort_keys=True, allow_nan=False)
@@ -250,16 +261,29 @@ def load_for_explanation(path: str | os.PathLike) -> Any:
     return open_model(path, light=True)[0]
 
 
-def open_model(path: str | os.PathLike, *, light: bool = False) -> tuple[Any, list[str]]:
+@dataclass(frozen=True)
+class SavedNotes:
+    """What :func:`save` recorded beside the model: its ``not_features`` and ``fit_beta``."""
+
+    not_features: list[str]
+    fit_beta: float | None
+
+
+def open_model(path: str | os.PathLike, *, light: bool = False) -> tuple[Any, SavedNotes]:
     """The model (as :func:`load_for_explanation` gives it when ``light``, else as
-    :func:`load` does) and its ``not_features``, from one read of the file."""
+    :func:`load` does) and what was saved with it, from one read of the file."""
     header, tensors = read_model_file(path)
-    leave_out = _not_features(path, header)
+    beta = header.get("fit_beta")
+    try:
+        beta = None if beta is None else _check_fit_beta(f"{path}: fit_beta", beta)
+    except TypeError as exc:  # a file's content is a value problem, whatever its type
+        raise ValueError(str(exc)) from None
+    notes = SavedNotes(_not_features(path, header), beta)
     try:
         model = _light_model(header, tensors) if light else None
         if model is None:
             model = restore_model(header.get("kind"), tensors, header.get("config", {}))
-        return apply_feature_names(model, header.get("feature_names")), leave_out
+        return apply_feature_names(model, header.get("feature_names")), notes
     except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
         detail = " ".join(str(exc).split())  # torch's messages span several lines
         raise ValueError(f"{path}: model file is inconsistent ({detail})") from None
@@ -274,6 +298,14 @@ def _light_model(header: dict[str, Any], tensors: dict[str, np.ndarray]) -> Any:
     from whyclust._light import decode_light
 
     return decode_light(config["estimator"], tensors)
+
+
+def _check_fit_beta(what: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+        raise TypeError(f"{what} must be a number, got {value!r}")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{what} must be a finite number >= 0, got {value!r}")
+    return float(value)
 
 
 def _not_features(path: str | os.PathLike, header: dict[str, Any]) -> list[str]:
