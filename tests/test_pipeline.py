@@ -364,3 +364,41 @@ def test_threads_and_blocks_change_nothing(monkeypatch, head):
                                    rtol=1e-7, atol=tol)  # fmt: skip
     model_space = explain_pipeline(pipe, X, beta=0.05, batch_size=97, space="model")
     np.testing.assert_allclose(model_space.relevance, whole.relevance, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("lead", ["passthrough", None])
+@pytest.mark.parametrize("rest", [(), (StandardScaler(),), (StandardScaler(), PCA(3))])
+def test_a_leading_passthrough_step_changes_nothing(lead, rest, tmp_path):
+    """scikit-learn asks a Pipeline's first step for its inputs, a string here: the
+    columns, the explanation, counterfactuals and saved files read the first real step."""
+    from sklearn.base import clone
+
+    import whyclust as wc
+
+    X, _ = make_blobs(120, 5, centers=3, random_state=0)
+    df = pd.DataFrame(X, columns=list("abcde"))
+    plain = make_pipeline(*map(clone, rest), KMeans(3, n_init=3, random_state=0)).fit(df)
+    led = make_pipeline(lead, *map(clone, rest), KMeans(3, n_init=3, random_state=0)).fit(df)
+    expected = wc.explain(plain, df).relevance
+    for data in (df, X):
+        np.testing.assert_allclose(wc.explain(led, data).relevance, expected, atol=1e-12)
+    with pytest.raises(ValueError, match="order"):
+        wc.explain(led, df[list("edcba")])
+    cf = wc.counterfactual(led, X[:6], 1)
+    np.testing.assert_array_equal(plain.predict(pd.DataFrame(cf.X_cf, columns=df.columns)), 1)
+    wc.save(led, tmp_path / "m.whyclust")
+    light = wc.io.load_for_explanation(tmp_path / "m.whyclust")
+    np.testing.assert_allclose(wc.explain(light, df).relevance, expected, atol=1e-12)
+
+
+def test_counterfactuals_of_read_only_arrays_copy_them():
+    import warnings
+
+    import whyclust as wc
+
+    X, _ = make_blobs(40, 3, centers=3, random_state=0)
+    X.flags.writeable = False  # as df.to_numpy() under copy-on-write
+    km = KMeans(3, n_init=2, random_state=0).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        wc.counterfactual(km, X, 0)

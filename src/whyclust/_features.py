@@ -9,7 +9,28 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["check_feature_names", "data_feature_names", "model_feature_names"]
+__all__ = [
+    "check_feature_names",
+    "data_feature_names",
+    "input_step",
+    "model_feature_names",
+    "pipeline_n_features",
+]
+
+
+def input_step(pipeline: Any) -> Any:
+    """The first step of a Pipeline that is not None or ``"passthrough"``: the one that
+    records the Pipeline's input columns (scikit-learn asks the first step, a string)."""
+    for _, est in pipeline.steps:
+        if est is not None and not (isinstance(est, str) and est == "passthrough"):
+            return est
+    return None
+
+
+def pipeline_n_features(pipeline: Any) -> int | None:
+    """The number of input columns a fitted Pipeline was fitted with, or None."""
+    n = getattr(input_step(pipeline), "n_features_in_", None)
+    return None if n is None else int(n)
 
 _SHOWN = 8  # names listed per kind of mismatch
 
@@ -18,8 +39,8 @@ def model_feature_names(model: Any) -> list[str] | None:
     """``feature_names_in_`` of a model, or of a Pipeline's first step; None if absent."""
     names = getattr(model, "__dict__", {}).get("feature_names_in_")
     if names is None and isinstance(getattr(model, "steps", None), list):  # a Pipeline
-        steps = model.steps
-        return model_feature_names(steps[0][1]) if steps and len(steps[0]) == 2 else None
+        step = input_step(model)
+        return None if step is None else model_feature_names(step)
     return None if names is None else [str(c) for c in names]
 
 

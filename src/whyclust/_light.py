@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from whyclust._features import input_step
 from whyclust._sklearn_io import _Decoder
 
 __all__ = ["LIGHT_CLASSES", "Fitted", "decode_light"]
@@ -61,11 +62,11 @@ class FittedPipeline(Fitted):
 
     @property
     def n_features_in_(self) -> Any:
-        return getattr(self.steps[0][1], "n_features_in_", None)
+        return getattr(input_step(self), "n_features_in_", None)
 
     @property
     def feature_names_in_(self) -> Any:
-        return getattr(self.steps[0][1], "feature_names_in_", None)
+        return getattr(input_step(self), "feature_names_in_", None)
 
 
 _TYPES: dict[str, type] = {}

@@ -134,7 +134,7 @@ def counterfactual(
     if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
         raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
     n = X.shape[0]
-    flat = torch.from_numpy(X.reshape(n, -1)).double()
+    flat = torch.tensor(X.reshape(n, -1), dtype=torch.float64)  # a copy: X may be read-only
     if margin is None:
         margin = (1e-9 if X.dtype == np.float64 else 1e-4) * cells.scale
     margin = float(margin)
@@ -306,10 +306,11 @@ def _tied_cells(model: Any) -> _Cells:
 
 
 def _pipeline_cells(pipe: Any) -> _Cells:
+    from whyclust._features import pipeline_n_features
     from whyclust.engine.fold import fold_preprocessing
 
     steps = list(pipe.steps)
-    n_in = int(getattr(pipe, "n_features_in_", 0))
+    n_in = pipeline_n_features(pipe) or 0
     folded = fold_preprocessing(steps[:-1], n_in)
     if not folded.keeps_columns(n_in):
         raise TypeError(

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from whyclust._features import model_feature_names, pipeline_n_features
 from whyclust._light import Fitted
 from whyclust._validation import check_centers, refuse_sparse, resolve_dtype
 from whyclust.engine.affine import AffineMap, DiagonalKMeans, kmeans_coefficients
@@ -161,7 +162,7 @@ def explain_network(net: Any, X: Any, **options: Any) -> Explanation:
     is exactly the network's.
     """
     pipeline = net.source
-    if not net.folded.keeps_columns(int(pipeline.n_features_in_)):
+    if not net.folded.keeps_columns(pipeline_n_features(pipeline) or 0):
         raise TypeError(
             "this Pipeline one-hot encodes, reorders or drops columns, so its network takes "
             "encoded rows that the Pipeline itself does not: explain the Pipeline, "
@@ -335,7 +336,7 @@ class _DenseHead:
 
 def _input_frame(pipeline: Any, X: Any) -> tuple[Any, list[str]]:
     """X as the pipeline takes it, and the names of its columns (checked)."""
-    names_in = getattr(pipeline, "feature_names_in_", None)
+    names_in = model_feature_names(pipeline)
     if hasattr(X, "columns") and hasattr(X, "iloc"):
         cols = [str(c) for c in X.columns]
         if names_in is not None:
@@ -353,16 +354,17 @@ def _input_frame(pipeline: Any, X: Any) -> tuple[Any, list[str]]:
                 raise ValueError(
                     "X's columns do not match the pipeline's input columns: " + "; ".join(detail)
                 )
-        elif len(cols) != int(pipeline.n_features_in_):
+        elif len(cols) != pipeline_n_features(pipeline):
             raise ValueError(
-                f"X has {len(cols)} columns, the pipeline was fitted with {pipeline.n_features_in_}"
+                f"X has {len(cols)} columns, the pipeline was fitted with "
+                f"{pipeline_n_features(pipeline)}"
             )
         return X, cols
     refuse_sparse(X)
     arr = np.asarray(X)
     if arr.ndim != 2:
         raise ValueError(f"X must be a 2-D array or a DataFrame, got shape {arr.shape}")
-    n_in = int(getattr(pipeline, "n_features_in_", arr.shape[1]))
+    n_in = pipeline_n_features(pipeline) or arr.shape[1]
     if arr.shape[1] != n_in:
         raise ValueError(f"X has {arr.shape[1]} features, the pipeline was fitted with {n_in}")
     if names_in is not None:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from whyclust._features import pipeline_n_features
 from whyclust.engine.affine import AffineMap
 from whyclust.engine.fold import Folded, fold_preprocessing
 from whyclust.networks.base import ClusterNetwork
@@ -78,7 +79,7 @@ def network_of(model: Any, kind: str) -> ClusterNetwork:
             "MiniBatchKMeans, MeanShift, BisectingKMeans, GaussianMixture, whyclust's TELL "
             "and KernelKMeans"
         )
-    n_in = int(getattr(model, "n_features_in_", 0) or getattr(steps[0][1], "n_features_in_", 0))
+    n_in = pipeline_n_features(model) or 0
     folded = fold_preprocessing(steps[:-1], n_in)
     if own:
         from whyclust.networks import neuralize
