@@ -76,6 +76,10 @@ def test_unfolded_composite_uses_data_bounds_and_biases_absorb_relevance():
     net = wc.neuralize((enc, _centers_from(enc, X, 3)))
     e = wc.explain(net, X, composite="epsilon_gamma_box")
     assert e.extras["composite"] == "EpsilonGammaBox" and e.extras["rule"] == "midpoint-composite"
+    by_class_name = wc.explain(net, X, composite="EpsilonGammaBox")  # zennit's class name
+    np.testing.assert_array_equal(by_class_name.relevance, e.relevance)
+    with pytest.raises(ValueError, match="unknown composite 'Gamma'; available: "):
+        wc.explain(net, X, composite="Gamma")
     assert e.extras["bounds"] == pytest.approx((X.min(), X.max()))
     assert np.allclose(e.extras["head_conservation"], 1.0, atol=1e-9)
     # Epsilon on every Linear: the biases take a share of the relevance ...

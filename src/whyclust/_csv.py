@@ -209,12 +209,12 @@ def _has_header(first: list[str], line: int, header: bool | None, path: Path, no
     if [c.strip() for c in first] == [str(i) for i in range(d)]:
         notes.append(
             f"{path.name}: line {line} (0, 1, ..., {d - 1}) read as column names, pandas' "
-            "labels of unnamed columns; pass --no-header if it is a data row"
+            "labels of unnamed columns; pass --no-header (header=False) if it is a data row"
         )
         return True
     notes.append(
         f"{path.name}: line {line} holds only numbers, read as the first data row (columns "
-        "x0, x1, ...); pass --header if it names the columns"
+        "x0, x1, ...); pass --header (header=True) if it names the columns"
     )
     return False
 

@@ -38,17 +38,19 @@ def explain(
     Parameters
     ----------
     model : fitted clusterer or ClusterNetwork
-        A scikit-learn ``KMeans`` / ``MiniBatchKMeans`` (or anything with
-        ``cluster_centers_``), a (K, d) array of centroids, :class:`whyclust.TELL`,
-        :class:`whyclust.KernelKMeans`, an ``(encoder, centers)`` pair, or a network
-        returned by :func:`neuralize`.
+        A scikit-learn ``KMeans`` / ``MiniBatchKMeans`` / ``MeanShift`` (or anything with
+        ``cluster_centers_``), ``BisectingKMeans``, ``GaussianMixture``, a ``Pipeline`` of
+        supported preprocessing steps ending in one of these, a (K, d) array of
+        centroids, :class:`whyclust.TELL`, :class:`whyclust.KernelKMeans`, an
+        ``(encoder, centers)`` pair, or a network returned by :func:`neuralize`.
     X : array-like of shape (n, d) or (n, C, H, W), DataFrame or dask array
         Points to explain. float64 input is computed in float64, anything else in float32.
         A dask array gives a lazy explanation (:func:`whyclust.scale.explain_dask`).
     method : str, default="neon"
         ``"neon"`` (exact LRP of the neuralized model) or a baseline explainer:
         ``"gradient"``, ``"gradient_x_input"``, ``"integrated_gradients"``,
-        ``"occlusion"``, ``"shap"`` (see :func:`whyclust.explainers.available_methods`).
+        ``"occlusion"``, ``"shap"``, or ``"random"`` (a ranking without information, for
+        evaluation); see :func:`whyclust.explainers.available_methods`.
     target : "assigned", int or array of shape (n,), default="assigned"
         The cluster whose logit is explained. A non-assigned target answers "why not this
         cluster?"; its logit is negative.
@@ -174,9 +176,11 @@ def neuralize(model: Any, *, device: Any = None, **kwargs: Any) -> Any:
     Parameters
     ----------
     model : object
-        A fitted scikit-learn ``KMeans`` / ``MiniBatchKMeans`` (or any estimator with
-        ``cluster_centers_``), a (K, d) array of centroids, a ``whyclust.TELL``, a
-        ``whyclust.KernelKMeans``, an ``(encoder, centers)`` pair, or a network already.
+        Any model :func:`explain` takes: a fitted ``KMeans`` / ``MiniBatchKMeans`` /
+        ``MeanShift`` (or any estimator with ``cluster_centers_``), ``BisectingKMeans``,
+        ``GaussianMixture``, a ``Pipeline`` ending in one of these, a (K, d) array of
+        centroids, a ``whyclust.TELL``, a ``whyclust.KernelKMeans``, an
+        ``(encoder, centers)`` pair, or a network already.
     device : str or torch.device, optional
         Move the network there (e.g. ``"cuda"``); a network passed in is moved in place.
     **kwargs

@@ -214,6 +214,7 @@ def read_data(
     drop: tuple[str, ...] | list[str] = (),
     sep: str | None = None,
     missing: tuple[str, ...] | None = None,
+    header: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
     """Read a user's data file or image folder into ``(X, y, feature_names)``.
 
@@ -232,7 +233,7 @@ def read_data(
         Column split off as ``y`` (CSV / Parquet).
     progress : bool, default=False
         Show a progress bar while reading an image folder.
-    drop, sep, missing
+    drop, sep, missing, header
         As for :func:`read_frame`.
 
     Returns
@@ -273,7 +274,7 @@ def read_data(
         X = as_float_array(arr, name=path.name, ndim=(2, 3, 4))
         return X, None, None
     frame, y, notes = read_frame(
-        path, label_column=label_column, drop=drop, sep=sep, missing=missing
+        path, label_column=label_column, drop=drop, sep=sep, missing=missing, header=header
     )
     for note in notes:
         warn_caller(note)

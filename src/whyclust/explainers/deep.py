@@ -159,7 +159,9 @@ def resolve_composite(composite: Any, bounds: tuple[float, float] | None, **kwar
         raise TypeError(
             f"composite must be a name or a zennit Composite, got {type(composite).__name__}"
         )
-    key = name.lower().replace("-", "_")
+    # zennit's names (epsilon_gamma_box) or its class names (EpsilonGammaBox)
+    by_letters = {k.replace("_", ""): k for k in COMPOSITES}
+    key = by_letters.get(name.lower().replace("-", "").replace("_", ""), name)
     if key not in COMPOSITES:
         raise ValueError(f"unknown composite {name!r}; available: {', '.join(sorted(COMPOSITES))}")
     if key == "epsilon_gamma_box":

@@ -29,7 +29,8 @@ def mlp_autoencoder(
     hidden: Sequence[int] = (500, 500, 2000),
     n_latent: int = 10,
 ) -> tuple[nn.Sequential, nn.Sequential]:
-    """Fully connected autoencoder ``d - hidden... - n_latent`` and its mirror image."""
+    """Fully connected autoencoder (``n_features``, then ``hidden``, then ``n_latent`` units) and
+    its mirror image."""
     if n_features < 1 or n_latent < 1 or any(h < 1 for h in hidden):
         raise ValueError("layer sizes must be positive integers")
     sizes = [int(n_features), *map(int, hidden), int(n_latent)]
