@@ -436,3 +436,47 @@ def test_the_pair_may_be_a_list() -> None:
         centers = enc(torch.from_numpy(X[:3])).numpy()
     as_list, as_tuple = wc.explain([enc, centers], X), wc.explain((enc, centers), X)
     np.testing.assert_array_equal(as_list.relevance, as_tuple.relevance)
+
+
+class _CodeFirst(nn.Module):  # the code layer registered before the layer that feeds it
+    def __init__(self) -> None:
+        super().__init__()
+        self.code, self.hidden = nn.Linear(8, 3), nn.Linear(5, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.code(torch.relu(self.hidden(x)))
+
+
+class _UnusedHead(nn.Module):  # a projection head kept from training, not used to encode
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden, self.code, self.proj = nn.Linear(5, 8), nn.Linear(8, 3), nn.Linear(3, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.code(torch.relu(self.hidden(x)))
+
+
+class _EndsInTanh(nn.Module):  # a functional non-linearity after the code layer
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden, self.code = nn.Linear(5, 8), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.code(torch.relu(self.hidden(x))))
+
+
+@pytest.mark.parametrize("make", [_CodeFirst, _UnusedHead, _EndsInTanh])
+def test_custom_encoders_the_fold_does_not_fit_take_the_unfolded_rules(make) -> None:
+    torch.manual_seed(0)
+    enc = make().double().eval()
+    X = np.random.default_rng(0).uniform(size=(30, 5))
+    with torch.no_grad():
+        centers = enc(torch.from_numpy(X)).numpy()[[0, 10, 20]]
+    net = wc.neuralize((enc, centers), n_features=5)  # the first registered Linear takes 8
+    with pytest.warns(UserWarning, match="cannot be folded .*unfolded rules"):
+        e = wc.explain(net, X)
+    assert e.extras["rule"] == "midpoint-composite"
+    np.testing.assert_array_equal(e.cluster, net.predict(X))
+    np.testing.assert_allclose(e.extras["head_conservation"], 1.0, atol=1e-9)
+    with pytest.raises(ValueError, match="reference= needs"):
+        wc.explain(net, X, reference="mean")

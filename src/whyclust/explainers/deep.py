@@ -44,6 +44,7 @@ from whyclust.explainers.deep_rules import (
     design_a_composite,
     exact_batchnorm_merge,
     find_code_layer,
+    fold_refused,
     folded_forward,
     folded_logit,
     folded_relevance,
@@ -259,6 +260,12 @@ def explain_encoded(
     with torch.no_grad():  # shape and dtype errors in the user's terms, before any pass
         net(to_tensor(X[:1], dev, dtype))
     code = find_code_layer(net.encoder) if isinstance(head, KMeansNetwork) else None
+    why = "does not end in a Linear code layer (followed at most by flattening, dropout, "
+    why += "BatchNorm1d or L2Normalize)"
+    if code is not None and composite is None:
+        refused = fold_refused(net.encoder, code, to_tensor(X[:8], dev, dtype))
+        if refused is not None:
+            code, why = None, f"cannot be folded ({refused})"
     if bounds is not None:
         bounds = _check_bounds(bounds)
     else:
@@ -273,10 +280,9 @@ def explain_encoded(
             )
         if composite is None and isinstance(head, KMeansNetwork):
             warn_caller(
-                "the encoder does not end in a Linear code layer (followed at most by "
-                "flattening, dropout, BatchNorm1d or L2Normalize): NEON uses the unfolded "
-                "rules (midpoint on z, EpsilonGammaBox below), whose explanations depend on "
-                "the origin of the code space"
+                f"the encoder {why}: NEON uses the unfolded rules (midpoint on z, "
+                "EpsilonGammaBox below), whose explanations depend on the origin of the code "
+                "space"
             )
         bs = _DEFAULT_ROWS if batch_size is None else int(batch_size)
         return _explain_unfolded(

@@ -39,6 +39,7 @@ __all__ = [
     "design_a_composite",
     "exact_batchnorm_merge",
     "find_code_layer",
+    "fold_refused",
     "fold_scale",
     "folded_forward",
     "folded_logit",
@@ -153,6 +154,32 @@ def folded_forward(
 
 
 @torch.no_grad()
+def fold_refused(encoder: nn.Module, code: CodeLayer, x: torch.Tensor) -> str | None:
+    """Why the encoder's output on ``x`` is not a per-point rescaling of its code layer (a
+    BatchNorm1d right after it included, as the rules merge it), or None when it is: the
+    code layer is found in registration order, which a custom forward may not follow."""
+    leaves = [m for _, m in _leaves(encoder)]
+    at = next(i for i, m in enumerate(leaves) if m is code.module)
+    nxt = leaves[at + 1] if at + 1 < len(leaves) else None
+    cap = _Capture()
+    handle = code.module.register_forward_pre_hook(cap)
+    try:
+        z = encoder(x)
+    finally:
+        handle.remove()
+    if cap.value is None:
+        return f"the encoder did not call its code layer {code.name!r}"
+    u = code.module(cap.value)
+    if isinstance(nxt, nn.BatchNorm1d):
+        u = nxt(u)
+    try:
+        fold_scale(u.reshape(u.shape[0], -1), z.reshape(z.shape[0], -1), code.name)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+@torch.no_grad()
 def fold_scale(u: torch.Tensor, z: torch.Tensor, name: str) -> torch.Tensor:
     """The per-point scale s (n,) with z = u / s for code-layer outputs u; ValueError when
     the encoder's output z is not such a rescaling of its code layer ``name``."""
@@ -169,8 +196,7 @@ def fold_scale(u: torch.Tensor, z: torch.Tensor, name: str) -> torch.Tensor:
     if bool((err > tol).any()):
         raise ValueError(
             f"the encoder's output is not a per-point rescaling of its code layer "
-            f"{name!r}: deep NEON cannot fold it; pass composite= to use the "
-            "unfolded rules"
+            f"{name!r}: deep NEON cannot fold it"
         )
     return s
 
