@@ -183,3 +183,17 @@ def test_explain_a_dataframe_raises_no_warning():
     assert out.returncode == 0, out.stderr[-2000:]
     assert "clean" in out.stdout
     assert "not writable" not in out.stderr
+
+
+def test_to_frame_keeps_column_labels_that_are_not_text():
+    """Integer and MultiIndex column labels come back as given (feature_names holds text),
+    so e.to_frame()[0] or a join on the user's columns works."""
+    X = FRAME.to_numpy()
+    km = KMeans(2, n_init=2, random_state=0).fit(X)
+    numbered = pd.DataFrame(X, columns=[0, 1, 2, 3])
+    e = wc.explain(km, numbered)
+    assert list(e.to_frame().columns) == [0, 1, 2, 3] and e.feature_names == ["0", "1", "2", "3"]
+    np.testing.assert_array_equal(e.to_frame()[0].to_numpy(), e.relevance[:, 0])
+    multi = pd.DataFrame(X, columns=pd.MultiIndex.from_product([["sepal", "petal"], ["l", "w"]]))
+    assert wc.explain(km, multi).to_frame().columns.equals(multi.columns)
+    assert wc.counterfactual(km, numbered, 0).to_frame().columns.equals(numbered.columns)

@@ -61,6 +61,10 @@ def test_a_cluster_table_is_plotted_under_its_own_clusters_and_columns(setup):
         assert shown == set(row.abs().nlargest(2).index)
     fig = plot_prototypes(mean, titles=["a", "b"], feature_names=list("abcdefghijkl"))
     assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["a", "b"]
+    long = [f"{'a very long column name ' * 3}{i}" for i in range(12)]
+    fig = plot_prototypes(mean, feature_names=long, max_features=3)
+    labels = [t.get_text() for ax in fig.axes for t in ax.get_yticklabels()]
+    assert labels and all(len(t) == 28 and t.endswith("\u2026") for t in labels)
 
 
 def test_top_features_are_the_informative_ones_with_names(setup):

@@ -85,7 +85,7 @@ def explain(
     Explanation
         ``relevance`` (same shape as ``X``), ``logit``, ``cluster``, ``target``, ``beta``.
     """
-    names, index = feature_names_of(X), row_index_of(X)
+    names, index, columns = feature_names_of(X), row_index_of(X), getattr(X, "columns", None)
     check_feature_names(model, X)
     if type(X).__module__.startswith("dask."):
         from whyclust.scale import explain_dask
@@ -100,12 +100,12 @@ def explain(
         if method == "neon":
             direct = _array_engine(model)
             if direct is not None:
-                return _named(direct(X, **neon, **options), names, index)
+                return _named(direct(X, **neon, **options), names, index, columns)
         net = neuralize(model)
         X = as_float_array(
             X, ndim=(2, 3, 4), n_features=getattr(net, "n_features", None), allow_nan=False
         )
-        return _named(run_method(net, X, method, **neon, **options), names, index)
+        return _named(run_method(net, X, method, **neon, **options), names, index, columns)
 
 
 @contextlib.contextmanager
@@ -163,10 +163,10 @@ def _neon_options(method: str, contrast: Any, reference: Any) -> dict[str, Any]:
     return out
 
 
-def _named(expl: Explanation, names: list[str] | None, index: Any) -> Explanation:
+def _named(expl: Explanation, names: list[str] | None, index: Any, columns: Any) -> Explanation:
     if names is not None and expl.feature_names is None:
         expl.feature_names = names
-    expl.index = index
+    expl.index, expl.columns = index, columns
     return expl
 
 

@@ -42,7 +42,8 @@ def plot_prototypes(
         Shape of one image, to draw flat (K, d) prototypes as images. Arrays with more than
         two dimensions are drawn as images without it.
     feature_names : sequence of str, optional
-        Tabular data: bar labels (default ``x0, x1, ...``).
+        Tabular data: bar labels (default ``x0, x1, ...``); names longer than 28
+        characters are cut, with an ellipsis.
     titles : sequence of str, optional
         Panel titles (default ``cluster k``).
     ncols : int, optional
@@ -138,6 +139,12 @@ def _draw_bars(ax: Any, values: np.ndarray, names: list[str], max_features: int)
     pos = np.arange(order.size)
     colors = np.where(values[order] >= 0, "tab:red", "tab:blue")
     ax.barh(pos, values[order], color=colors)
-    ax.set_yticks(pos, [names[i] for i in order], fontsize=7)
+    ax.set_yticks(pos, [_short(names[i]) for i in order], fontsize=7)
     ax.invert_yaxis()
     ax.axvline(0.0, color="black", linewidth=0.5)
+
+
+def _short(name: str, width: int = 28) -> str:
+    """A bar label of at most ``width`` characters (long column names would push the
+    panels apart)."""
+    return name if len(name) <= width else name[: width - 1] + "\u2026"

@@ -55,8 +55,8 @@ class CounterfactualResult:
         True where the projection was certified optimal by the KKT conditions.
     feature_names : list of str or None
         Column names when X was a DataFrame.
-    index : pandas.Index or None
-        Row labels when X was a DataFrame; ``to_frame`` keeps them.
+    index, columns : pandas.Index or None
+        Row and column labels when X was a DataFrame; ``to_frame`` keeps them.
     """
 
     X_cf: np.ndarray
@@ -67,6 +67,7 @@ class CounterfactualResult:
     exact: np.ndarray
     feature_names: list[str] | None = None
     index: Any = None
+    columns: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -79,7 +80,7 @@ class CounterfactualResult:
     def to_frame(self):
         """The changes as a pandas DataFrame (rows = points, with X's row labels when X was
         a DataFrame; columns = features)."""
-        return labelled_frame(self.delta, self.feature_names, self.index)
+        return labelled_frame(self.delta, self.columns, self.index, self.feature_names)
 
 
 def counterfactual(
@@ -128,7 +129,7 @@ def counterfactual(
     """
     import torch
 
-    names, index = feature_names_of(X), row_index_of(X)
+    names, index, columns = feature_names_of(X), row_index_of(X), getattr(X, "columns", None)
     cells = _cells_of(model)
     X = as_float_array(X, ndim=(2, 3, 4), n_features=cells.n_features)
     if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
@@ -174,6 +175,7 @@ def counterfactual(
         exact=exact.numpy(),
         feature_names=names,
         index=index,
+        columns=columns,
         extras={"margin": margin, "model": cells.name, "scale": weights.numpy()},
     )
 

@@ -35,6 +35,9 @@ class Explanation:
         Column names when the input was a DataFrame.
     index : pandas.Index or None
         Row labels when the input was a DataFrame; ``to_frame`` keeps them.
+    columns : pandas.Index or None
+        The DataFrame's column labels as given (integers, tuples of a MultiIndex, ...);
+        ``to_frame`` uses them, ``feature_names`` holds them as text.
     """
 
     relevance: Any
@@ -46,6 +49,7 @@ class Explanation:
     contrast: np.ndarray | None = None
     feature_names: list[str] | None = None
     index: Any = None
+    columns: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -73,7 +77,7 @@ class Explanation:
     def to_frame(self):
         """Relevance as a pandas DataFrame (rows = points, with X's row labels when X was a
         DataFrame; columns = features)."""
-        return labelled_frame(self.relevance, self.feature_names, self.index)
+        return labelled_frame(self.relevance, self.columns, self.index, self.feature_names)
 
     def __repr__(self) -> str:
         shape = tuple(getattr(self.relevance, "shape", ()))
@@ -84,13 +88,17 @@ class Explanation:
         )
 
 
-def labelled_frame(values: Any, names: list[str] | None, index: Any) -> Any:
-    """``values`` (n, ...) as a DataFrame of n rows, named ``x0, x1, ...`` without names."""
+def labelled_frame(values: Any, columns: Any, index: Any, names: list[str] | None) -> Any:
+    """``values`` (n, ...) as a DataFrame of n rows: columns labelled by ``columns`` (X's
+    own labels) when they fit, else by ``names``, else ``x0, x1, ...``."""
     import pandas as pd
 
     arr = np.asarray(values)
     arr = arr.reshape(arr.shape[0], -1)
-    cols = names or [f"x{i}" for i in range(arr.shape[1])]
+    if columns is not None and len(columns) == arr.shape[1]:
+        cols = columns
+    else:
+        cols = names or [f"x{i}" for i in range(arr.shape[1])]
     if index is not None and len(index) != arr.shape[0]:
         raise ValueError(f"index has {len(index)} labels for {arr.shape[0]} rows")
     return pd.DataFrame(arr, columns=cols, index=index)
