@@ -207,6 +207,12 @@ def test_demo(tmp_path, capsys):
     assert acc > 0.6
     err = float(out.split("conservation error ")[1].split()[0])
     assert err < 1e-4
+    from whyclust.io import open_model
+
+    beta = float(out.split("beta=")[1].split(",")[0])  # kept for later explain runs
+    assert open_model(tmp_path / "demo" / "model.whyclust")[1].fit_beta == pytest.approx(
+        beta, rel=1e-2
+    )
 
 
 def test_help_and_version(capsys):

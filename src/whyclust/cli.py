@@ -298,7 +298,7 @@ def demo(dataset: str, model: str, out_dir: str, seed: int, quiet: bool) -> None
     _fit(est, X, quiet)
     expl = wc.explain(est, X)
     scores = wc.metrics.evaluate(y, expl.cluster)
-    model_path = wc.save(est, out / "model.whyclust")
+    model_path = wc.save(est, out / "model.whyclust", fit_beta=expl.beta)
     if dataset == "fashion-mnist":
         y = np.asarray(wc.datasets.FASHION_MNIST_CLASSES)[y]  # names in the report
     report_path = write_report(
