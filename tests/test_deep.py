@@ -472,7 +472,7 @@ def test_custom_encoders_the_fold_does_not_fit_take_the_unfolded_rules(make) -> 
     X = np.random.default_rng(0).uniform(size=(30, 5))
     with torch.no_grad():
         centers = enc(torch.from_numpy(X)).numpy()[[0, 10, 20]]
-    net = wc.neuralize((enc, centers), n_features=5)  # the first registered Linear takes 8
+    net = wc.neuralize((enc, centers))  # input size learned from X: registration order lies
     with pytest.warns(UserWarning, match="cannot be folded .*unfolded rules"):
         e = wc.explain(net, X)
     assert e.extras["rule"] == "midpoint-composite"

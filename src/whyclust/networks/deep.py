@@ -71,6 +71,12 @@ def _first_leaf(module: nn.Module) -> nn.Module | None:
 
 
 def _infer_n_features(encoder: nn.Module, n_centers_dim: int) -> int | None:
+    """The input size read off the first layer, where the first registered layer is the
+    first to run (a tree of plain ``nn.Sequential``); else None (learned from the first
+    batch)."""
+    containers = [m for m in encoder.modules() if list(m.children())]
+    if any(type(m).forward is not nn.Sequential.forward for m in containers):
+        return None
     leaf = _first_leaf(encoder)
     if isinstance(leaf, nn.Linear):
         return int(leaf.in_features)
