@@ -159,7 +159,7 @@ def build_report(
     ctx["prototypes"] = S.prototypes(protos, proto_kind, flat, img_shape, names, sizes, text)
     steps.update()
     ctx["relevance"] = S.mean_relevance(mean_rel, names, sizes, img_shape)
-    member, rest = S.cluster_feature_means(flat, cluster, k, sizes)
+    member, rest = S.cluster_feature_means(flat, cluster, k, sizes, _empty_cells(raw, pipeline))
     modes = S.text_modes(raw, coded, cluster, k) if coded else None
     ctx["top"] = S.top_features(np.nan_to_num(mean_rel), names, sizes, member, rest,
                                 modes=modes)  # fmt: skip
@@ -258,6 +258,16 @@ def _numeric_view(frame: Any) -> tuple[np.ndarray, list[str]]:
             values = np.zeros_like(values)
         cols.append(np.where(np.isnan(values), np.nanmean(values), values))
     return np.ascontiguousarray(np.stack(cols, axis=1)), coded
+
+
+def _empty_cells(raw: Any, pipeline: bool) -> np.ndarray | None:
+    """The cells a Pipeline's imputer fills (its figures show them filled), or None."""
+    if not pipeline:
+        return None  # other models refuse missing values
+    if hasattr(raw, "isna"):
+        return np.asarray(raw.isna())
+    arr = np.asarray(raw)
+    return np.isnan(arr) if arr.dtype.kind == "f" else None
 
 
 def _column_names(X: Any) -> list[str] | None:

@@ -458,5 +458,5 @@ def deletion_figure(
         ax.set_xlabel("features deleted, most relevant first (%)", fontsize=8)
         ax.legend(fontsize=7, frameon=False)
         ax.spines[["top", "right"]].set_visible(False)
-    axes[0].set_ylabel("logit f_c / f_c(x)")
+    axes[0].set_ylabel("logit f_c / f_c(x), median")
     return fig

@@ -304,7 +304,8 @@ def faithfulness(net, X, expl, img_shape, n_points, rng) -> dict[str, Any]:
     ]  # fmt: skip
     alt = (
         f"deletion curves under {len(curves)} replacement protocols ("
-        + ", ".join(curves) + "): mean normalised logit against the fraction of features removed"
+        + ", ".join(curves) + "): median normalised logit against the fraction of features "
+        "removed"
     )  # fmt: skip
     return {
         "figure": figure(fig, alt),
@@ -317,18 +318,20 @@ def faithfulness(net, X, expl, img_shape, n_points, rng) -> dict[str, Any]:
 def deletion_curves(
     net, Xs, rel, name, protocols: Sequence[str], seed, *, image_shape=None
 ) -> dict[str, Any]:
-    """Mean normalised deletion curves per protocol: the explanation, gradient x input, random.
+    """Median normalised deletion curves and AUCs per protocol, over the points: the
+    explanation, gradient x input and random order.
 
     Each ranking is computed once and evaluated under every protocol (mean / zero / blur
-    replacement of the deleted features).
+    replacement of the deleted features). The median, not the mean: f_c / f_c(x) of a
+    point whose logit is near 0 reaches any size and would decide a mean alone.
     """
     from whyclust.evaluation import deletion_curve
     from whyclust.explainers import available_methods
 
-    def mean_curve(result) -> tuple[np.ndarray, float]:
+    def median_curve(result) -> tuple[np.ndarray, float]:
         norm = result.normalized
         keep = np.isfinite(norm).all(1) & (result.logit > 0)
-        return norm[keep].mean(0), float(np.nanmean(result.auc[keep]))
+        return np.median(norm[keep], axis=0), float(np.median(result.auc[keep]))
 
     rankings: dict[str, np.ndarray] = {name: rel}
     if name != "gradient_x_input" and "gradient_x_input" in available_methods():
@@ -345,7 +348,7 @@ def deletion_curves(
         for method, ranking in rankings.items():
             result = deletion_curve(net, Xs, ranking, baseline=protocol, image_shape=image_shape)
             out["__fractions__"] = result.fractions
-            out[protocol][method] = mean_curve(result)
+            out[protocol][method] = median_curve(result)
     return out
 
 
@@ -424,10 +427,11 @@ def downloads(mean_rel, sizes, names, rel, ids, cluster, logit) -> dict[str, Any
 
 def text_modes(frame, coded: list[str], cluster, k: int) -> dict[int, list[tuple[str, str]]]:
     """For each text column (by index): per cluster, its most common value among the
-    members and among all other points ("n/a" where there are none)."""
+    members and among all other points ("n/a" where there are none); empty cells count as
+    a value of their own, "(missing)", as the one-hot encoding does."""
 
     def mode(values) -> str:
-        counts = values.dropna().value_counts()
+        counts = values.fillna("(missing)").value_counts()
         return str(counts.index[0]) if len(counts) else "n/a"
 
     out: dict[int, list[tuple[str, str]]] = {}
@@ -440,11 +444,15 @@ def text_modes(frame, coded: list[str], cluster, k: int) -> dict[int, list[tuple
     return out
 
 
-def cluster_feature_means(flat, cluster, k, sizes) -> tuple[np.ndarray, np.ndarray]:
-    """Mean of each feature over a cluster's members and over all other points."""
-    member = np.nan_to_num(group_means(flat, cluster, k))
-    total = flat.sum(0, dtype=np.float64)
-    others = (flat.shape[0] - sizes)[:, None].astype(np.float64)
+def cluster_feature_means(flat, cluster, k, sizes, missing=None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of each feature over a cluster's members and over all other points, over the
+    cells that hold a value (``missing``: a mask of the cells that were empty)."""
+    present = np.ones_like(flat) if missing is None else (~missing).astype(np.float64)
+    values = flat if missing is None else np.where(missing, 0.0, flat)
+    sums = np.nan_to_num(group_means(values, cluster, k)) * sizes[:, None]
+    counts = np.nan_to_num(group_means(present, cluster, k)) * sizes[:, None]
+    total, total_count = values.sum(0, dtype=np.float64), present.sum(0, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        rest = (total[None] - member * sizes[:, None]) / others
+        member = np.where(counts > 0, sums / counts, 0.0)
+        rest = (total[None] - sums) / (total_count[None] - counts)
     return member, rest
