@@ -413,5 +413,41 @@ def test_a_point_gets_the_same_explanation_in_any_file(tmp_path, capsys):
     wc.save(wc.load(model), tmp_path / "old.whyclust")  # as files written before fit_beta
     old = explained("one.csv", model=tmp_path / "old.whyclust")
     pd.testing.assert_frame_equal(old, own)
-    with pytest.raises(ValueError, match="fit_beta must be a finite number >= 0"):
-        wc.save(wc.load(model), tmp_path / "bad.whyclust", fit_beta=-1.0)
+    for bad in (-1.0, np.inf):
+        with pytest.raises(ValueError, match="fit_beta must be a finite number >= 0"):
+            wc.save(wc.load(model), tmp_path / "bad.whyclust", fit_beta=bad)
+    wc.save(wc.load(model), tmp_path / "int.whyclust", fit_beta=np.int64(3))
+    assert wc.io.open_model(tmp_path / "int.whyclust")[1].fit_beta == 3.0
+
+
+def test_parquet_ids_and_odd_columns_are_read_as_stored(tmp_path, capsys):
+    """Parquet: --id-column keeps integer ids exact (not '100.0', not rounded above 2**53),
+    and a column of durations is text that --drop can leave out."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"id": 2**53 + np.arange(40), "a": rng.normal(size=40),
+                          "b": rng.normal(size=40),
+                          "took": pd.to_timedelta(np.arange(40), unit="s")})  # fmt: skip
+    frame.to_parquet(tmp_path / "d.parquet")
+    model = tmp_path / "m.whyclust"
+    code, _, err = run(["fit", tmp_path / "d.parquet", "-k", "2", "--drop", "id,took", "-q",
+                        "-o", model], capsys)  # fmt: skip
+    assert code == 0, err
+    code, _, err = run(["explain", model, tmp_path / "d.parquet", "--id-column", "id",
+                        "--drop", "took", "-q", "-o", tmp_path / "e.csv"], capsys)  # fmt: skip
+    assert code == 0, err
+    ids = pd.read_csv(tmp_path / "e.csv", dtype={"id": str})["id"]
+    assert ids.tolist() == [str(v) for v in frame["id"]]
+
+
+def test_columns_a_stored_pipeline_drops_by_position_slice_or_mask():
+    from sklearn.cluster import KMeans
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+
+    from whyclust._cli_tables import dropped_columns
+
+    df = pd.DataFrame(np.random.default_rng(0).normal(size=(20, 4)), columns=list("abcd"))
+    for drop, expected in (([-1], ["d"]), (slice(2, 4), ["c", "d"]), (slice("b", "c"), ["b", "c"]),
+                           ([True, False, False, False], ["a"]), (["b"], ["b"])):  # fmt: skip
+        ct = ColumnTransformer([("x", "drop", drop)], remainder="passthrough")
+        assert dropped_columns(make_pipeline(ct, KMeans(2, n_init=1)).fit(df)) == expected

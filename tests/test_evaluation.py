@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -173,8 +174,17 @@ def test_a_given_explanation_must_explain_these_points(blobs):
     )
     with pytest.raises(ValueError, match="target='assigned'"):
         deletion_curve(model, X, wc.explain(model, X, target=(e.cluster + 1) % 3))
-    with pytest.raises(ValueError, match="differ from the model's assignments"):
+    with pytest.raises(ValueError, match="clusters or logits differ"):
         insertion_curve(model, X[::-1], e)
+    within = np.arange(len(X))  # rows swapped inside each cluster: same clusters, other points
+    for c in range(3):
+        members = np.flatnonzero(e.cluster == c)
+        within[members] = members[::-1]
+    with pytest.raises(ValueError, match="clusters or logits differ"):
+        deletion_curve(model, X[within], e)
+    frame = pd.DataFrame(X, index=[f"p{i}" for i in range(len(X))])
+    with pytest.raises(ValueError, match="labelled otherwise"):
+        deletion_curve(model, frame.iloc[::-1], wc.explain(model, frame))
     net = wc.neuralize(model)  # a point on a boundary may fall either side in float32
     mid = (model.cluster_centers_[0] + model.cluster_centers_[1]) / 2
     tie = wc.explain(model, mid[None])

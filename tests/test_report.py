@@ -259,7 +259,7 @@ def test_bad_arguments_write_nothing(tmp_path, blobs):
     with pytest.raises(ValueError, match="target='assigned'"):
         write_report(km, X, tmp_path / "r.html", explanation=wc.explain(km, X, target=0))
     order = np.random.default_rng(0).permutation(len(X))
-    with pytest.raises(ValueError, match=r"differ from the model's assignments of X on \d+ of"):
+    with pytest.raises(ValueError, match=r"logits differ from the model's on X for \d+ of"):
         write_report(km, X[order], tmp_path / "r.html", explanation=wc.explain(km, X))
     with pytest.raises(ValueError, match="covers 10 points"):
         write_report(km, X, tmp_path / "r.html", explanation=wc.explain(km, X[:10]))

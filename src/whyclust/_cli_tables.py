@@ -317,11 +317,18 @@ def _leading_parts(est: Any) -> list[tuple[Any, list[str]]]:
     names = [str(c) for c in getattr(est, "feature_names_in_", ())]
     out = []
     for _, part, columns in getattr(est.steps[0][1], "transformers_", None) or []:
-        cols = np.atleast_1d(np.asarray(columns))
+        if isinstance(columns, slice) and isinstance(columns.start or columns.stop, str):
+            start = 0 if columns.start is None else names.index(columns.start)
+            stop = len(names) if columns.stop is None else names.index(columns.stop) + 1
+            cols = np.arange(start, stop)  # a slice of labels includes its end
+        elif isinstance(columns, slice):
+            cols = np.arange(len(names))[columns]
+        else:
+            cols = np.atleast_1d(np.asarray(columns))
         if cols.dtype == bool:
             cols = np.flatnonzero(cols)
-        out.append((part, [names[c] if isinstance(c, int) and 0 <= c < len(names) else str(c)
-                           for c in cols.tolist()]))  # fmt: skip
+        out.append((part, [names[c] if isinstance(c, int) and -len(names) <= c < len(names)
+                           else str(c) for c in cols.tolist()]))  # fmt: skip
     return out
 
 

@@ -214,8 +214,8 @@ def beta_from_mean(mean: float) -> float:
 
 def is_numeric_dtype(dtype: Any) -> bool:
     """Whether a numpy or pandas column dtype holds numbers (a categorical: its categories)."""
-    try:
-        return bool(np.issubdtype(np.dtype(dtype), np.number) or np.dtype(dtype) == np.bool_)
+    try:  # by kind: numpy files timedelta64 under the integers
+        return np.dtype(dtype).kind in "biufc"
     except TypeError:  # pandas extension dtypes
         categories = getattr(dtype, "categories", None)  # categoricals of numbers are numbers
         if categories is not None:

@@ -336,7 +336,7 @@ def read_frame(
     duplicate or empty column names and cells that are neither numbers nor missing in a
     numeric column are refused with the line and column.
     """
-    from whyclust._csv import MISSING, MissingColumns, read_table
+    from whyclust._csv import MISSING, read_table
 
     path = Path(path)
     if label_column is not None and label_column in drop:
@@ -361,13 +361,7 @@ def read_frame(
         frame.attrs["source"] = path.name
         notes = table.notes
     elif suffix in {".parquet", ".pq"}:
-        frame = _read_parquet(path)
-        unknown = [c for c in categorical if c not in frame.columns]
-        if unknown:
-            raise MissingColumns(unknown, path.name)
-        for col in categorical:  # named columns are text, as for a CSV
-            values = frame[col]
-            frame[col] = values.astype(str).astype(object).where(values.notna(), np.nan)
+        frame = _read_parquet(path, text=tuple(categorical))
     else:
         raise ValueError(
             f"unsupported file type {suffix!r}: use .csv, .tsv, .npy, .parquet or a folder "
@@ -394,8 +388,13 @@ def read_frame(
     return frame, y, notes
 
 
-def _read_parquet(path: Path):
+def _read_parquet(path: Path, text: tuple[str, ...] = ()):
+    """A Parquet file as a CSV would read it: numbers as float64, other columns as text
+    with NaN where empty; the ``text`` columns as the text of their stored values (an id
+    of 2**60 stays exact)."""
     import pandas as pd
+
+    from whyclust._csv import MissingColumns
 
     try:
         frame = pd.read_parquet(path)
@@ -409,8 +408,14 @@ def _read_parquet(path: Path):
     if frame.columns.duplicated().any():
         raise ValueError(f"{path.name} has duplicate column names")
     frame.columns = [str(c) for c in frame.columns]
+    unknown = [c for c in text if c not in frame.columns]
+    if unknown:
+        raise MissingColumns(unknown, path.name)
     for col in frame.columns:  # the same kinds of column as a CSV gives
-        if not is_numeric_dtype(frame[col].dtype):
+        if col in text:
+            values = frame[col]
+            frame[col] = values.astype(str).astype(object).where(values.notna(), np.nan)
+        elif not is_numeric_dtype(frame[col].dtype):
             frame[col] = frame[col].astype(object).where(frame[col].notna(), None)
         elif frame[col].dtype != np.float64:
             frame[col] = frame[col].astype(np.float64)

@@ -301,9 +301,9 @@ def _light_model(header: dict[str, Any], tensors: dict[str, np.ndarray]) -> Any:
 
 
 def _check_fit_beta(what: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{what} must be a number, got {value!r}")
-    if not (math.isfinite(value) and value >= 0):
+    if not (math.isfinite(value) and value >= 0):  # JSON holds no inf
         raise ValueError(f"{what} must be a finite number >= 0, got {value!r}")
     return float(value)
 

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from whyclust._features import check_feature_names
-from whyclust._validation import as_float_array
+from whyclust._validation import as_float_array, row_index_of
 
 __all__ = [
     "FlippingCurves",
@@ -191,6 +191,7 @@ def flipping_curve(
     ):
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     check_feature_names(model, X)
+    index = row_index_of(X)
     net = evaluating(neuralize(model))
     X = as_float_array(X, ndim=(2, 3, 4))
     n = X.shape[0]
@@ -210,7 +211,8 @@ def flipping_curve(
     else:
         if isinstance(relevance, Explanation):
             use = "the curves track"
-            check_explains_assignments(relevance, net.logits(X, batch_size=bs), use=use)
+            check_explains_assignments(relevance, net.logits(X, batch_size=bs), use=use,
+                                       index=index)  # fmt: skip
             name = relevance.method
             relevance = relevance.relevance
         rel = np.asarray(relevance)

@@ -104,15 +104,23 @@ def labelled_frame(values: Any, columns: Any, index: Any, names: list[str] | Non
     return pd.DataFrame(arr, columns=cols, index=index)
 
 
-def check_explains_assignments(expl: Explanation, logits: Any, *, use: str) -> None:
+def check_explains_assignments(
+    expl: Explanation, logits: Any, *, use: str, index: Any = None
+) -> None:
     """``ValueError`` unless ``expl`` explains each point's own cluster, for the rows whose
-    cluster logits (n, K) are ``logits``: an explanation of other rows, of the rows in
-    another order or of another model would be shown or scored against the wrong points.
-    Points whose two best clusters tie to rounding may differ."""
+    cluster logits (n, K) are ``logits`` (and row labels ``index``, when X has them): an
+    explanation of other rows, of the rows in another order or of another model would be
+    shown or scored against the wrong points. Clusters and logits are compared to
+    rounding; points whose two best clusters tie may differ."""
     logits = np.asarray(logits, dtype=np.float64)
     n = logits.shape[0]
     if expl.n_samples != n:
         raise ValueError(f"the explanation covers {expl.n_samples} points, X has {n}")
+    if index is not None and expl.index is not None and not expl.index.equals(index):
+        raise ValueError(
+            "the explanation's rows are labelled otherwise than X's (its index differs): "
+            "explain X itself, in this order"
+        )
     if expl.contrast is not None or not np.array_equal(
         np.asarray(expl.target), np.asarray(expl.cluster)
     ):
@@ -126,9 +134,11 @@ def check_explains_assignments(expl: Explanation, logits: Any, *, use: str) -> N
     gap = logits[rows, assigned] - logits[rows, np.clip(given, 0, logits.shape[1] - 1)]
     tol = 1e-4 * np.maximum(1.0, np.abs(logits).max(1))
     off = (given != assigned) & ((gap > tol) | (given < 0) | (given >= logits.shape[1]))
+    own = logits[rows, np.clip(given, 0, logits.shape[1] - 1)]
+    off |= np.abs(np.asarray(expl.logit, dtype=np.float64) - own) > 10 * tol
     if off.any():
         raise ValueError(
-            f"the explanation's clusters differ from the model's assignments of X on "
+            f"the explanation's clusters or logits differ from the model's on X for "
             f"{int(off.sum())} of {n} points (first: row {int(np.flatnonzero(off)[0])}): "
             "was it computed on these rows, in this order, with this model?"
         )

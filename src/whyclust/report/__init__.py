@@ -136,7 +136,8 @@ def build_report(
     if explanation is not None:
         expl = explanation
         inputs = net.encode(raw) if pipeline else X
-        check_explains_assignments(expl, net.logits(inputs), use="the report explains")
+        check_explains_assignments(expl, net.logits(inputs), use="the report explains",
+                                   index=row_index_of(raw))  # fmt: skip
     else:
         expl = wc.explain(model if pipeline else net, raw if pipeline else X, method, beta=beta)
     steps.update()
