@@ -41,6 +41,12 @@ def row_index_of(X: Any) -> Any:
     return getattr(X, "index", None)
 
 
+def frame_labels(X: Any) -> tuple[list[str] | None, Any, Any]:
+    """``(feature_names, index, columns)`` of a DataFrame, as results record them (None
+    for arrays)."""
+    return feature_names_of(X), row_index_of(X), getattr(X, "columns", None)
+
+
 def refuse_sparse(X: Any, name: str = "X") -> None:
     """``TypeError`` for a scipy sparse matrix or array (relevance is dense)."""
     if hasattr(X, "toarray") and hasattr(X, "nnz"):

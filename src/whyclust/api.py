@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from whyclust._features import check_feature_names
-from whyclust._validation import as_float_array, feature_names_of, row_index_of
+from whyclust._validation import as_float_array, frame_labels
 from whyclust.explainers import run_method
 from whyclust.explainers.explanation import Explanation
 
@@ -85,7 +85,7 @@ def explain(
     Explanation
         ``relevance`` (same shape as ``X``), ``logit``, ``cluster``, ``target``, ``beta``.
     """
-    names, index, columns = feature_names_of(X), row_index_of(X), getattr(X, "columns", None)
+    names, index, columns = frame_labels(X)
     check_feature_names(model, X)
     if type(X).__module__.startswith("dask."):
         from whyclust.scale import explain_dask

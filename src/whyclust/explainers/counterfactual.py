@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from whyclust._validation import as_float_array, feature_names_of, row_index_of
+from whyclust._validation import as_float_array, frame_labels
 from whyclust.explainers.explanation import labelled_frame
 from whyclust.explainers.request import resolve_targets
 
@@ -129,7 +129,7 @@ def counterfactual(
     """
     import torch
 
-    names, index, columns = feature_names_of(X), row_index_of(X), getattr(X, "columns", None)
+    names, index, columns = frame_labels(X)
     cells = _cells_of(model)
     X = as_float_array(X, ndim=(2, 3, 4), n_features=cells.n_features)
     if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
