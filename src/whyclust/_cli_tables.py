@@ -312,11 +312,13 @@ def _leading_parts(est: Any) -> list[tuple[Any, list[str]]]:
     columns given by position or by a boolean mask are named by the Pipeline's inputs."""
     import numpy as np
 
+    from whyclust._features import input_step, model_feature_names
+
     if not is_pipeline(est) or not est.steps:
         return []
-    names = [str(c) for c in getattr(est, "feature_names_in_", ())]
+    names = model_feature_names(est) or []
     out = []
-    for _, part, columns in getattr(est.steps[0][1], "transformers_", None) or []:
+    for _, part, columns in getattr(input_step(est), "transformers_", None) or []:
         if isinstance(columns, slice) and isinstance(columns.start or columns.stop, str):
             start = 0 if columns.start is None else names.index(columns.start)
             stop = len(names) if columns.stop is None else names.index(columns.stop) + 1

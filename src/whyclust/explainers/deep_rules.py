@@ -63,10 +63,12 @@ _ELEMENTWISE = (
 
 
 def unshared(module: nn.Module) -> nn.Module:
-    """``module`` itself when none of its submodules is used twice, else a copy in which
-    every repeated use (``act = nn.ReLU()`` placed twice, a Linear applied twice) is a
-    module of its own with the same weights: the same function, whose layers the rules can
-    take one by one (``named_modules`` lists a shared module once)."""
+    """``module`` itself when none of its submodules sits at two places of its tree, else a
+    copy in which every repeated place (``act = nn.ReLU()`` put twice in a Sequential, a
+    Linear listed twice) holds a module of its own with the same weights: the same
+    function, whose layers the rules can take one by one (``named_modules`` lists a shared
+    module once). A module called twice by a custom ``forward`` is not split; such
+    forwards get the leak warning."""
     uses = [m for _, m in module.named_modules(remove_duplicate=False)]
     if len(uses) == len({id(m) for m in uses}):
         return module
