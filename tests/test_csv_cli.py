@@ -451,3 +451,25 @@ def test_columns_a_stored_pipeline_drops_by_position_slice_or_mask():
                            ([True, False, False, False], ["a"]), (["b"], ["b"])):  # fmt: skip
         ct = ColumnTransformer([("x", "drop", drop)], remainder="passthrough")
         assert dropped_columns(make_pipeline(ct, KMeans(2, n_init=1)).fit(df)) == expected
+
+
+def test_an_empty_text_label_is_missing_not_the_class_nan(tmp_path, capsys):
+    """An empty cell of a text label column was read as the string 'nan' and scored as a
+    class of its own; fit and report now name the row, as for numeric labels."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=20), "b": rng.normal(size=20),
+                          "lab": np.where(np.arange(20) % 2 == 0, "x", "y").astype(object)})
+    frame.to_csv(tmp_path / "full.csv", index=False)
+    frame.loc[4, "lab"] = None
+    frame.to_csv(tmp_path / "holes.csv", index=False)
+    code, _, err = run(["fit", tmp_path / "holes.csv", "-k", "2", "--label-column", "lab",
+                        "-q", "-o", tmp_path / "m.whyclust"], capsys)  # fmt: skip
+    assert code == 2 and "has no label in data row 5" in err
+    assert run(["fit", tmp_path / "full.csv", "-k", "2", "--label-column", "lab", "-q", "-o",
+                tmp_path / "m.whyclust"], capsys)[0] == 0  # fmt: skip
+    code, _, err = run(["report", tmp_path / "m.whyclust", tmp_path / "holes.csv", "--labels",
+                        "lab", "-q", "-o", tmp_path / "r.html"], capsys)  # fmt: skip
+    assert code == 2 and "column 'lab' has no label in data row 5" in err
+    assert not (tmp_path / "r.html").exists()
+    _, y, _ = wc.datasets.read_data(tmp_path / "holes.csv", label_column="lab")
+    assert y[4] is None and y[0] == "x"

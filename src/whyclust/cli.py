@@ -627,6 +627,8 @@ def report(
     )
     if not is_column:
         y = _read_labels(labels, data, y, X.shape[0], quiet)
+    elif (missing := wc.metrics.first_missing(y)) is not None:
+        raise ValueError(f"--labels: column {labels!r} has no label in data row {missing + 1}")
     write_report(
         est,
         X,

@@ -381,8 +381,8 @@ def read_frame(
     y = None
     if label_column is not None:
         y = frame.pop(label_column).to_numpy()
-        if y.dtype == object:
-            y = y.astype(str)
+        if y.dtype == object:  # text labels; an empty cell stays missing (None), not "nan"
+            y = np.array([None if v is None or v != v else str(v) for v in y], dtype=object)
     if frame.shape[1] == 0:
         raise ValueError(f"{path} has no feature columns")
     return frame, y, notes
