@@ -402,3 +402,30 @@ def test_counterfactuals_of_read_only_arrays_copy_them():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         wc.counterfactual(km, X, 0)
+
+
+@pytest.mark.parametrize(
+    ("steps", "proportional"),
+    [
+        ((StandardScaler(), PCA(3)), True),
+        ((RobustScaler(), TruncatedSVD(3)), True),
+        ((PCA(3),), True),
+        ((MinMaxScaler(), PCA(3, whiten=True)), False),
+    ],
+)
+@pytest.mark.parametrize("reference", ["midpoint", "mean"])
+def test_the_short_pull_back_equals_the_general_one(monkeypatch, steps, proportional, reference):
+    """Where A^+ = D A^T the k-means pull-back drops its cross terms; it must give the same
+    relevance as the general formula, and whitening (no such D) must keep the general one."""
+    from whyclust.engine.fold import fold_preprocessing
+    from whyclust.explainers import pipeline as module
+
+    X = _data(d=6)
+    pipe = make_pipeline(*steps, KMeans(4, n_init=3, random_state=0)).fit(X)
+    a, pinv = module._dense_map(fold_preprocessing(pipe.steps[:-1], X.shape[1]))
+    assert module._pinv_is_scaled_transpose(a, pinv) is proportional
+    short = explain_pipeline(pipe, X, reference=reference)
+    monkeypatch.setattr(module, "_pinv_is_scaled_transpose", lambda a, b: False)
+    general = explain_pipeline(pipe, X, reference=reference)
+    np.testing.assert_allclose(short.relevance, general.relevance, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(short.relevance.sum(1), short.logit, rtol=1e-9, atol=1e-9)

@@ -15,6 +15,9 @@ relevance is used as is. For the linear heads the pull-back factorises into
 - k-means, midpoint roots m_ck: with zh = B (z - o), nu = B (mu - o), tau = A^T (mu - o)
   (rows per centroid), mixing alpha = s e_c - a,
   R = 2 zh * (alpha @ tau) - nu_c * (alpha @ tau) - tau_c * (a @ nu) + a @ (nu * tau);
+  where B = D A^T for a diagonal D (scalers and unwhitened PCA / TruncatedSVD: nu = d * tau)
+  the cross terms cancel and R = 2 zh * (alpha @ tau) - alpha @ (nu * tau), the shape of
+  bare k-means' map;
 - node margins (bisecting) with roots at their midpoints q_j and normals w_j:
   R = zh * (alpha @ tau) - alpha @ (nu * tau), nu = B (q - o), tau = A^T w;
 - a baseline root on the segment z..z0: R = (zh - zh0) * (beta @ tau_w), tau_w = A^T w.
@@ -94,9 +97,10 @@ class AffineMap:
         """The k-means midpoint map pulled back (formula in the module docstring).
 
         ``zs`` = z - o (n, m), ``shifted`` = mu - o (K, m), ``tau`` (K, p) and ``stack`` =
-        [nu | nu * tau] (K, 2p): with 2 zh - nu_c = B (2 zs - mu'_c), one (n, m) x
-        (m, p) and two (n, K) x (K, p) products. numpy rows go in cache-sized blocks (the
-        products' temporaries are (n, p)), written into ``out`` (n, p) when given.
+        [nu | nu * tau] (K, 2p), or nu * tau (K, p) where nu = d * tau (the cross terms
+        vanish): with 2 zh - nu_c = B (2 zs - mu'_c), one (n, m) x (m, p) and two or three
+        (n, K) x (K, p) products. numpy rows go in cache-sized blocks (the products'
+        temporaries are (n, p)), written into ``out`` (n, p) when given.
         """
         xp = self.xp
         (n, k), p = alpha.shape, tau.shape[1]
@@ -127,10 +131,18 @@ class AffineMap:
         stack: Any,
         out: Any = None,
     ) -> Any:
-        """R = B (2 zs - mu'_c) * (alpha @ tau) - tau_c * (a @ nu) + a @ (nu * tau); numpy
-        ``out`` receives it without temporaries of its size beyond the products'."""
+        """R = B (2 zs - mu'_c) * (alpha @ tau) - tau_c * (a @ nu) + a @ (nu * tau), or
+        B (2 zs) * (alpha @ tau) - alpha @ (nu * tau) for a (K, p) ``stack``; numpy ``out``
+        receives it without temporaries of its size beyond the products'."""
         xp = self.xp
         p = tau.shape[1]
+        if stack.shape[1] == p:  # nu = d * tau: no cross terms
+            back = self.back(2.0 * zs)
+            if out is None:
+                return back * (alpha @ tau) - alpha @ stack
+            np.multiply(back, alpha @ tau, out=out)
+            out -= alpha @ stack
+            return out
         rest = a @ stack  # [a @ nu | a @ (nu * tau)]
         tau_c = xp.take(tau, target, axis=0)
         back = self.back(2.0 * zs - xp.take(shifted, target, axis=0))

@@ -127,7 +127,8 @@ def explain_pipeline(
         if space == "model":
             model_parts.append(rel_u)
     else:
-        head_view = _DenseHead(kind, geom, amap, keep_model=space == "model")
+        head_view = _DenseHead(kind, geom, amap, keep_model=space == "model",
+                               proportional=_pinv_is_scaled_transpose(*amap64))  # fmt: skip
         res = _drive_checked(head_view, U, folded, names, frame, like=like, target=target,
                              beta=beta, contrast=contrast, reference=ref, model_mean=None,
                              batch_size=bs,
@@ -255,7 +256,9 @@ class _DenseHead:
     """A model-space geometry seen through a dense affine map: coefficients from the
     head, relevance pulled back to the encoded columns (and kept in model space)."""
 
-    def __init__(self, kind: str, geom: Any, amap: AffineMap, keep_model: bool) -> None:
+    def __init__(
+        self, kind: str, geom: Any, amap: AffineMap, keep_model: bool, proportional: bool
+    ) -> None:
         self.kind, self.geom, self.amap = kind, geom, amap
         self.xp, self.n_clusters = geom.xp, geom.n_clusters
         self.prepare, self.scores = geom.prepare, geom.scores
@@ -266,7 +269,10 @@ class _DenseHead:
             self.tau = geom.shifted @ amap.linear  # A^T (mu - o), rows
             self.nu = amap.back(geom.shifted)  # B (mu - o)
             xp = geom.xp
-            self.stack = xp.concat([self.nu, self.nu * self.tau], axis=1)
+            if proportional:  # nu = d * tau: the pull-back's cross terms vanish
+                self.stack = self.nu * self.tau
+            else:
+                self.stack = xp.concat([self.nu, self.nu * self.tau], axis=1)
         elif kind == "bisecting":
             self.tau = geom.direction @ amap.linear
             self.nu = amap.back(geom.midpoints)
@@ -468,6 +474,15 @@ def _dense_map(folded: Any) -> tuple[Any, Any]:
             "back exactly; drop the redundant components"
         )
     return a, pinv
+
+
+def _pinv_is_scaled_transpose(a: np.ndarray, pinv: np.ndarray) -> bool:
+    """Whether A^+ = D A^T for a diagonal D (scalers, unwhitened PCA or TruncatedSVD), in
+    which case the k-means pull-back's cross terms cancel."""
+    norm = np.einsum("ji,ji->i", a, a)
+    d = np.einsum("ij,ji->i", pinv, a) / np.where(norm == 0.0, 1.0, norm)
+    scale = float(np.max(np.abs(pinv))) or 1.0
+    return bool(np.max(np.abs(pinv - d[:, None] * a.T)) <= 1e-10 * scale)
 
 
 def _reference_for(reference: Any, folded: Any, n_in: int) -> Any:
