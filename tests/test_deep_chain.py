@@ -178,6 +178,9 @@ def test_float32_library_networks_take_the_layer_by_layer_path(monkeypatch):
         fast, slow = _both(monkeypatch, model, X)
         np.testing.assert_array_equal(fast.cluster, slow.cluster)
         scale = np.abs(slow.relevance).reshape(20, -1).max(1)
+        # a point with a near-zero logit has tiny relevance but the rounding of activations
+        # of ordinary size: its scale is floored at 1% of the batch's largest
+        scale = np.maximum(scale, 1e-2 * scale.max())
         diff = np.abs(fast.relevance - slow.relevance).reshape(20, -1).max(1)
         assert np.all(diff <= 1e-3 * scale), (diff / scale).max()
 

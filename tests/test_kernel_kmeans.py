@@ -305,4 +305,6 @@ def test_auto_beta_is_one_over_the_mean_logit_on_every_path():
     out = np.zeros_like(X)
     streamed = explain_to(model, X, out, batch_size=64)
     np.testing.assert_allclose(streamed.beta, e.beta, rtol=1e-5)
-    np.testing.assert_allclose(out, e.relevance, rtol=1e-5, atol=1e-6)
+    # float32: BLAS blocks a 64-row batch differently from 300 rows, and this model's
+    # float32 relevance is accurate to about 1e-4 of its largest value (against float64)
+    np.testing.assert_allclose(out, e.relevance, rtol=0, atol=5e-4 * np.abs(e.relevance).max())
