@@ -77,6 +77,11 @@ def frame_values(frame: Any, *, name: str = "X") -> np.ndarray:
     return arr
 
 
+#: the shapes a batch of samples may take: rows of features, sequences (n, C, L), images
+#: (n, C, H, W) and volumes (n, C, D, H, W)
+SAMPLE_NDIM = (2, 3, 4, 5)
+
+
 def as_float_array(
     X: Any,
     *,

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from whyclust._features import check_feature_names
-from whyclust._validation import as_float_array, frame_labels
+from whyclust._validation import SAMPLE_NDIM, as_float_array, frame_labels
 from whyclust.explainers import run_method
 from whyclust.explainers.explanation import Explanation
 
@@ -103,7 +103,7 @@ def explain(
                 return _named(direct(X, **neon, **options), names, index, columns)
         net = neuralize(model)
         X = as_float_array(
-            X, ndim=(2, 3, 4), n_features=getattr(net, "n_features", None), allow_nan=False
+            X, ndim=SAMPLE_NDIM, n_features=getattr(net, "n_features", None), allow_nan=False
         )
         return _named(run_method(net, X, method, **neon, **options), names, index, columns)
 
@@ -150,7 +150,7 @@ def _array_engine(model: Any) -> Any:
 
 def _checked(X: Any) -> Any:
     # NaN / inf surface in the scores pass with their row, at O(n K) instead of O(n d)
-    return as_float_array(X, ndim=(2, 3, 4), allow_nan=True)
+    return as_float_array(X, ndim=SAMPLE_NDIM, allow_nan=True)
 
 
 def _neon_options(method: str, contrast: Any, reference: Any) -> dict[str, Any]:

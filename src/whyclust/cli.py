@@ -313,7 +313,7 @@ def demo(dataset: str, model: str, out_dir: str, seed: int, quiet: bool) -> None
         progress=not quiet,
     )
     logit = expl.logit
-    err = float(np.abs(expl.relevance_sum() - logit).max() / np.abs(logit).max())
+    err = float(np.abs(expl.relevance_sum() - expl.explained_logit()).max() / np.abs(logit).max())
     _say(
         quiet,
         ", ".join(f"{k.upper()} {v:.3f}" for k, v in scores.items())

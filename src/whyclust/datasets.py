@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from whyclust._validation import is_numeric_dtype
+from whyclust._validation import SAMPLE_NDIM, is_numeric_dtype
 
 __all__ = [
     "FASHION_MNIST_CLASSES",
@@ -271,7 +271,7 @@ def read_data(
         except (ValueError, EOFError, OSError, UnicodeError, SyntaxError) as exc:
             detail = " ".join(str(exc).split())
             raise ValueError(f"{path} is not a plain numeric .npy file: {detail}") from None
-        X = as_float_array(arr, name=path.name, ndim=(2, 3, 4))
+        X = as_float_array(arr, name=path.name, ndim=SAMPLE_NDIM)
         return X, None, None
     frame, y, notes = read_frame(
         path, label_column=label_column, drop=drop, sep=sep, missing=missing, header=header

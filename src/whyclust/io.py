@@ -484,6 +484,11 @@ def _is_encoded_network(model: Any) -> bool:
 
 
 def _dump_encoded_network(net: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    if net.n_features is None:
+        raise ValueError(
+            "this network does not know its input size, and a model file records it: "
+            "neuralize it with input_shape= (or n_features=) before saving"
+        )
     spec = describe_module(net.encoder)  # TypeError for layers it cannot describe
     tensors = {
         f"encoder.{k}": v.detach().cpu().numpy() for k, v in net.encoder.state_dict().items()

@@ -31,11 +31,15 @@ def onehot(index: Any, n: int, dtype: Any, xp: Any) -> Any:
 
 
 def to_numpy(x: Any) -> np.ndarray:
-    """A host numpy array of ``x`` (numpy arrays pass through, torch tensors are copied)."""
+    """A host numpy array of ``x`` (numpy arrays pass through, torch tensors are copied;
+    bfloat16, which numpy lacks, becomes float32)."""
     if isinstance(x, np.ndarray):
         return x
     if hasattr(x, "detach"):
-        return x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        if str(x.dtype) == "torch.bfloat16":
+            x = x.float()
+        return x.numpy()
     return np.asarray(x)
 
 

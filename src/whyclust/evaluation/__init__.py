@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from whyclust._features import check_feature_names
-from whyclust._validation import as_float_array, row_index_of
+from whyclust._validation import SAMPLE_NDIM, as_float_array, row_index_of
 
 __all__ = [
     "FlippingCurves",
@@ -193,7 +193,7 @@ def flipping_curve(
     check_feature_names(model, X)
     index = row_index_of(X)
     net = evaluating(neuralize(model))
-    X = as_float_array(X, ndim=(2, 3, 4))
+    X = as_float_array(X, ndim=SAMPLE_NDIM)
     n = X.shape[0]
     if n == 0:
         raise ValueError("X has no rows to evaluate")
@@ -442,7 +442,7 @@ def compare_methods(
 
     check_feature_names(model, X)
     net = neuralize(model)
-    X = as_float_array(X, ndim=(2, 3, 4))
+    X = as_float_array(X, ndim=SAMPLE_NDIM)
     methods = list(methods) if methods is not None else available_methods()
     if not methods:
         raise ValueError("methods must name at least one explanation method")

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from whyclust._validation import as_float_array
+from whyclust._validation import SAMPLE_NDIM, as_float_array
 
 __all__ = ["DEFAULT_METRICS", "center_randomisation", "quantus_scores"]
 
@@ -99,7 +99,7 @@ def quantus_scores(
     from whyclust.networks import evaluating, neuralize
 
     net = evaluating(neuralize(model))
-    X = as_float_array(X, ndim=(2, 3, 4))
+    X = as_float_array(X, ndim=SAMPLE_NDIM)
     shape = X.shape[1:]
     q_shape = (1, *shape) if X.ndim == 2 else shape
     d = int(np.prod(shape))
@@ -161,7 +161,7 @@ def center_randomisation(
     head = net.head if isinstance(net, EncodedClusterNetwork) else net
     if not isinstance(head, KMeansNetwork):
         raise TypeError("center_randomisation needs a k-means head")
-    X = as_float_array(X, ndim=(2, 3, 4))
+    X = as_float_array(X, ndim=SAMPLE_NDIM)
     centers = head.centers.detach().cpu().double().numpy()
     rng = np.random.default_rng(random_state)
     rand = rng.normal(centers.mean(0), centers.std(0) + 1e-12, size=centers.shape)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from whyclust._validation import as_float_array, frame_labels
+from whyclust._validation import SAMPLE_NDIM, as_float_array, frame_labels
 from whyclust.explainers.explanation import labelled_frame
 from whyclust.explainers.request import resolve_targets
 
@@ -131,7 +131,7 @@ def counterfactual(
 
     names, index, columns = frame_labels(X)
     cells = _cells_of(model)
-    X = as_float_array(X, ndim=(2, 3, 4), n_features=cells.n_features)
+    X = as_float_array(X, ndim=SAMPLE_NDIM, n_features=cells.n_features)
     if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
         raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
     n = X.shape[0]

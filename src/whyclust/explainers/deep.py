@@ -31,9 +31,15 @@ import torch
 from torch import nn
 
 from whyclust._validation import warn_caller
+from whyclust.engine._xp import to_numpy
 from whyclust.engine.kernel import KernelGeometry
 from whyclust.engine.kmeans import KMeansGeometry
-from whyclust.explainers.deep_chain import INEXACT_DELTA, DesignA, EncoderChain, Unsupported
+from whyclust.explainers.deep_chain import DesignA, EncoderChain, Unsupported
+from whyclust.explainers.deep_checks import (
+    warn_if_absorbed,
+    warn_if_leaking,
+    warn_if_not_conserved,
+)
 from whyclust.explainers.deep_norms import relevance_view, unruled_modules
 from whyclust.explainers.deep_rules import (
     FIRST_RULES,
@@ -332,8 +338,7 @@ def explain_encoded(
                        "zero_bias": bool(zero_bias)}  # fmt: skip
             _design_a_zennit(net.encoder, options, g_head, run, head_sum)
         explained = logit
-        if not zero_bias:
-            _warn_if_absorbed(out, logit)
+        warn_if_absorbed(out, logit, bool(zero_bias))
         extras.update(
             rule="fold-gamma", first_rule=rule, bounds=bounds, gamma=float(gamma),
             head_gamma=g_head, zero_bias=bool(zero_bias),
@@ -347,7 +352,7 @@ def explain_encoded(
         explained = logit - part
         head_sum[:] = explained
         extras.update(rule="fold-delta", reference_part=part)
-        _warn_if_not_conserved(out, logit, explained, net.encoder, torch.finfo(dtype).eps)
+        warn_if_not_conserved(out, logit, explained, net.encoder, torch.finfo(dtype).eps)
     return _encoded_explanation(out, logit, head_sum, explained, assigned, tgt, beta_value,
                                 other, extras)  # fmt: skip
 
@@ -373,8 +378,8 @@ class _Run:
         return to_tensor(self.X[rows], self.dev, self.dtype), self.tgt[rows].to(self.dev), o
 
     def write(self, rows: slice, r: torch.Tensor, f: torch.Tensor) -> None:
-        self.out[rows] = r.detach().cpu().numpy().astype(self.X.dtype, copy=False)
-        self.logit[rows] = f.detach().cpu().numpy()
+        self.out[rows] = to_numpy(r).astype(self.X.dtype, copy=False)
+        self.logit[rows] = to_numpy(f)
 
 
 def _layer_rules(
@@ -404,7 +409,7 @@ def _design_a_layers(rules: DesignA, trace: Any, g_head: float, run: _Run, head_
             r_a = folded_relevance(tr.a, chain.code_weight, tr.scale, share * f[:, None],
                                    run.rel, t, g_head)  # fmt: skip
             run.write(rows, rules.relevance(tr, r_a), f)
-            head_sum[rows] = r_a.sum(1).cpu().numpy()
+            head_sum[rows] = to_numpy(r_a.sum(1))
     except Unsupported:  # Gamma on an activation with negative outputs
         return False
     return True
@@ -422,7 +427,7 @@ def _design_b_layers(encoder: nn.Module, code: Any, ref: torch.Tensor, run: _Run
             grad_a, f, p = delta_head(tr.u, tr.scale, m, run.rel, chain.code_weight, t,
                                       run.beta, o, run.rel.eps)  # fmt: skip
             run.write(rows, (x - ref) * chain.delta_multiplier(tr, grad_a, m), f)
-            part[rows] = p.cpu().numpy()
+            part[rows] = to_numpy(p)
     except Unsupported:
         return False
     return True
@@ -440,7 +445,7 @@ def _design_b_hooks(net_encoder: nn.Module, ref: torch.Tensor, run: _Run, part) 
             r, f, p = delta_relevance(encoder, code, x, ref, run.rel, t, run.beta, o,
                                       run.rel.eps)  # fmt: skip
             run.write(rows, r, f)
-            part[rows] = p.cpu().numpy()
+            part[rows] = to_numpy(p)
     finally:
         for h in handles:
             h.remove()
@@ -451,7 +456,7 @@ def _design_a_zennit(
 ) -> None:
     """Design A through zennit's hooks on a copy of the encoder, batch by batch; ``options``
     are :func:`design_a_composite`'s. Warns when the rules do not conserve relevance
-    through this encoder (see :func:`_warn_if_leaking`)."""
+    through this encoder (see :func:`~whyclust.explainers.deep_checks.warn_if_leaking`)."""
     named = find_code_layer(net_encoder)
     assert named is not None
     encoder = relevance_view(net_encoder, code=named.name).to(run.dev)
@@ -463,7 +468,7 @@ def _design_a_zennit(
         rows = slice(*probe)
         with design_a_composite(code, **{**options, "zero_bias": True}).context(encoder) as h:
             r, _, reached = _zennit_rows(h, code, run, rows, g_head)
-        _warn_if_leaking(r.reshape(r.shape[0], -1).sum(1).cpu().numpy(), reached, unruled)
+        warn_if_leaking(to_numpy(r.reshape(r.shape[0], -1).sum(1)), reached, unruled)
     with design_a_composite(code, **options).context(encoder) as hooked:
         for rows in run.batches:
             r, f, reached = _zennit_rows(hooked, code, run, rows, g_head)
@@ -471,7 +476,7 @@ def _design_a_zennit(
             head_sum[rows] = reached
     if unruled and options["zero_bias"]:
         out = run.out.reshape(run.out.shape[0], -1)
-        _warn_if_leaking(out.sum(1, dtype=np.float64), head_sum, unruled)
+        warn_if_leaking(out.sum(1, dtype=np.float64), head_sum, unruled)
 
 
 def _zennit_rows(hooked: nn.Module, code: Any, run: _Run, rows: slice, g_head: float):
@@ -484,68 +489,7 @@ def _zennit_rows(hooked: nn.Module, code: Any, run: _Run, rows: slice, g_head: f
         f = FoldedNeonHead.apply(a, code.module.weight.detach(), _bias(code.module), s, run.rel,
                                  t, run.beta, o, g_head, sink)  # fmt: skip
         (r,) = torch.autograd.grad(f, x, grad_outputs=f.detach())
-    return r, f, sink[0].cpu().numpy()
-
-
-def _warn_if_leaking(total: np.ndarray, reached: np.ndarray, unruled: list[str]) -> None:
-    """Warn when the modules that no rule covers (``unruled``) lose or duplicate relevance:
-    with the rules' biases left out, most rows' sums miss the relevance at the code."""
-    ok = np.abs(reached) > 1e-12
-    if not ok.any():
-        return
-    ratio = total[ok] / reached[ok]
-    if np.mean(np.abs(ratio - 1.0) > 0.05) < 0.5:
-        return
-    warn_caller(
-        "the relevance is not conserved through this encoder: it crosses "
-        f"{', '.join(unruled)} by plain autograd (no LRP rule covers the operations in "
-        "their forward: a residual x + f(x) counts x's relevance twice, a Softmax loses "
-        "it); without biases "
-        f"it sums to {float(np.median(ratio)):.3g} times the relevance that reaches the "
-        "code layer (median over points). extras['conservation'] gives sum(R) / f_c per point"
-    )
-
-
-def _warn_if_absorbed(out: np.ndarray, logit: np.ndarray) -> None:
-    """Warn when the biases below the code layer take more than half of most points' f_c."""
-    total = out.reshape(logit.shape[0], -1).sum(1, dtype=np.float64)
-    ok = np.abs(logit) > 0
-    if not ok.any():
-        return
-    ratio = float(np.median(total[ok] / logit[ok]))
-    if 0.5 <= ratio <= 1.5:
-        return
-    warn_caller(
-        f"the relevance sums to {ratio:.3g} times f_c (median over points): the encoder's "
-        "biases (merged BatchNorm included) take the rest. zero_bias=True gives them none, "
-        "reference='mean' explains f_c relative to the mean point; extras['conservation'] "
-        "has the ratio per point"
-    )
-
-
-def _warn_if_not_conserved(
-    out: np.ndarray, logit: np.ndarray, explained: np.ndarray, encoder: nn.Module, eps: float
-) -> None:
-    """Design B sums to f_c - reference_part exactly through affine layers, elementwise
-    activations and BatchNorm; warn, naming the layers, when a point's sum misses."""
-    n = explained.shape[0]
-    flat = out.reshape(n, -1)
-    total = flat.sum(1, dtype=np.float64)
-    scale = np.maximum(np.abs(flat).sum(1, dtype=np.float64), np.abs(logit))
-    scale = np.maximum(scale, np.abs(explained))
-    tol = math.sqrt(eps) * np.maximum(scale, np.finfo(out.dtype).tiny)  # eps: compute dtype
-    miss = np.abs(total - explained) > tol
-    if not miss.any():
-        return
-    names = {type(m).__name__ for m in encoder.modules() if isinstance(m, INEXACT_DELTA)}
-    names.update(unruled_modules(encoder))  # custom forward code, leaves like Softmax
-    where = ", ".join(sorted(names)) if names else "some of the encoder's layers"
-    warn_caller(
-        f"reference=: the relevance of {int(miss.sum())} of {n} points does not sum to "
-        f"f_c - reference_part: the Delta rule is exact through affine layers, elementwise "
-        f"activations and BatchNorm, not through {where}; extras['conservation'] has the "
-        "ratio per point"
-    )
+    return r, f, to_numpy(sink[0])
 
 
 def _encoded_explanation(
@@ -649,8 +593,8 @@ def _explain_unfolded(
                 o = None if other is None else other[rows].to(dev)
                 f = NeonHead.apply(z, head, t, beta_value, o, eps, sink)
                 (r,) = torch.autograd.grad(f, x, grad_outputs=f.detach())
-            out[rows] = r.detach().cpu().numpy().astype(X.dtype, copy=False)
-            logit[rows] = f.detach().cpu().numpy()
+            out[rows] = to_numpy(r).astype(X.dtype, copy=False)
+            logit[rows] = to_numpy(f)
             head_sum[rows] = sink[0].cpu().numpy()
     extras = {"composite": type(comp).__name__, "bounds": bounds, "rule": "midpoint-composite",
               "reference": None, "reference_name": "midpoint", "fold": None}  # fmt: skip

@@ -297,7 +297,8 @@ def folded_relevance(
 
 
 def _stabiliser(t: torch.Tensor) -> float:
-    return 1e-6 if t.dtype == torch.float32 else 1e-12
+    """A denominator floor that is a normal number of ``t``'s dtype (1e-12 is 0 in float16)."""
+    return {torch.float64: 1e-12, torch.float32: 1e-6}.get(t.dtype, 1e-3)
 
 
 def design_a_composite(

@@ -70,9 +70,17 @@ class Explanation:
 
     @property
     def conservation(self) -> np.ndarray:
-        """sum(R) / logit per point: 1 where relevance is conserved (NaN where logit is 0)."""
+        """sum(R) / :meth:`explained_logit` per point: 1 where relevance is conserved (NaN
+        where that is 0)."""
         with np.errstate(divide="ignore", invalid="ignore"):
-            return self.relevance_sum() / self.logit
+            return self.relevance_sum() / self.explained_logit()
+
+    def explained_logit(self) -> np.ndarray:
+        """What the relevance of each point sums to when conserved: the logit, less
+        ``extras["reference_part"]`` where a deep explanation against a reference point
+        leaves that part to the reference."""
+        part = self.extras.get("reference_part")
+        return np.asarray(self.logit) if part is None else self.logit - np.asarray(part)
 
     def to_frame(self):
         """Relevance as a pandas DataFrame (rows = points, with X's row labels when X was a

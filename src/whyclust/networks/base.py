@@ -91,9 +91,9 @@ class ClusterNetwork(nn.Module):
         return self._rows(X, batch_size, lambda out: out, None)
 
     def _rows(self, X, batch_size: int, pick, dtype) -> np.ndarray:
-        from whyclust._validation import as_float_array
+        from whyclust._validation import SAMPLE_NDIM, as_float_array
 
-        X = as_float_array(X, ndim=(2, 3, 4))
+        X = as_float_array(X, ndim=SAMPLE_NDIM)
         net = evaluating(self)
         parts = []
         for start in range(0, X.shape[0], batch_size):

@@ -41,8 +41,10 @@ def summary(model, net, expl, data_name, img_shape, flat, rel, sizes, n) -> dict
     )
     method = str(expl.method) + (f", beta = {expl.beta:.3g}" if expl.beta is not None else "")
     scale = float(np.abs(logit).max()) or 1.0
-    gap = float(np.abs(rel.sum(1, dtype=np.float64) - logit).max()) / scale
-    conservation = f"max |sum R - f_c| / max |f_c| = {gap:.1e}" + (
+    explained = np.asarray(expl.explained_logit(), dtype=np.float64)
+    gap = float(np.abs(rel.sum(1, dtype=np.float64) - explained).max()) / scale
+    sums_to = "(f_c - reference part)" if "reference_part" in expl.extras else "f_c"
+    conservation = f"max |sum R - {sums_to}| / max |f_c| = {gap:.1e}" + (
         " (exact)" if gap < 1e-3 else " (relevance is not conserved by this method)"
     )
     rows = [

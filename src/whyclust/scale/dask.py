@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from whyclust._validation import as_float_array, beta_from_mean, check_beta, resolve_dtype
+from whyclust._validation import (
+    SAMPLE_NDIM,
+    as_float_array,
+    beta_from_mean,
+    check_beta,
+    resolve_dtype,
+)
 from whyclust.explainers import run_method
 from whyclust.explainers.explanation import Explanation
 from whyclust.scale._common import (
@@ -297,7 +303,7 @@ def _explain_block(
     contrast = given.get("contrast")
     e = run_method(
         net,
-        as_float_array(block, ndim=(2, 3, 4)),
+        as_float_array(block, ndim=SAMPLE_NDIM),
         method,
         target=given["target"],
         beta=beta,

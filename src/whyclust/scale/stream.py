@@ -10,7 +10,13 @@ from typing import Any
 import numpy as np
 
 from whyclust._batches import read_rows
-from whyclust._validation import as_float_array, beta_from_mean, check_beta, resolve_dtype
+from whyclust._validation import (
+    SAMPLE_NDIM,
+    as_float_array,
+    beta_from_mean,
+    check_beta,
+    resolve_dtype,
+)
 from whyclust.engine.kmeans import KMeansGeometry, assigned_logits, check_finite_scores
 from whyclust.explainers import run_method
 from whyclust.explainers.explanation import Explanation
@@ -162,7 +168,7 @@ def explain_to(
         else:
             e = run_method(
                 net,
-                as_float_array(_as_batch(block), ndim=(2, 3, 4)),
+                as_float_array(_as_batch(block), ndim=SAMPLE_NDIM),
                 method,
                 target=rows_target,
                 beta=beta,

@@ -76,6 +76,27 @@ def build_networks(
     return copy.deepcopy(enc), copy.deepcopy(dec)
 
 
+def _probe_pair(encoder: nn.Module, decoder: nn.Module, xb: torch.Tensor) -> None:
+    """Run a user's (encoder, decoder) on two rows; torch's shape errors become a
+    ``ValueError`` that says which network refused which batch."""
+    modes = encoder.training, decoder.training
+    encoder.eval(), decoder.eval()
+    try:
+        with torch.no_grad():
+            h = _run_named(encoder, xb, "the encoder cannot take X's rows")
+            _run_named(decoder, h, "the decoder cannot take the encoder's output")
+    finally:
+        encoder.train(modes[0]), decoder.train(modes[1])
+
+
+def _run_named(net: nn.Module, batch: torch.Tensor, what: str) -> torch.Tensor:
+    try:
+        return net(batch)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{what}, a batch of shape {tuple(batch.shape)}: {first}") from exc
+
+
 def _unit_range_check(needed: bool):
     """For the built-in conv autoencoder, whose decoder ends in a sigmoid: a function that
     returns a batch unchanged, or raises ``ValueError`` when it leaves [0, 1]."""
@@ -155,6 +176,10 @@ def train_encoded(
     in_unit_range = _unit_range_check(model.encoder == "conv")
     if X_dev is not None:
         in_unit_range(X_dev)
+    if not isinstance(model.encoder, str):  # a user's pair: sizes checked before training
+        first = X_dev[:2] if X_dev is not None else next(iter(data.batches(2)), None)
+        if first is not None:
+            _probe_pair(encoder, decoder, model._to_device(first))
 
     def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """(row indices, rows) of each training batch (BatchNorm needs two rows)."""
