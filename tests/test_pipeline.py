@@ -429,3 +429,42 @@ def test_the_short_pull_back_equals_the_general_one(monkeypatch, steps, proporti
     general = explain_pipeline(pipe, X, reference=reference)
     np.testing.assert_allclose(short.relevance, general.relevance, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(short.relevance.sum(1), short.logit, rtol=1e-9, atol=1e-9)
+
+
+def _wine_frame():
+    from sklearn.datasets import load_wine
+
+    return load_wine(as_frame=True).data
+
+
+@pytest.mark.parametrize("row", [5, 100])
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_a_bad_cell_is_named_wherever_it_is(row, value):
+    """The fold check ran the pipeline's own transform on the first 64 rows, so a NaN there
+    gave scikit-learn's message and one further down gave whyclust's: now both name it."""
+    wine = _wine_frame()
+    pipe = make_pipeline(StandardScaler(), PCA(5), KMeans(3, n_init=3, random_state=0)).fit(wine)
+    bad = wine.copy()
+    bad.loc[row, "ash"] = value
+    with pytest.raises(ValueError, match=f"at row {row} in column 'ash'"):
+        wc.explain(pipe, bad)
+
+
+def test_an_unfitted_pipeline_is_not_fitted_error():
+    from sklearn.exceptions import NotFittedError
+
+    wine = _wine_frame()
+    unfitted = make_pipeline(StandardScaler(), KMeans(3))
+    for call in (lambda: wc.explain(unfitted, wine), lambda: wc.explain(unfitted, wine.to_numpy()),
+                 lambda: wc.neuralize(unfitted)):  # fmt: skip
+        with pytest.raises(NotFittedError):
+            call()
+
+
+def test_a_text_cell_in_a_numeric_pipeline_names_its_column():
+    wine = _wine_frame()
+    pipe = make_pipeline(StandardScaler(), KMeans(3, n_init=3, random_state=0)).fit(wine)
+    bad = wine.astype({"alcohol": object})
+    bad.loc[7, "alcohol"] = "n/a"
+    with pytest.raises(TypeError, match=r"non-numeric columns .*: alcohol"):
+        wc.explain(pipe, bad)

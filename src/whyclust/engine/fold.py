@@ -27,6 +27,7 @@ __all__ = [
     "ENCODING_STEPS",
     "Folded",
     "bisecting_arrays",
+    "check_fitted_steps",
     "fold_preprocessing",
     "missing_cells",
     "mixture_arrays",
@@ -150,7 +151,27 @@ def _select(X: Any, cols: list[int]) -> Any:
 def _dense(a: Any) -> np.ndarray:
     if hasattr(a, "toarray"):
         a = a.toarray()
-    return np.asarray(a, dtype=np.float64)
+    try:
+        return np.asarray(a, dtype=np.float64)
+    except (ValueError, TypeError):
+        if not hasattr(a, "columns"):
+            raise
+        bad = [str(c) for c in a.columns if a[c].dtype.kind not in "biufc"]
+        raise TypeError(
+            f"X has non-numeric columns that no encoder of the pipeline takes: "
+            f"{', '.join(bad)}; convert them to numbers or one-hot encode them"
+        ) from None
+
+
+def check_fitted_steps(steps: list[tuple[str, Any]]) -> None:
+    """scikit-learn's NotFittedError for an unfitted step in front of the clusterer (not an
+    AttributeError or a confusing column count later)."""
+    for _, est in _flatten(steps):
+        if _is_identity(est) or not type(est).__module__.startswith("sklearn"):
+            continue
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(est)
 
 
 def _missing_mask(values: Any, missing: Any) -> np.ndarray:
@@ -280,6 +301,7 @@ def _name_the_column(exc: ValueError, est: Any, cols: list[int], X: Any) -> str:
 
 def fold_preprocessing(steps: list[tuple[str, Any]], n_inputs: int) -> Folded:
     """Fold the steps in front of a Pipeline's clusterer (X has ``n_inputs`` columns)."""
+    check_fitted_steps(steps)
     flat = _flatten(steps)
     lead = [i for i, (_, e) in enumerate(flat) if not _is_identity(e)]
     if lead and _name(flat[lead[0]][1]) == "ColumnTransformer":

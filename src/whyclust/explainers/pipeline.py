@@ -19,7 +19,7 @@ from whyclust._features import model_feature_names, pipeline_n_features
 from whyclust._light import Fitted
 from whyclust._validation import check_centers, refuse_sparse, resolve_dtype
 from whyclust.engine.affine import AffineMap, DiagonalKMeans, kmeans_coefficients
-from whyclust.engine.fold import fold_preprocessing, missing_cells
+from whyclust.engine.fold import check_fitted_steps, fold_preprocessing, missing_cells
 from whyclust.engine.kinds import from_sklearn, from_whyclust
 from whyclust.engine.kmeans import KMeansGeometry, assigned_logits
 from whyclust.explainers._engine import drive, explanation_from, on_device
@@ -83,6 +83,7 @@ def explain_pipeline(
             "clusterers are KMeans, MiniBatchKMeans, MeanShift, BisectingKMeans, "
             "GaussianMixture, whyclust's TELL and KernelKMeans"
         )
+    check_fitted_steps(steps[:-1])
     frame, names = _input_frame(pipeline, X)
     n_in = len(names)
     folded = fold_preprocessing(steps[:-1], n_in)
@@ -395,7 +396,8 @@ def _drive_checked(
 ) -> Any:
     """``drive``, with a NaN / inf that no imputer filled in named by row and column."""
     try:
-        return drive(geom, U, **kw)
+        with np.errstate(invalid="ignore", over="ignore"):  # an inf row's scores: refused below
+            return drive(geom, U, **kw)
     except ValueError as exc:
         if "NaN or infinite" in str(exc):
             _check_encoded(U, folded.groups, names, frame)
@@ -431,8 +433,9 @@ def _verify_fold(pipeline: Any, frame: Any, U: np.ndarray, folded: Any) -> None:
     """Refuse unless the folded map equals the pipeline's own transform on the first rows."""
     if isinstance(pipeline, Fitted):  # read without scikit-learn: the fold is its transform
         return
-    m = min(U.shape[0], _FOLD_CHECK_ROWS)
-    head = frame.iloc[:m] if hasattr(frame, "iloc") else frame[:m]
+    # rows that encode to finite values: a NaN no imputer fills is refused later, by name
+    rows = np.flatnonzero(np.isfinite(U).all(axis=1))[:_FOLD_CHECK_ROWS]
+    head = frame.iloc[rows] if hasattr(frame, "iloc") else frame[rows]
     if hasattr(head, "dtypes"):  # the check runs in float64, like the fold
         head = head.astype({c: np.float64 for c, t in head.dtypes.items() if t.kind == "f"})
     elif head.dtype.kind == "f":
@@ -443,9 +446,9 @@ def _verify_fold(pipeline: Any, frame: Any, U: np.ndarray, folded: Any) -> None:
     else:  # the clusterer alone
         expect = np.asarray(head, dtype=float)
     if folded.diag is not None:
-        got = U[:m] * folded.diag + folded.offset
+        got = U[rows] * folded.diag + folded.offset
     else:
-        got = U[:m] @ folded.linear.T + folded.offset
+        got = U[rows] @ folded.linear.T + folded.offset
     scale = 1.0 + float(np.nanmax(np.abs(expect), initial=0.0))
     if got.shape != expect.shape or not np.allclose(
         got, expect, rtol=1e-6, atol=1e-7 * scale, equal_nan=True
