@@ -224,9 +224,19 @@ class MixtureGeometry:
             a, b = self._line(x, target, g)
             inf = math.inf
             t, ok = _quadratic_root(a, b, h0, -inf, inf, 0.0, xp)
-            # no root: the stationary point of the parabola (least |h| on the line)
+            # a root farther than the points and means span (a near-flat margin, e.g. two
+            # components with one mean) would cost (x - r) . grad h its digits: refused
+            reach = 10.0 * (
+                xp.linalg.vector_norm(xb - self.means[None], axis=2)
+                + xp.linalg.vector_norm(x - mu_c, axis=1)[:, None]
+            )
+            step = xp.linalg.vector_norm(g, axis=2)
+            ok = ok & (xp.abs(t) * step <= reach)
+            # no root: the stationary point of the parabola (least |h| on the line), or x
+            # itself when that is out of reach too (h then spread evenly)
             safe_a = xp.where(a == 0.0, 1.0, a)
             t_min = xp.where(a == 0.0, 0.0, -b / (2.0 * safe_a))
+            t_min = xp.where(xp.abs(t_min) * step <= reach, t_min, 0.0)
             t = xp.where(ok, t, t_min)
             on = pending[:, :, None]
             root = xp.where(on, xb + t[:, :, None] * g, root)
