@@ -88,17 +88,22 @@ def explain_kmeans(
     device: Any = None,
     out: np.ndarray | None = None,
     first_row: int = 0,
+    geometry: KMeansGeometry | None = None,
 ) -> Explanation:
     """NEON relevance of every row of a validated float array ``X`` (any trailing shape).
 
     ``centers`` is a numpy array or a torch tensor; ``model_mean`` is what
     ``reference="mean"`` means (default: the mean of ``X``); ``out`` (n, d) receives the
-    relevance when given; ``first_row`` numbers the rows in error messages.
+    relevance when given; ``first_row`` numbers the rows in error messages; ``geometry``
+    (a :class:`KMeansGeometry`, e.g. one with a pipeline's scaling folded in) replaces the
+    one built from ``centers``.
     """
     n = X.shape[0]
     flat = X.reshape(n, -1)
     d = flat.shape[1]
-    geom = KMeansGeometry(_centers_for(centers, X.dtype, device), eps)
+    geom = geometry if geometry is not None else KMeansGeometry(
+        _centers_for(centers, X.dtype, device), eps
+    )
     xp = geom.xp
     if geom.n_features != d:
         raise ValueError(f"X has {d} features, but the model was fitted with {geom.n_features}")

@@ -11,6 +11,7 @@ space: the relevance of a row sums to its logit. numpy / pandas input never impo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from whyclust.engine.kmeans import KMeansGeometry, assigned_logits
 from whyclust.explainers._engine import drive, explanation_from, on_device
 from whyclust.explainers.bisecting import bisecting_geometry
 from whyclust.explainers.explanation import Explanation
+from whyclust.explainers.kmeans import explain_kmeans
 from whyclust.explainers.mixture import batch_rows, mixture_geometry
 
 __all__ = ["explain_network", "explain_pipeline", "head_kind"]
@@ -116,25 +118,30 @@ def explain_pipeline(
     model_parts: list[np.ndarray] = []
     ref = _reference_for(reference, folded, n_in)
     like = t["offset"]
-    if not dense:
-        transform = amap
-        if kind == "kmeans":  # the diagonal folds into the centroids: no transform at all
-            geom = DiagonalKMeans(geom.centers, t["diag"], t["offset"], eps)
-            transform = None
-        res = _drive_checked(geom, U, folded, names, frame, like=like, target=target, beta=beta,
-                             contrast=contrast, reference=ref, model_mean=None, batch_size=bs,
-                             transform=transform)  # fmt: skip
+    if not dense and kind == "kmeans":  # the diagonal folds into the centroids: bare k-means
+        diagonal = DiagonalKMeans(geom.centers, t["diag"], t["offset"], eps)
+        res = _checked(lambda: _kmeans_result(explain_kmeans(
+            None, U, geometry=diagonal, target=target, beta=beta, contrast=contrast,
+            reference=ref, batch_size=bs)), U, folded, names, frame)  # fmt: skip
+        rel_u = res["relevance"]
+        if space == "model":
+            model_parts.append(rel_u)
+    elif not dense:
+        res = _checked(lambda: drive(geom, U, like=like, target=target, beta=beta,
+                                     contrast=contrast, reference=ref, model_mean=None,
+                                     batch_size=bs, transform=amap),
+                       U, folded, names, frame)  # fmt: skip
         rel_u = res["relevance"]
         if space == "model":
             model_parts.append(rel_u)
     else:
         head_view = _DenseHead(kind, geom, amap, keep_model=space == "model",
                                proportional=_pinv_is_scaled_transpose(*amap64))  # fmt: skip
-        res = _drive_checked(head_view, U, folded, names, frame, like=like, target=target,
-                             beta=beta, contrast=contrast, reference=ref, model_mean=None,
-                             batch_size=bs,
-                             transform=amap, pullback=head_view.pull,
-                             parallel=not head_view.keep_model)  # fmt: skip
+        res = _checked(lambda: drive(head_view, U, like=like, target=target, beta=beta,
+                                     contrast=contrast, reference=ref, model_mean=None,
+                                     batch_size=bs, transform=amap, pullback=head_view.pull,
+                                     parallel=not head_view.keep_model),
+                       U, folded, names, frame)  # fmt: skip
         rel_u = res["relevance"]
         model_parts = head_view.model_parts
     relevance = _sum_groups(rel_u, folded.groups, n_in).astype(out_dtype, copy=False)
@@ -391,17 +398,25 @@ def _compute_dtype(frame: Any) -> np.dtype:
     return resolve_dtype(frame.dtype) if frame.dtype != object else np.dtype(np.float32)
 
 
-def _drive_checked(
-    geom: Any, U: np.ndarray, folded: Any, names: list[str], frame: Any, **kw: Any
-) -> Any:
-    """``drive``, with a NaN / inf that no imputer filled in named by row and column."""
+def _checked(run: Callable[[], Any], U: np.ndarray, folded: Any, names: list[str],
+             frame: Any) -> Any:  # fmt: skip
+    """``run()``, with a NaN / inf that no imputer filled in named by row and column."""
     try:
         with np.errstate(invalid="ignore", over="ignore"):  # an inf row's scores: refused below
-            return drive(geom, U, **kw)
+            return run()
     except ValueError as exc:
         if "NaN or infinite" in str(exc):
             _check_encoded(U, folded.groups, names, frame)
         raise
+
+
+def _kmeans_result(expl: Explanation) -> dict[str, Any]:
+    """An explain_kmeans Explanation as the fields of a :func:`drive` result."""
+    return {
+        "relevance": expl.relevance, "logit": expl.logit, "cluster": expl.cluster,
+        "target": expl.target, "beta": expl.beta, "contrast": expl.contrast,
+        "info": expl.extras.get("baseline_root_share"), "reference": expl.extras["reference"],
+    }  # fmt: skip
 
 
 def _check_encoded(U: np.ndarray, groups: np.ndarray, names: list[str], frame: Any) -> None:
@@ -434,7 +449,7 @@ def _verify_fold(pipeline: Any, frame: Any, U: np.ndarray, folded: Any) -> None:
     if isinstance(pipeline, Fitted):  # read without scikit-learn: the fold is its transform
         return
     # rows that encode to finite values: a NaN no imputer fills is refused later, by name
-    rows = np.flatnonzero(np.isfinite(U).all(axis=1))[:_FOLD_CHECK_ROWS]
+    rows = _finite_rows(U, _FOLD_CHECK_ROWS)
     head = frame.iloc[rows] if hasattr(frame, "iloc") else frame[rows]
     if hasattr(head, "dtypes"):  # the check runs in float64, like the fold
         head = head.astype({c: np.float64 for c, t in head.dtypes.items() if t.kind == "f"})
@@ -457,6 +472,20 @@ def _verify_fold(pipeline: Any, frame: Any, U: np.ndarray, folded: Any) -> None:
             "the pipeline's preprocessing could not be folded exactly into the cluster network "
             "(its transform differs from the folded affine map)"
         )
+
+
+def _finite_rows(U: np.ndarray, count: int) -> np.ndarray:
+    """The indices of the first ``count`` rows of U without NaN / inf, read in growing
+    blocks (a full scan only when most rows are not finite)."""
+    found: list[np.ndarray] = []
+    start, block, have = 0, 4 * count, 0
+    while start < U.shape[0] and have < count:
+        stop = min(U.shape[0], start + block)
+        idx = start + np.flatnonzero(np.isfinite(U[start:stop]).all(axis=1))
+        found.append(idx)
+        have += idx.size
+        start, block = stop, 2 * block
+    return np.concatenate(found)[:count] if found else np.zeros(0, dtype=np.intp)
 
 
 def _dense_map(folded: Any) -> tuple[Any, Any]:
