@@ -6,10 +6,13 @@ the median over seeds of the per-seed median deletion AUC under mean (training m
 and zero replacement, [min, max] over seeds. Lower is better. An ablation, not a choice of
 defaults: it runs on the evaluation points themselves. Usage::
 
-    python benchmarks/ablation_deep_rules.py [--seeds 0 1 2] [--points 30] [--conv-epochs 1]
+    python benchmarks/ablation_deep_rules.py [--seeds 0 1 2] [--points 30] [--first-point 0]
+        [--conv-epochs 1] [--only NAME ...]
 
 ``--conv-epochs`` trains the conv autoencoder (and TELL conv's pretraining) for that many
-epochs instead of section b's.
+epochs instead of section b's; ``--first-point`` takes the evaluation points from there
+on in the held-out set (other points than section b's first ones, to check a choice made
+on those); ``--only`` runs the named variants (as in the table's first column) only.
 """
 
 from __future__ import annotations
@@ -49,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--points", type=int, default=30)
+    p.add_argument("--first-point", type=int, default=0)
     p.add_argument("--conv-epochs", type=int, default=None)
+    p.add_argument("--only", nargs="+", default=None)
     a = p.parse_args(argv)
     import whyclust as wc
     from whyclust.evaluation import deletion_curve
@@ -63,14 +68,19 @@ def main(argv: list[str] | None = None) -> int:
     test, train = perm[: sz.eval_points], perm[sz.eval_points :]
     Xtr = X[train]
     mean = Xtr.mean(0).reshape(1, 28, 28)
-    Xe = X[test].reshape(-1, 1, 28, 28)[: a.points]
+    Xe = X[test].reshape(-1, 1, 28, 28)[a.first_point : a.first_point + a.points]
+    if Xe.shape[0] < a.points:
+        p.error(f"the held-out set has {len(test)} points")
+    variants = [v for v in VARIANTS if a.only is None or v[0] in a.only]
+    if a.only is not None and len(variants) != len(a.only):
+        p.error(f"--only names variants of {[v[0] for v in VARIANTS]}")
     auc: dict[tuple[str, str, str], list[float]] = {}
     for seed in a.seeds:
         for label, model, images in _models("mnist5k", Xtr, sz, seed, skip=_SKIP):
             if not images:
                 continue
             net = wc.neuralize(model)
-            for name, method, opts in VARIANTS:
+            for name, method, opts in variants:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     e = wc.explain(net, Xe, method=method, **opts)
@@ -84,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|" + "---|" * len(PROTOCOLS))
     models = dict.fromkeys(k[0] for k in auc)
     for label in models:
-        for name, _, _ in VARIANTS:
+        for name, _, _ in variants:
             cells = []
             for prot in PROTOCOLS:
                 v = auc[label, name, prot]
