@@ -473,3 +473,105 @@ def test_an_empty_text_label_is_missing_not_the_class_nan(tmp_path, capsys):
     assert not (tmp_path / "r.html").exists()
     _, y, _ = wc.datasets.read_data(tmp_path / "holes.csv", label_column="lab")
     assert y[4] is None and y[0] == "x"
+
+
+def _fit_abc(tmp_path, capsys, *args):
+    data = tmp_path / "fit.csv"
+    data.write_text("a,b,c\n1,2,3\n4,5,6\n7,8,9\n1,3,1\n2,2,2\n")
+    model = tmp_path / "m.whyclust"
+    assert run(["fit", data, "-k", "2", "-o", model, "-q", *args], capsys)[0] == 0
+    return model
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("b,a,c\n2,1,3\n", r"in another order"),
+        ("a,b,c,d\n1,2,3,4\n", r"unexpected 'd'; leave 'd' out with --label-column or --drop"),
+        ("a,b\n1,2\n", r"missing 'c'"),
+        ("id,a,b,c\n0,1,2,3\n1,4,5,6\n2,7,8,9\n", r"unexpected 'id'"),
+        ("a,b,c\n1,2,3\na,b,c\n4,5,6\n", r"e.csv line 3 repeats the header"),
+        ("a,b,c\nNA,,3\n,5,6\n", r"e.csv line 2 in column 'a': a missing value .* --impute"),
+        ("a,b,c\n1,2,3\n4,-inf,6\n", r"e.csv line 3 in column 'b': an infinite value"),
+    ],
+)
+def test_explain_refuses_a_table_that_does_not_fit(tmp_path, capsys, content, message):
+    import re
+
+    model = _fit_abc(tmp_path, capsys)
+    data = tmp_path / "e.csv"
+    data.write_text(content)
+    code, _, err = run(["explain", model, data, "-o", tmp_path / "r.csv"], capsys)
+    errors = [line for line in err.splitlines() if not line.startswith("note: ")]
+    assert code == 2 and len(errors) == 1 and "Traceback" not in err, err
+    assert re.search(message, errors[0]), err
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_infinite_cell_is_named_even_where_the_model_imputes(tmp_path, capsys):
+    model = _fit_abc(tmp_path, capsys, "--impute", "mean")
+    data = tmp_path / "e.csv"
+    data.write_text("a,b,c\nNA,NA,NA\n1,inf,3\n")
+    code, _, err = run(["explain", model, data, "-o", tmp_path / "r.csv"], capsys)
+    assert code == 2 and "e.csv line 3 in column 'b': an infinite value" in err, err
+    assert not (tmp_path / "r.csv").exists()
+    data.write_text("a,b,c\nNA,NA,NA\n1,,3\n")  # missing cells are imputed
+    assert run(["explain", model, data, "-o", tmp_path / "r.csv", "-q"], capsys)[0] == 0
+
+
+def test_explain_reads_decomposed_names_as_the_fitted_ones(tmp_path, capsys):
+    import unicodedata
+
+    fit_data, data = tmp_path / "fit.csv", tmp_path / "mac.csv"
+    text = "gr\u00f6sse,b\n1,2\n4,5\n7,8\n1,3\n"
+    fit_data.write_text(text, encoding="utf-8")
+    data.write_text(unicodedata.normalize("NFD", text), encoding="utf-8")
+    model = tmp_path / "m.whyclust"
+    assert run(["fit", fit_data, "-k", "2", "-o", model, "-q"], capsys)[0] == 0
+    code, _, err = run(["explain", model, data, "-o", tmp_path / "r.csv", "-q"], capsys)
+    assert code == 0, err
+    assert list(pd.read_csv(tmp_path / "r.csv").columns)[-2:] == ["gr\u00f6sse", "b"]
+
+
+def test_quoted_line_breaks_survive_fit_and_explain(tmp_path, capsys):
+    data = tmp_path / "q.csv"
+    data.write_text('a,"b\nunits",colour\n1,2,"dark\nred"\n1,2,"dark\nred"\n8,9,blue\n9,8,blue\n')
+    model = tmp_path / "m.whyclust"
+    args = ["fit", data, "-k", "2", "--categorical", "auto", "-o", model, "-q"]
+    assert run(args, capsys)[0] == 0
+    frame, _, _ = wc.datasets.read_frame(data)
+    assert list(frame.columns) == ["a", "b\nunits", "colour"]
+    assert frame["colour"].tolist() == ["dark\nred", "dark\nred", "blue", "blue"]
+    assert frame.attrs["lines"] == (3, 5, 7, 8)
+    code, _, err = run(["explain", model, data, "-o", tmp_path / "r.csv", "-q"], capsys)
+    assert code == 0, err
+    clusters = pd.read_csv(tmp_path / "r.csv")["cluster"].tolist()
+    assert clusters[0] == clusters[1] != clusters[2] == clusters[3]
+
+
+def test_drop_names_a_column_that_holds_no_value(tmp_path, capsys):
+    data = tmp_path / "e.csv"
+    data.write_text("a,notes,b\n1,,2\n3,,4\n5,,1\n")
+    model = tmp_path / "m.whyclust"
+    code, _, err = run(["fit", data, "-k", "2", "--drop", "notes", "-o", model, "-q"], capsys)
+    assert code == 0, err
+    assert list(wc.load(model).feature_names_in_) == ["a", "b"]
+    frame, _, notes = wc.datasets.read_frame(data, drop=["notes"])
+    assert list(frame.columns) == ["a", "b"] and notes == []
+    args = ["explain", model, data, "--drop", "notes", "-o", tmp_path / "r.csv", "-q"]
+    assert run(args, capsys)[0] == 0
+
+
+def test_categories_unseen_at_fit_get_a_note(tmp_path, capsys):
+    fit_csv, new_csv = tmp_path / "f.csv", tmp_path / "e.csv"
+    fit_csv.write_text("a,c\n1,x\n2,y\n3,x\n4,y\n5,x\n6,y\n")
+    new_csv.write_text("a,c\n1,x\n2,z\n3,w\n")
+    model = tmp_path / "m.whyclust"
+    code, _, _ = run(["fit", str(fit_csv), "--n-clusters", "2", "--categorical", "auto",
+                      "-o", str(model)], capsys)  # fmt: skip
+    assert code == 0
+    code, _, err = run(["explain", str(model), str(new_csv), "-o", str(tmp_path / "o.csv")],
+                       capsys)  # fmt: skip
+    assert code == 0
+    assert "column 'c': 2 row(s) (first at line 3) hold categories not seen at fit" in err
+    assert "'z', 'w'" in err

@@ -7,6 +7,7 @@ naming the problem, and no file written.
 
 from __future__ import annotations
 
+import gzip
 import math
 
 import numpy as np
@@ -197,6 +198,127 @@ VARIANTS = {
         {},
         ("ok", {"a": [1, 2], "b": [np.inf, -np.inf]}, None),
     ),
+    "windows line ends, none after the last row": (
+        "wn.csv",
+        "a,b\r\n1,2\r\n3,4",
+        {},
+        ("ok", {"a": [1, 3], "b": [2, 4]}, None),
+    ),
+    "old mac line ends, none after the last row": (
+        "mn.csv",
+        "a,b\r1,2\r3,4",
+        {},
+        ("ok", {"a": [1, 3], "b": [2, 4]}, None),
+    ),
+    "quoted names holding the delimiter and a line break": (
+        "qh.csv",
+        '"a,x","b\nc"\n1,2\n3,4\n',
+        {},
+        ("ok", {"a,x": [1, 3], "b\nc": [2, 4]}, None),
+    ),
+    "line break, blank line and # inside a quoted cell are its text": (
+        "ql.csv",
+        'a,b\n1,"x\n\n# y"\n3,z\n',
+        {},
+        ("ok", {"a": [1, 3], "b": ["x\n\n# y", "z"]}, None),
+    ),
+    "windows line break inside a quoted cell": (
+        "qw.csv",
+        'a,b\r\n1,"x\r\ny"\r\n3,z\r\n',
+        {},
+        ("ok", {"a": [1, 3], "b": ["x\r\ny", "z"]}, None),
+    ),
+    "unicode line separators are text, not line ends": (
+        "us.csv",
+        "a,b\n1,x\u2028y\n3,z\x85w\n",
+        {},
+        ("ok", {"a": [1, 3], "b": ["x\u2028y", "z\x85w"]}, None),
+    ),
+    "quoted numbers": (
+        "qn2.csv",
+        'a,b\n"1.5"," 2"\n3,4\n',
+        {},
+        ("ok", {"a": [1.5, 3], "b": [2, 4]}, None),
+    ),
+    "one data row": ("r1.csv", "a,b\n1,2\n", {}, ("ok", {"a": [1], "b": [2]}, None)),
+    "blank and space-only lines at the end": (
+        "be.csv",
+        "a,b\n1,2\n3,4\n\n  \n\t\n",
+        {},
+        ("ok", {"a": [1, 3], "b": [2, 4]}, None),
+    ),
+    "names differing only in case are two columns": (
+        "case.csv",
+        "a,A\n1,2\n",
+        {},
+        ("ok", {"a": [1], "A": [2]}, None),
+    ),
+    "named first column 0..n-1 is kept, with a note": (
+        "id.csv",
+        "id,a\n0,5\n1,6\n2,7\n",
+        {},
+        ("ok", {"id": [0, 1, 2], "a": [5, 6, 7]}, "(a row index?)"),
+    ),
+    "column of NA only": (
+        "nacol.csv",
+        "a,b\n1,NA\n2,N/A\n",
+        {},
+        ("ok", {"a": [1, 2]}, "'b' hold no value"),
+    ),
+    "true / false is text": (
+        "bool.csv",
+        "a,b\n1,true\n2,false\n",
+        {},
+        ("ok", {"a": [1, 2], "b": ["true", "false"]}, None),
+    ),
+    "percentages are text": (
+        "pct.csv",
+        "a,b\n1,12%\n2,4%\n",
+        {},
+        ("ok", {"a": [1, 2], "b": ["12%", "4%"]}, None),
+    ),
+    "infinity in capitals, and overflow": (
+        "infc.csv",
+        "a,b\n1,INF\n-Inf,1e400\n",
+        {},
+        ("ok", {"a": [1, -np.inf], "b": [np.inf, np.inf]}, None),
+    ),
+    "decomposed (macOS) accents read as composed": (
+        "nfd.csv",
+        "gro\u0308sse,b\n1,2\n",
+        {},
+        ("ok", {"gr\u00f6sse": [1], "b": [2]}, None),
+    ),
+    "latin-1 with old mac line ends names the right line": (
+        "l1cr.csv",
+        "a,b\r1,2\r3,caf\xe9\r".encode("latin-1"),
+        {"categorical": ["b"]},
+        ("ok", {"a": [1, 3], "b": ["2", "caf\xe9"]}, "(line 3)"),
+    ),
+    "spreadsheet rows of empty cells are skipped, announced": (
+        "er.csv",
+        "a,b\n1,2\n,\n3,4\n , \n",
+        {},
+        ("ok", {"a": [1, 3], "b": [2, 4]}, "line(s) 3, 5 hold only empty cells"),
+    ),
+    "excel sep= line, then a quoted cell over two lines": (
+        "xq.csv",
+        'sep=;\r\na;b\r\n1;"x\r\ny"\r\n2;z\r\n',
+        {},
+        ("ok", {"a": [1, 2], "b": ["x\r\ny", "z"]}, "delimiter is ';'"),
+    ),
+    "windows-1252 euro sign and ellipsis": (
+        "cp.csv",
+        b"a,b\n1,\x80 wait\x85\n2,go\n",
+        {},
+        ("ok", {"a": [1, 2], "b": ["\u20ac wait\u2026", "go"]}, "(Windows-1252)"),
+    ),
+    "bytes Windows-1252 lacks are read as Latin-1": (
+        "l1x.csv",
+        b"a,b\n1,x\x81\xe9\n2,go\n",
+        {},
+        ("ok", {"a": [1, 2], "b": ["x\x81\xe9", "go"]}, "read it as Latin-1"),
+    ),
     # --- refused -------------------------------------------------------------------------
     "metadata first line (sklearn wine_data.csv)": (
         "wine.csv",
@@ -273,6 +395,74 @@ VARIANTS = {
     "only comments": ("oc.csv", "# nothing\n# here\n", {}, ("error", r"no rows")),
     "empty file": ("empty.csv", "", {}, ("error", r"is empty")),
     "binary file": ("bin.csv", b"\x00\x01\x02abc\x00", {}, ("error", r"NUL bytes|binary")),
+    "a form feed does not shift line numbers": (
+        "ff.csv",
+        "a,b\n1,2\x0c\n3,?\n",
+        {},
+        ("error", r"ff.csv line 3, column 'b': '\?' is not a number"),
+    ),
+    "dash as missing is refused unless listed": (
+        "dash.csv",
+        "a,b\n1,-\n3,4\n",
+        {},
+        ("error", r"line 2, column 'b': '-' is not a number .*--na-values"),
+    ),
+    "names differing only by spaces are duplicates": (
+        "dsp.csv",
+        "a,a \n1,2\n",
+        {},
+        ("error", r"column name 'a' appears twice"),
+    ),
+    "composed and decomposed spellings of one name are duplicates": (
+        "dnfd.csv",
+        "gr\u00f6sse,gro\u0308sse\n1,2\n",
+        {},
+        ("error", r"appears twice \(columns 1 and 2\)"),
+    ),
+    "header repeated mid-file (files joined)": (
+        "rep.csv",
+        "name,colour\nx,red\nname,colour\ny,blue\n",
+        {},
+        ("error", r"rep.csv line 3 repeats the header"),
+    ),
+    "dot in a table with decimal commas (thousands separator?)": (
+        "dots.csv",
+        "a;b\n1.234;2,5\n2.500;6,1\n",
+        {},
+        ("error", r"dots.csv line 2, column 'a': '1.234' has a dot but column 'b' writes "
+                  "decimal commas"),
+    ),
+    "decimal comma and point in one column": (
+        "dmix.csv",
+        "a;b\n1,5;2\n3.5;4\n",
+        {},
+        ("error", r"line 2, column 'a': '1,5' is not a number"),
+    ),
+    "unicode minus sign": (
+        "um2.csv",
+        "a,b\n1,\u22122\n2,3\n",
+        {},
+        ("error", r"line 2, column 'b': '\u22122' is not a number"),
+    ),
+    "digit group underscores": (
+        "und.csv",
+        "a,b\n1_000,2\n3,4\n",
+        {},
+        ("error", r"line 2, column 'a': '1_000' is not a number"),
+    ),
+    "utf-16 without a byte-order mark": (
+        "u16n.csv",
+        "a,b\n1,2\n".encode("utf-16-le"),
+        {},
+        ("error", r"NUL bytes"),
+    ),
+    "gzip-compressed table": (
+        "t.csv.gz",
+        gzip.compress(b"a,b\n1,2\n"),
+        {},
+        ("error", r"unsupported file type '.gz'"),
+    ),
+    "only rows of empty cells": ("eo.csv", "a,b\n,\n,\n", {}, ("error", r"no rows with a value")),
     "unknown categorical column": (
         "uc.csv",
         "a,b\n1,2\n",

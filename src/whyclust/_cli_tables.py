@@ -230,6 +230,10 @@ def model_input(est, data, model_path, label_column, quiet, drop, sep, na_values
                 if extra else "")  # fmt: skip
         raise ValueError(f"{Path(data).name} does not fit {model_path}: {exc}{hint}") from None
     if is_pipeline(est):
+        _refuse_unfilled(est, frame, data)
+        if not quiet:
+            for note in _unseen_categories(est, frame):
+                click.echo(f"note: {note}", err=True)
         return frame, names, y
     from whyclust._validation import as_float_array
     from whyclust.datasets import check_table_finite
@@ -332,6 +336,65 @@ def _leading_parts(est: Any) -> list[tuple[Any, list[str]]]:
         out.append((part, [names[c] if isinstance(c, int) and -len(names) <= c < len(names)
                            else str(c) for c in cols.tolist()]))  # fmt: skip
     return out
+
+
+def _refuse_unfilled(est: Any, frame, data: str) -> None:
+    """An infinite cell in a column of numbers the stored Pipeline reads, or a missing one
+    where it does not impute, is an error naming its line and column."""
+    import numpy as np
+
+    columns: list[str] = []
+    imputed: set[str] = set()
+    for part, cols in _leading_parts(est):
+        steps = [s for _, s in getattr(part, "steps", None) or []] or [part]
+        kinds = [type(s).__name__ for s in steps]
+        if (isinstance(part, str) and part == "drop") or "OneHotEncoder" in kinds:
+            continue
+        if any("Imputer" in k for k in kinds):
+            imputed.update(cols)
+        columns += [c for c in cols if c in frame.columns and c not in columns]
+    if not columns:
+        return
+    try:
+        values = frame[columns].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError):
+        return  # text where numbers belong: the model's own checks name it
+    bad = np.isinf(values) | (np.isnan(values) & ~np.isin(columns, list(imputed)))
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        lines = frame.attrs.get("lines")
+        where = f"line {int(lines[row])}" if lines is not None else f"data row {row + 1}"
+        what = ("a missing value (empty or NaN) that the model, fitted without --impute, "
+                "cannot fill in" if np.isnan(values[row, col]) else "an infinite value")
+        raise ValueError(f"{Path(data).name} {where} in column {columns[col]!r}: {what}")
+
+
+def _unseen_categories(est: Any, frame) -> list[str]:
+    """One note per one-hot encoded column with values the encoder did not see at fit:
+    their indicator columns are all 0 (the encoder ignores unknown categories)."""
+    notes = []
+    for part, cols in _leading_parts(est):
+        steps = [s for _, s in getattr(part, "steps", None) or []] or [part]
+        encoder = next((s for s in steps if type(s).__name__ == "OneHotEncoder"), None)
+        if encoder is None or getattr(encoder, "categories_", None) is None:
+            continue
+        imputes = any("Imputer" in type(s).__name__ for s in steps)
+        for col, cats in zip(cols, encoder.categories_, strict=False):
+            if col not in frame.columns:
+                continue
+            values = frame[col]
+            unseen = ~values.isin(list(cats)) & ~(values.isna() & imputes)
+            if not unseen.any():
+                continue
+            rows = unseen.to_numpy().nonzero()[0]
+            lines = frame.attrs.get("lines")
+            first = f"line {int(lines[rows[0]])}" if lines is not None else f"row {rows[0] + 1}"
+            shown = ", ".join(repr(v) for v in values[unseen].drop_duplicates().head(3))
+            notes.append(
+                f"column {col!r}: {len(rows)} row(s) (first at {first}) hold categories not "
+                f"seen at fit ({shown}); their one-hot columns are all 0"
+            )
+    return notes
 
 
 def stored_text_columns(est: Any) -> tuple[str, ...]:

@@ -3,22 +3,28 @@
 Rules (each refusal is a ``ValueError`` naming the file, the line and the column):
 
 - encoding: UTF-8 with or without a byte-order mark, UTF-16 with one; anything else is
-  read as Latin-1 (every byte is a character there), with a note;
-- lines starting with ``#`` and blank lines are skipped; the delimiter is ``sep``, or an
-  Excel ``sep=;`` first line, or else whichever of tab, ``;``, ``,`` and ``|`` splits
-  every sampled line into the same number (at least 2) of fields, or else a single space
-  if it does (with a note); ``;`` tables may use decimal commas;
+  read as Windows-1252 where it can be, else as Latin-1 (every byte is a character
+  there), with a note;
+- lines end at ``\\n``, ``\\r\\n`` or ``\\r``; between rows, lines starting with ``#`` and
+  blank lines are skipped (inside a quoted cell they are its text); the delimiter is
+  ``sep``, or an Excel ``sep=;`` first line, or else whichever of tab, ``;``, ``,`` and
+  ``|`` splits every sampled line into the same number (at least 2) of fields, or else a
+  single space if it does (with a note); ``;`` tables may use decimal commas, and then a
+  number with a dot (a thousands separator?) is refused;
 - the header is the first line (``header=True``), or there is none (``header=False``:
   columns ``x0, x1, ...``); by default a first line made only of numbers is the first data
   row, with a note, unless it is 0, 1, ..., d-1 (pandas' labels of an unnamed frame's
-  columns), which is a header, with a note; names must be unique and non-empty;
+  columns), which is a header, with a note; names (in Unicode NFC form, so that macOS and
+  Windows spellings of the same name agree) must be unique and non-empty;
 - a row with more fields than the header is refused (a metadata first line, or columns
   shifted into an index), as is a row with fewer; one trailing delimiter on every data row
-  is dropped with a note; a first line starting with the number of rows and another
-  integer (scikit-learn's ``n_samples, n_features, class names`` line) is refused;
+  is dropped with a note, as are rows of empty cells only (a spreadsheet's empty rows); a
+  first line starting with the number of rows and another integer (scikit-learn's
+  ``n_samples, n_features, class names`` line) is refused, as is a data row repeating the
+  header;
 - a leading unnamed column holding 0, 1, ..., n-1 (pandas' ``to_csv`` index) is dropped
-  with a note; other unnamed columns are refused; columns with no value at all are dropped
-  with a note;
+  with a note (a named one is kept, with a note); other unnamed columns are refused;
+  columns with no value at all are dropped with a note;
 - a column is numeric if all its non-missing cells are numbers; a column with no number at
   all is categorical (text); a mix is refused at its first non-number.
 """
@@ -26,7 +32,9 @@ Rules (each refusal is a ``ValueError`` naming the file, the line and the column
 from __future__ import annotations
 
 import csv
+import io
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,20 +73,24 @@ def read_table(
     text_columns: tuple[str, ...] = (),
     header: bool | None = None,
     numeric_columns: tuple[str, ...] = (),
+    keep_columns: tuple[str, ...] = (),
 ) -> Table:
     """Parse a delimited text file by the rules above. ``text_columns`` stay categorical;
     ``numeric_columns`` must hold numbers (a model's numeric inputs); both are kept even
-    when empty. ``header`` says whether the first line names the columns (None: decided as
-    above)."""
+    when empty, as are ``keep_columns`` (ones the caller drops or splits off itself).
+    ``header`` says whether the first line names the columns (None: decided as above)."""
     path = Path(path)
     text, notes = _decode(path)
-    lines, numbers = _content_lines(text)
+    physical = _physical_lines(text)
+    lines, numbers = _content_lines(physical)
     if not lines:
         raise ValueError(f"{path.name} has no rows (only comments or blank lines)")
     excel = re.fullmatch(r"\s*sep=(.)\s*", lines[0])
+    start = 0  # index of the first physical line the table starts from
     if excel:  # Excel's "sep=;" first line names the delimiter
         notes.append(f"{path.name}: line {numbers[0]} says the delimiter is {excel.group(1)!r}")
         sep = sep or excel.group(1)
+        start = numbers[0]
         lines, numbers = lines[1:], numbers[1:]
         if not lines:
             raise ValueError(f"{path.name} has no rows")
@@ -88,17 +100,20 @@ def read_table(
         sep = "\t"
     if len(sep) != 1 or sep in "\"'\r\n":
         raise ValueError(f"the delimiter must be one character, got {sep!r}")
-    rows, row_lines = _split(lines, numbers, sep, path)
+    rows, row_lines = _split(physical, start, sep, path)
     header_is_data = not _has_header(rows[0], row_lines[0], header, path, notes)
     if header_is_data:
         names = [f"x{i}" for i in range(len(rows[0]))]
         body, body_lines = rows, row_lines
     else:
-        names = [c.strip() for c in rows[0]]
+        names = [unicodedata.normalize("NFC", c.strip()) for c in rows[0]]
         body, body_lines = rows[1:], row_lines[1:]
     if not body:
         raise ValueError(f"{path.name} has a header but no rows")
     names, body = _check_widths(names, body, body_lines, header_is_data, path, notes)
+    if not header_is_data:
+        _refuse_repeated_header(names, body, body_lines, path)
+    body, body_lines = _skip_empty_rows(body, body_lines, path, notes)
     if not header_is_data and _counts_rows(names, len(body)):
         raise ValueError(
             f"{path.name} line {row_lines[0]} is a metadata line, not column names: its first "
@@ -107,7 +122,7 @@ def read_table(
         )
     cells = np.array(body, dtype=object).reshape(len(body), len(names))
     lines_arr = np.asarray(body_lines, dtype=np.int64)
-    keep = {*text_columns, *numeric_columns}
+    keep = {*text_columns, *numeric_columns, *keep_columns}
     names, cells = _drop_index_and_empty(names, cells, path, notes, set(missing), keep)
     _check_names(names, path)
     missing_set = set(missing)
@@ -119,6 +134,8 @@ def read_table(
     unknown = sorted(set(text_columns) - set(names))
     if unknown:
         raise MissingColumns(unknown, path.name)
+    if sep == ";":
+        _refuse_mixed_decimals(names, cells, columns, lines_arr, path, missing_set)
     return Table(names, columns, lines_arr, notes, sep)
 
 
@@ -139,18 +156,29 @@ def _decode(path: Path) -> tuple[str, list[str]]:
             text = data.decode("utf-8-sig")  # strips a byte-order mark if there is one
             notes = []
         except UnicodeDecodeError as exc:
-            text = data.decode("latin-1")
-            line = data[: exc.start].count(b"\n") + 1
-            notes = [f"{path.name} is not UTF-8 (line {line}); read it as Latin-1"]
+            line = len(re.split(rb"\r\n|\r|\n", data[: exc.start]))
+            try:  # Windows' superset of Latin-1: 0x80-0x9f are printable (euro sign, ...)
+                text = data.decode("cp1252")
+                notes = [f"{path.name} is not UTF-8 (line {line}); read it as Latin-1 "
+                         "(Windows-1252)"]  # fmt: skip
+            except UnicodeDecodeError:
+                text = data.decode("latin-1")
+                notes = [f"{path.name} is not UTF-8 (line {line}); read it as Latin-1"]
     if "\x00" in text:
         raise ValueError(f"{path.name} contains NUL bytes: a binary file, not a text table")
     return text, notes
 
 
-def _content_lines(text: str) -> tuple[list[str], list[int]]:
+def _physical_lines(text: str) -> list[str]:
+    """The file's lines, each with its ending: split at ``\\n``, ``\\r\\n`` or ``\\r`` only (not
+    at the other characters ``str.splitlines`` breaks at, which are text inside a cell)."""
+    return list(io.StringIO(text, newline=""))
+
+
+def _content_lines(physical: list[str]) -> tuple[list[str], list[int]]:
     """Lines that are not blank and not ``#`` comments, with their 1-based numbers."""
     lines, numbers = [], []
-    for i, line in enumerate(text.splitlines(), start=1):
+    for i, line in enumerate(physical, start=1):
         stripped = line.strip()
         if stripped and not stripped.startswith("#"):
             lines.append(line)
@@ -183,18 +211,33 @@ def _sniff(lines: list[str], path: Path, notes: list[str]) -> str:
     return ","
 
 
-def _split(lines: list[str], numbers: list[int], sep: str, path: Path):
+def _split(physical: list[str], start: int, sep: str, path: Path):
+    """Rows from ``physical[start:]`` with the line each starts on. Blank and ``#`` lines are
+    skipped between rows only: inside a quoted cell they are part of its text, as are the
+    line breaks."""
     rows: list[list[str]] = []
     row_lines: list[int] = []
-    reader = csv.reader(lines, delimiter=sep, strict=True, skipinitialspace=False)
+    state = {"next": start, "between": True}
+
+    def feed():
+        while state["next"] < len(physical):
+            line = physical[state["next"]]
+            state["next"] += 1
+            if state["between"]:
+                stripped = line.strip()
+                if not stripped or stripped.startswith("#"):
+                    continue
+                row_lines.append(state["next"])
+                state["between"] = False
+            yield line
+
+    reader = csv.reader(feed(), delimiter=sep, strict=True, skipinitialspace=False)
     try:
-        consumed = 0
         for row in reader:
-            row_lines.append(numbers[consumed])
-            consumed = reader.line_num
             rows.append(row)
+            state["between"] = True
     except csv.Error as exc:
-        where = numbers[min(reader.line_num, len(numbers)) - 1]
+        where = max(state["next"], 1)
         raise ValueError(f"{path.name} line {where}: {exc} (unbalanced quotes?)") from None
     return rows, row_lines
 
@@ -249,6 +292,49 @@ def _check_widths(names, body, body_lines, header_is_data, path, notes):
     return names, body
 
 
+def _skip_empty_rows(body, body_lines, path, notes):
+    """Rows of delimiters only (a spreadsheet's empty rows) are skipped, with a note."""
+    empty = [i for i, r in enumerate(body) if len(r) > 1 and not any(c.strip() for c in r)]
+    if not empty:
+        return body, body_lines
+    if len(empty) == len(body):
+        raise ValueError(f"{path.name} has no rows with a value")
+    shown = ", ".join(str(body_lines[i]) for i in empty[:5]) + (" ..." if len(empty) > 5 else "")
+    notes.append(f"{path.name}: line(s) {shown} hold only empty cells and are skipped")
+    gone = set(empty)
+    keep = [i for i in range(len(body)) if i not in gone]
+    return [body[i] for i in keep], [body_lines[i] for i in keep]
+
+
+def _refuse_repeated_header(names, body, body_lines, path) -> None:
+    """A data row that repeats the column names (files pasted together) is refused."""
+    for row, line in zip(body, body_lines, strict=True):
+        if row and row[0].strip() == names[0] and [c.strip() for c in row] == names:
+            raise ValueError(
+                f"{path.name} line {line} repeats the header (files joined together?); "
+                "remove it"
+            )
+
+
+def _refuse_mixed_decimals(names, cells, columns, lines, path, missing) -> None:
+    """In a ``;`` table that writes decimal commas, a number with a dot is refused: it may
+    be a thousands separator (1.234 for 1234) as well as a decimal point."""
+    numeric = [j for j, c in enumerate(columns) if c.dtype == np.float64]
+    text = {j: np.char.strip(cells[:, j].astype(str)) for j in numeric}
+    comma = [j for j in numeric if bool(np.any(np.char.find(text[j], ",") >= 0))]
+    if not comma:
+        return
+    for j in numeric:
+        dotted = (np.char.find(text[j], ".") >= 0) & ~np.isin(text[j], list(missing))
+        if np.any(dotted):
+            i = int(np.argmax(dotted))
+            raise ValueError(
+                f"{path.name} line {int(lines[i])}, column {names[j]!r}: {str(text[j][i])!r} "
+                f"has a dot but column {names[comma[0]]!r} writes decimal commas; is the dot a "
+                "thousands separator? write the numbers one way"
+            )
+
+
 def _counts_rows(names: list[str], n_rows: int) -> bool:
     """Whether the header starts with the row count and another integer (n_samples, n_features)."""
     if len(names) < 2 or not all(c.strip().isdigit() for c in names[:2]):
@@ -274,6 +360,11 @@ def _drop_index_and_empty(names, cells, path, notes, missing, keep=frozenset()):
                 "(0, 1, ..., n-1); it is not used as a feature"
             )
             names, cells = names[1:], cells[:, 1:]
+    elif names and n >= 3 and [c.strip() for c in cells[:, 0]] == [str(i) for i in range(n)]:
+        notes.append(
+            f"{path.name}: the first column {names[0]!r} holds 0, 1, ..., n-1 (a row index?); "
+            "it is used as a feature unless you drop it"
+        )
     empty = [j for j in range(len(names)) if names[j] not in keep
              and all(str(c).strip() in missing for c in cells[:, j])]  # fmt: skip
     if empty and len(empty) < len(names):

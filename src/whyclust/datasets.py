@@ -330,11 +330,12 @@ def read_frame(
     other than 0, 1, ..., d-1). ``notes`` says
     what was guessed (a pandas index column dropped, Latin-1 encoding, ...).
 
-    CSV rules: UTF-8 (byte-order mark or not) or UTF-16 with a mark, else Latin-1 with a
-    note; ``#`` comment lines and blank lines skipped; delimiter sniffed among tab, ``;``,
-    ``,`` and ``|``; rows with more or fewer fields than the header, unbalanced quotes,
-    duplicate or empty column names and cells that are neither numbers nor missing in a
-    numeric column are refused with the line and column.
+    CSV rules: UTF-8 (byte-order mark or not) or UTF-16 with a mark, else Windows-1252 or
+    Latin-1 with a note; ``#`` comment lines, blank lines and rows of empty cells skipped
+    (a quoted cell may span lines); delimiter sniffed among tab, ``;``, ``,`` and ``|``;
+    rows with more or fewer fields than the header, unbalanced quotes, duplicate or empty
+    column names, a repeated header row and cells that are neither numbers nor missing in
+    a numeric column are refused with the line and column.
     """
     from whyclust._csv import MISSING, read_table
 
@@ -355,6 +356,7 @@ def read_frame(
             text_columns=tuple(categorical),
             header=header,
             numeric_columns=tuple(numeric),
+            keep_columns=(*drop, *([label_column] if label_column is not None else [])),
         )
         frame = table.frame()
         frame.attrs["lines"] = tuple(int(v) for v in table.lines)  # pandas compares attrs
