@@ -140,6 +140,13 @@ def test_non_string_columns_are_not_names():
     check_feature_names(model, frame)  # as scikit-learn: integer columns carry no names
 
 
+def test_mixed_string_and_other_names_are_refused(fitted):
+    _, model = fitted
+    frame = FRAME[COLUMNS[::-1]].rename(columns={COLUMNS[-1]: 0})  # reordered, one int name
+    with pytest.raises(TypeError, match=r"mix strings and other types \(not strings: 0\)"):
+        wc.explain(model, frame)
+
+
 def test_many_names_are_abbreviated():
     cols = [f"c{i}" for i in range(30)]
     model = KMeans(2, n_init=1, random_state=0).fit(

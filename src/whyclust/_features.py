@@ -45,13 +45,24 @@ def model_feature_names(model: Any) -> list[str] | None:
 
 
 def data_feature_names(X: Any) -> list[str] | None:
-    """Column names of a DataFrame when all are strings (as scikit-learn uses them), else None."""
+    """Column names of a DataFrame when all are strings (as scikit-learn uses them), None
+    when none are; a mix of string and other names is a ``TypeError``, as in scikit-learn
+    (such names could not be checked against the fitted ones)."""
     columns = getattr(X, "columns", None)
     if columns is None or not hasattr(X, "dtypes"):
         return None
     names = list(columns)
-    if not names or not all(isinstance(c, str) for c in names):
+    is_str = [isinstance(c, str) for c in names]
+    if not names or not any(is_str):
         return None
+    if not all(is_str):
+        odd = [c for c, s in zip(names, is_str, strict=True) if not s]
+        raise TypeError(
+            "X's column names mix strings and other types (not strings: "
+            f"{', '.join(repr(c) for c in odd[:5])}{', ...' if len(odd) > 5 else ''}): "
+            "name every column with a string, e.g. "
+            "X.columns = X.columns.astype(str)"
+        )
     return names
 
 

@@ -108,8 +108,8 @@ def affine_of(est: Any, where: str) -> tuple[np.ndarray | None, np.ndarray | Non
     """(linear or None, diag or None, offset) of one fitted affine step, float64."""
     name = _name(est)
 
-    def f(a: Any) -> np.ndarray:
-        return np.asarray(a, dtype=np.float64)
+    def f(a: Any) -> np.ndarray:  # one layout: the fold's products round the same after a load
+        return np.ascontiguousarray(a, dtype=np.float64)
 
     if name == "StandardScaler":
         n = int(est.n_features_in_)
@@ -149,18 +149,22 @@ def _select(X: Any, cols: list[int]) -> Any:
 
 
 def _dense(a: Any) -> np.ndarray:
+    """float64 values of a block; a frame's missing cells (``pd.NA`` of pandas' nullable
+    dtypes included) become NaN, and non-numeric columns are a ``TypeError`` naming them."""
     if hasattr(a, "toarray"):
         a = a.toarray()
+    if hasattr(a, "columns"):
+        bad = [str(c) for c in a.columns if getattr(a[c].dtype, "kind", "O") not in "biuf"]
+        if bad:
+            raise TypeError(
+                f"X has non-numeric columns that no encoder of the pipeline takes: "
+                f"{', '.join(bad)}; convert them to numbers or one-hot encode them"
+            )
+        return a.to_numpy(dtype=np.float64, na_value=np.nan)
     try:
         return np.asarray(a, dtype=np.float64)
-    except (ValueError, TypeError):
-        if not hasattr(a, "columns"):
-            raise
-        bad = [str(c) for c in a.columns if a[c].dtype.kind not in "biufc"]
-        raise TypeError(
-            f"X has non-numeric columns that no encoder of the pipeline takes: "
-            f"{', '.join(bad)}; convert them to numbers or one-hot encode them"
-        ) from None
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"X has values that are not numbers ({exc})") from None
 
 
 def check_fitted_steps(steps: list[tuple[str, Any]]) -> None:

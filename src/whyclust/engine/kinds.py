@@ -72,7 +72,7 @@ def no_decision_rule_error(model: Any) -> TypeError | None:
             "point, so there is no decision function to neuralize"
         )
     return TypeError(
-        f"cannot explain a {name}: {why}. Explain a surrogate instead: "
+        f"cannot explain {name} models: {why}. Explain a surrogate instead: "
         "wc.surrogate_kmeans(model, X) fits a KMeans started at the centroids of its labels "
         "and reports how often the surrogate agrees with them; explain the surrogate and "
         "read the explanations where it agrees"

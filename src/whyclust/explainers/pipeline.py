@@ -373,9 +373,11 @@ def _input_frame(pipeline: Any, X: Any) -> tuple[Any, list[str]]:
                 f"X has {len(cols)} columns, the pipeline was fitted with "
                 f"{pipeline_n_features(pipeline)}"
             )
+        _refuse_complex(X)
         return X, cols
     refuse_sparse(X)
     arr = np.asarray(X)
+    _refuse_complex(arr)
     if arr.ndim != 2:
         raise ValueError(f"X must be a 2-D array or a DataFrame, got shape {arr.shape}")
     n_in = pipeline_n_features(pipeline) or arr.shape[1]
@@ -389,13 +391,20 @@ def _input_frame(pipeline: Any, X: Any) -> tuple[Any, list[str]]:
 
 
 def _compute_dtype(frame: Any) -> np.dtype:
-    """float64 when every numeric input column is float64, else float32."""
+    """The dtype bare models compute in for the numeric input columns' common dtype: float64
+    stays float64 (a float64 column beside integer ones too), everything else is float32."""
     if hasattr(frame, "dtypes"):
-        kinds = [np.dtype(t) for t in frame.dtypes if getattr(t, "kind", "O") in "iufb"]
-        if kinds and all(k == np.float64 for k in kinds):
-            return np.dtype(np.float64)
-        return np.dtype(np.float32)
+        kinds = [np.dtype(getattr(t, "numpy_dtype", t)) for t in frame.dtypes
+                 if getattr(t, "kind", "O") in "iufb"]  # fmt: skip
+        return resolve_dtype(np.result_type(*kinds)) if kinds else np.dtype(np.float32)
     return resolve_dtype(frame.dtype) if frame.dtype != object else np.dtype(np.float32)
+
+
+def _refuse_complex(X: Any) -> None:
+    dtypes = list(X.dtypes) if hasattr(X, "dtypes") else [X.dtype]
+    odd = [t for t in dtypes if getattr(t, "kind", "O") == "c"]
+    if odd:
+        raise TypeError(f"X must be real-valued, got dtype {odd[0]}")
 
 
 def _checked(run: Callable[[], Any], U: np.ndarray, folded: Any, names: list[str],
