@@ -325,3 +325,43 @@ def test_signed_but_inconsistent_files_are_refused(tmp_path, model, edit, messag
     _rewrite(path, edit)
     with pytest.raises(ValueError, match=message):
         wc.load(path)
+
+
+def _set(key, change):
+    def edit(header, tensors):
+        tensors[key] = np.ascontiguousarray(change(tensors[key]))
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("model", "edit", "match"),
+    [
+        (KMeans(3, n_init=2, random_state=0), _set("m.a.labels_", lambda a: a + 5),
+         r"labels_ must lie in \[0, 3\)"),
+        (KMeans(3, n_init=2, random_state=0),
+         _set("m.a.cluster_centers_", lambda a: np.round(a).astype(np.int64)), "floating-point"),
+        (BisectingKMeans(3, random_state=0), _set("m.a.tree.centers", lambda a: a[:, :-1]),
+         "tree's centres do not match"),
+        (GaussianMixture(3, random_state=0), _set("m.a.weights_", lambda a: a * [-1, 1, 1]),
+         "weights_ must be positive and sum to 1"),
+        (GaussianMixture(3, random_state=0), _set("m.a.weights_", lambda a: a * 2),
+         "weights_ must be positive and sum to 1"),
+    ],
+)  # fmt: skip
+def test_signed_file_with_impossible_fitted_values_is_refused(tmp_path, model, edit, match):
+    path = wc.save(model.fit(_X), tmp_path / "m.whyclust")
+    _resign(path, edit)
+    with pytest.raises(ValueError, match=match):
+        wc.load(path)
+
+
+def test_round_trip_is_bit_identical_whatever_the_components_layout(tmp_path):
+    from sklearn.datasets import load_wine
+
+    X = load_wine(as_frame=True).data  # PCA's components_ come out in Fortran order
+    model = make_pipeline(StandardScaler(), PCA(5), KMeans(3, n_init=3, random_state=0)).fit(X)
+    back = wc.load(wc.save(model, tmp_path / "p.whyclust"))
+    a, b = wc.explain(model, X), wc.explain(back, X)
+    np.testing.assert_array_equal(a.relevance, b.relevance)
+    np.testing.assert_array_equal(a.logit, b.logit)

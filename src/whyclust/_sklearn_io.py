@@ -431,6 +431,13 @@ def _safe_dtype(text: Any) -> np.dtype:
     return dtype
 
 
+#: fitted attributes that scikit-learn computes in floating point (a file with integers
+#: there was edited)
+_FLOAT_ATTRS = ("cluster_centers_", "means_", "weights_", "covariances_", "precisions_",
+                "precisions_cholesky_", "components_", "mean_", "scale_", "var_", "center_",
+                "min_", "max_abs_", "_X_mean", "explained_variance_")  # fmt: skip
+
+
 def _check_consistent(est: Any, name: str, attrs: dict) -> None:
     """Shapes of the restored arrays against ``n_features_in_`` (a cheap corruption check)."""
     n_features = getattr(est, "n_features_in_", None)
@@ -446,6 +453,10 @@ def _check_consistent(est: Any, name: str, attrs: dict) -> None:
         arr = getattr(est, attr, None)
         if isinstance(arr, np.ndarray) and arr.ndim >= 1 and arr.shape[-1] != n_features:
             raise ValueError(f"{name}.{attr} has shape {arr.shape}, expected {n_features} features")
+    for attr in _FLOAT_ATTRS:
+        arr = getattr(est, attr, None)
+        if isinstance(arr, np.ndarray) and arr.dtype.kind != "f":
+            raise ValueError(f"{name}.{attr} must be floating-point, got dtype {arr.dtype}")
     if name in ("KMeans", "MiniBatchKMeans", "BisectingKMeans") and attrs:
         centers = getattr(est, "cluster_centers_", None)
         if not isinstance(centers, np.ndarray) or centers.ndim != 2 or centers.shape[0] < 1:
@@ -457,6 +468,18 @@ def _check_consistent(est: Any, name: str, attrs: dict) -> None:
             isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.dtype.kind in "iu"
         ):
             raise ValueError(f"{name}: labels_ must be a 1-D integer array")
+        if labels is not None and labels.size and (
+            int(labels.min()) < 0 or int(labels.max()) >= centers.shape[0]
+        ):
+            raise ValueError(f"{name}: labels_ must lie in [0, {centers.shape[0]})")
+        tree = getattr(est, "_bisecting_tree", None)
+        if name == "BisectingKMeans" and tree is not None:
+            leaves = list(tree.iter_leaves())
+            if np.shape(tree.center) != (n_features,) or len(leaves) != centers.shape[0]:
+                raise ValueError(
+                    f"{name}: the tree's centres do not match {centers.shape[0]} clusters of "
+                    f"{n_features} features"
+                )
         mean = getattr(est, "_X_mean", None)
         if name == "BisectingKMeans" and not (
             isinstance(mean, np.ndarray) and mean.shape == (n_features,)
@@ -473,6 +496,9 @@ def _check_consistent(est: Any, name: str, attrs: dict) -> None:
             and weights.shape == (k,)
         ):
             raise ValueError("GaussianMixture: means_ / weights_ do not match n_components")
+        if not (np.all(np.isfinite(weights)) and np.all(weights > 0)
+                and abs(float(np.sum(weights)) - 1.0) <= 1e-6):  # fmt: skip
+            raise ValueError("GaussianMixture: weights_ must be positive and sum to 1")
         d = n_features
         expect = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}
         for attr in ("precisions_cholesky_", "covariances_", "precisions_"):
