@@ -133,6 +133,11 @@ def test_dask_bad_input(data) -> None:
         wc.explain(km, Xd, beta="large")
     with pytest.raises(TypeError, match="dask array"):
         explain_dask(km, X)
+    # options are checked at the call, not when the arrays are computed
+    with pytest.raises(TypeError, match="does not take bogus="):
+        wc.explain(km, Xd, bogus=1)
+    with pytest.raises(ValueError, match="target clusters"):
+        wc.explain(km, Xd, target=km.n_clusters)
     # NaN is found when the chunk is computed
     bad = X.copy()
     bad[1234, 3] = np.nan

@@ -90,10 +90,11 @@ def explain(
     if type(X).__module__.startswith("dask."):
         from whyclust.scale import explain_dask
 
-        return explain_dask(
-            model, X, method=method, target=target, beta=beta, batch_size=batch_size,
-            **_neon_options(method, contrast, reference), device=device, **options,
-        )  # fmt: skip
+        with _options_named(model, method, options):
+            return explain_dask(
+                model, X, method=method, target=target, beta=beta, batch_size=batch_size,
+                **_neon_options(method, contrast, reference), device=device, **options,
+            )  # fmt: skip
     neon = {"target": target, "beta": beta, "batch_size": batch_size, "device": device}
     neon.update(_neon_options(method, contrast, reference))
     with _options_named(model, method, options):

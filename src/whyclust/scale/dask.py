@@ -70,8 +70,10 @@ def explain_dask(
         ``contrast`` if given) are lazy dask arrays; ``beta`` is a float. All of them are
         fields of one record array (``extras["records"]``) computed by the same per-chunk
         tasks: ``dask.compute(e.relevance, e.logit)`` runs NEON once per chunk, whereas
-        computing them one after the other runs it twice. Errors found in the data (NaN,
-        bad target values) are raised when the arrays are computed.
+        computing them one after the other runs it twice. The first row is explained
+        eagerly, so that an option the method does not take, or a bad value of one, is an
+        error at the call; errors found in later rows (NaN, bad target values) are raised
+        when the arrays are computed.
     """
     import dask
     import dask.array as da
@@ -121,6 +123,10 @@ def explain_dask(
     record = _record_dtype(X, contrast=scalars.get("contrast") is not None or "contrast" in arrays)
     layout = tuple(k for k in ("target", "contrast", *rows_of) if k in arrays)
     extra = [arrays[k] for k in layout]
+    task = {"layout": layout, "method": method, "scalars": scalars, "beta": beta,
+            "batch_size": batch_size, "options": options}  # fmt: skip
+    # a bad option is refused now, on the first row, not when the arrays are computed
+    _explain_block(*dask.compute(X[:1], *(a[:1] for a in extra)), net, **task)
     records = da.map_blocks(
         _explain_block,
         X,
@@ -130,12 +136,7 @@ def explain_dask(
         meta=np.empty((0,), dtype=record),
         drop_axis=list(range(1, X.ndim)),
         chunks=(rows,),
-        layout=layout,
-        method=method,
-        scalars=scalars,
-        beta=beta,
-        batch_size=batch_size,
-        options=options,
+        **task,
         name="whyclust-explain-"
         + dask.base.tokenize(
             X.name,
