@@ -52,11 +52,21 @@ def sq_distances(z: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
 def assign(z: torch.Tensor, centers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Labels and squared distances to the nearest center of ``z`` (B, d) for centers
     (R, K, d): two (R, B) tensors. The labels are the argmax of the layer's scores
-    2 Omega_j . z - ||Omega_j||^2, exactly what the neuralized network computes."""
-    sq = (centers * centers).sum(-1)
-    scores = 2.0 * torch.matmul(z, centers.transpose(1, 2)) - sq[:, None, :]
-    best, labels = scores.max(-1)
-    return labels, ((z * z).sum(1) - best).clamp_min(0.0)
+    2 Omega_j . z - ||Omega_j||^2, computed as the k-means engine does: against the centers
+    shifted by their mean o (o folded into the biases), so that data far from the origin
+    keeps its digits in float32."""
+    offset = centers.mean(dim=-2, keepdim=True)  # (R, 1, d)
+    shifted = centers - offset
+    bias = -((shifted * shifted).sum(-1) + 2.0 * (shifted * offset).sum(-1))  # (R, K)
+    scores = 2.0 * torch.matmul(z, shifted.transpose(1, 2)) + bias[:, None, :]
+    best, labels = scores.max(-1)  # 2 (z - o) . Omega'_j - ||Omega'_j||^2, plus 2 o . z - ...
+    if centers.shape[0] == 1:
+        moved = z - offset[0]
+        near = (moved * moved).sum(1)[None, :]  # ||z - o||^2
+    else:  # (R, B) without an (R, B, d) temporary
+        near = ((z * z).sum(1)[None, :] - 2.0 * torch.matmul(offset, z.T)[:, 0, :]
+                + (offset * offset).sum(-1))  # fmt: skip
+    return labels, (near - best).clamp_min(0.0)
 
 
 @torch.no_grad()
@@ -192,3 +202,36 @@ class CenterTrainer:
             })
             if new_state:
                 self.opt.state[self.centers] = new_state
+
+    def optimizer_state(self) -> dict[str, np.ndarray]:
+        """The optimizer's running state (Adam's moments, Adadelta's averages, the step
+        count) as arrays, so that a saved model continues ``partial_fit`` as it would have."""
+        if self.opt is None:
+            return {}
+        state = self.opt.state.get(self.centers, {})
+        return {k: np.atleast_1d(v.detach().cpu().numpy()) for k, v in state.items()
+                if torch.is_tensor(v)}  # fmt: skip
+
+    def load_optimizer_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restore :meth:`optimizer_state`'s arrays; ``ValueError`` if they do not fit."""
+        if not arrays:
+            return
+        if self.opt is None:
+            raise ValueError("the file holds optimizer state, but the optimizer is plain SGD")
+        state = {}
+        for key, value in arrays.items():
+            arr = np.asarray(value)
+            if arr.dtype.kind != "f" or not np.isfinite(arr).all():
+                raise ValueError(f"optimizer state {key!r} must be finite floats")
+            if key == "step":
+                if arr.shape != (1,) or arr[0] < 0:
+                    raise ValueError("optimizer state 'step' must be one count >= 0")
+                state[key] = torch.tensor(float(arr[0]), dtype=torch.float32)
+            elif arr.shape == tuple(self.centers.shape):
+                state[key] = torch.from_numpy(arr.copy()).to(self.centers.dtype)
+            else:
+                raise ValueError(
+                    f"optimizer state {key!r} has shape {arr.shape}, the centers "
+                    f"{tuple(self.centers.shape)}"
+                )
+        self.opt.state[self.centers] = state

@@ -395,7 +395,7 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         self._trainer = trainer
         self.n_iter_ = plan.pretrain_epochs + plan.epochs
         self.n_steps_ = 0
-        self.cluster_centers_ = trainer.centers.detach().cpu().numpy()[0]
+        self.cluster_centers_ = trainer.centers.detach().cpu().numpy()[0].copy()
         self._finish_encoded(data)
         self._warn_if_collapsed()
         return self
@@ -413,6 +413,8 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
 
     def _init_size(self, n: int | None) -> int:
         limit = 20_000 if self.init_size is None else int(self.init_size)
+        if limit < self.n_clusters:
+            raise ValueError(f"init_size={limit} should be >= n_clusters={self.n_clusters}")
         return limit if n is None else min(n, limit)
 
     def _init_sample(self, Z: torch.Tensor, rng: np.random.RandomState) -> torch.Tensor:
@@ -457,7 +459,7 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
             self.loss_ = float(losses[best]) / labels.shape[0]
         trainer.select(best)
         self._trainer = trainer
-        self.cluster_centers_ = trainer.centers.detach().cpu().numpy()[0]
+        self.cluster_centers_ = trainer.centers.detach().cpu().numpy()[0].copy()
         self.labels_ = labels.astype(np.int64)
 
     def _train_centers(
@@ -539,8 +541,21 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         Every batch of ``batch_size`` rows gives one center update at the constant rate
         ``partial_lr``. The first call on an unfitted raw-mode model seeds the centers by
         k-means++ on ``X`` (at least ``n_clusters`` rows); in encoder mode call
-        :meth:`fit` first, then later calls adapt the centers with the encoder fixed.
+        :meth:`fit` first, then later calls adapt the centers with the encoder fixed. A call
+        that raises (a bad batch late in a stream) leaves the model as it was.
         """
+        saved = dict(self.__dict__)  # a call that fails leaves the model as it was
+        trainer_saved = copy.deepcopy(self.__dict__.get("_trainer"))
+        try:
+            return self._partial_fit(X)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            if trainer_saved is not None:
+                self._trainer = trainer_saved
+            raise
+
+    def _partial_fit(self, X: Any) -> TELL:
         first = not hasattr(self, "cluster_centers_")
         self._check_params()
         if first:
@@ -576,7 +591,7 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         for z in self._feature_batches(data, self._batch_size()):
             trainer.step(z)
             self.n_steps_ += 1
-        self.cluster_centers_ = trainer.centers.detach().cpu().numpy()[0]
+        self.cluster_centers_ = trainer.centers.detach().cpu().numpy()[0].copy()
         if not data.once:
             labels, losses = [], []
             for z in self._feature_batches(data, 65536):

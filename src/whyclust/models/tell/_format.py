@@ -51,6 +51,9 @@ def dump(model: TELL) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     }
     if hasattr(model, "feature_names_in_"):
         config["feature_names"] = [str(c) for c in model.feature_names_in_]
+    trainer = getattr(model, "_trainer", None)
+    for k, v in ({} if trainer is None else trainer.optimizer_state()).items():
+        tensors[f"optimizer.{k}"] = v
     if model.encoder_ is None:
         config["mode"] = "raw"
     else:
@@ -133,7 +136,10 @@ def restore(tensors: dict[str, np.ndarray], config: dict[str, Any]) -> TELL:
             raise ValueError("feature_scale must hold one value per cluster")
         model.feature_scale_ = scale
     model._trainer = CenterTrainer(
-        torch.from_numpy(centers)[None], model.metric_, model.optimizer, model._partial_lr(),
-        model.center_step,
+        torch.from_numpy(centers.copy())[None], model.metric_, model.optimizer,
+        model._partial_lr(), model.center_step,
+    )  # fmt: skip
+    model._trainer.load_optimizer_state(
+        {k[len("optimizer.") :]: v for k, v in tensors.items() if k.startswith("optimizer.")}
     )
     return model
