@@ -145,7 +145,11 @@ def _array_engine(model: Any) -> Any:
 
     parts = kernel_parts(model)
     if parts is not None:
-        return lambda X, **kw: explain_kernel(*parts, _checked(X), **kw)
+        # the kernel's exp meets inf before any score could flag it: check X first (its
+        # O(n d) scan is small beside the O(n m d) kernel)
+        return lambda X, **kw: explain_kernel(
+            *parts, as_float_array(X, ndim=SAMPLE_NDIM, allow_nan=False), **kw
+        )
     return None
 
 

@@ -302,7 +302,9 @@ def _dump(model: KernelKMeans) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     check_is_fitted(model, "support_")
     params = {k: v for k, v in model.get_params().items() if k != "random_state"}
     rs = model.random_state
-    params["random_state"] = rs if isinstance(rs, (int, type(None))) else None
+    params["random_state"] = (
+        int(rs) if isinstance(rs, Integral) and not isinstance(rs, bool) else None
+    )
     tensors = {
         "support": model.support_,
         "support_labels": model.support_labels_,
