@@ -121,7 +121,8 @@ def _agreement(page: str) -> list[str]:
 
 
 @pytest.mark.parametrize("layout", ["tsv with ids", "label first", "header and blank lines",
-                                    "semicolons", "text labels"])  # fmt: skip
+                                    "semicolons", "text labels", "one per line, sorted",
+                                    "text, one per line"])  # fmt: skip
 def test_report_labels_files_of_every_layout_give_the_same_agreement(layout, work, tmp_path,
                                                                      capsys):  # fmt: skip
     y = np.loadtxt(work / "labels.txt", dtype=int)
@@ -132,10 +133,18 @@ def test_report_labels_files_of_every_layout_give_the_same_agreement(layout, wor
                                                for i, v in enumerate(y)],
         "semicolons": ["id;label"] + [f"{i};{v}" for i, v in enumerate(y)],
         "text labels": ["class"] + [f"kind{v}" for v in y],
+        # no header, and the first label comes back: not a header row repeated
+        "one per line, sorted": [str(v) for v in np.sort(y)],
+        "text, one per line": [f"kind{v}" for v in y],
     }[layout]  # fmt: skip
+    if layout == "one per line, sorted":
+        y_sorted = tmp_path / "sorted_ref.txt"
+        y_sorted.write_text("\n".join(["label"] + [str(v) for v in np.sort(y)]) + "\n")
     (tmp_path / "l.txt").write_text("\n".join(rows) + "\n")
     pages = []
-    for labels in (work / "labels.txt", tmp_path / "l.txt"):
+    reference = tmp_path / "sorted_ref.txt" if layout == "one per line, sorted" else (
+        work / "labels.txt")
+    for labels in (reference, tmp_path / "l.txt"):
         run_ok(["report", work / "model.whyclust", work / "features.csv", "--labels", labels,
                 "-q", "-o", tmp_path / "r.html"], capsys)  # fmt: skip
         pages.append(_agreement((tmp_path / "r.html").read_text()))
@@ -428,3 +437,24 @@ def test_console_script_subprocess(tmp_path):
     assert "bad.csv line 3, column 'b': 'x' is not a number" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "m.whyclust").exists()
+
+
+def test_report_of_one_cluster_shows_no_direction_and_a_mistyped_labels_file_is_named(
+    work, tmp_path, capsys
+):
+    import pandas as pd
+
+    import whyclust as wc
+
+    frame = pd.read_csv(work / "features.csv")
+    labels = wc.load(work / "model.whyclust").predict(frame)
+    frame[labels == labels[0]].head(5).to_csv(tmp_path / "one.csv", index=False)
+    run_ok(["report", work / "model.whyclust", tmp_path / "one.csv", "-q",
+            "-o", tmp_path / "r.html"], capsys)  # fmt: skip
+    page = (tmp_path / "r.html").read_text()
+    assert "vs n/a" in page and "lower than the other points" not in page
+    args = ["report", work / "model.whyclust", work / "data.npy", "--labels",
+            tmp_path / "typo.csv", "-o", tmp_path / "x.html"]  # fmt: skip
+    code = main([str(a) for a in args])
+    err = capsys.readouterr().err
+    assert code == 2 and "no such file" in err and not (tmp_path / "x.html").exists()

@@ -20,8 +20,8 @@ Rules (each refusal is a ``ValueError`` naming the file, the line and the column
   shifted into an index), as is a row with fewer; one trailing delimiter on every data row
   is dropped with a note, as are rows of empty cells only (a spreadsheet's empty rows); a
   first line starting with the number of rows and another integer (scikit-learn's
-  ``n_samples, n_features, class names`` line) is refused, as is a data row repeating the
-  header;
+  ``n_samples, n_features, class names`` line) is refused, as is a data row repeating a header
+  of two or more columns;
 - a leading unnamed column holding 0, 1, ..., n-1 (pandas' ``to_csv`` index) is dropped
   with a note (a named one is kept, with a note); other unnamed columns are refused;
   columns with no value at all are dropped with a note;
@@ -111,7 +111,7 @@ def read_table(
     if not body:
         raise ValueError(f"{path.name} has a header but no rows")
     names, body = _check_widths(names, body, body_lines, header_is_data, path, notes)
-    if not header_is_data:
+    if not header_is_data and len(names) > 1:  # one column: a value may equal its name
         _refuse_repeated_header(names, body, body_lines, path)
     body, body_lines = _skip_empty_rows(body, body_lines, path, notes)
     if not header_is_data and _counts_rows(names, len(body)):

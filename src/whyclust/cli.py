@@ -224,8 +224,8 @@ def _read_labels(spec: str | None, data_path: str, y, n: int, quiet: bool):
     else:
         from whyclust.datasets import read_data
 
-        if Path(data_path).is_dir():
-            raise ValueError(f"--labels {spec!r} is neither a file nor usable with an image folder")
+        if Path(data_path).is_dir() or Path(data_path).suffix.lower() == ".npy":
+            raise ValueError(f"--labels {spec!r}: no such file (DATA has no columns to name)")
         from whyclust.metrics import first_missing
 
         _, labels, _ = read_data(data_path, label_column=spec)
@@ -619,6 +619,8 @@ def report(
     est, notes = wc.io.open_model(model_path)
     data_path = Path(data)
     is_column = labels is not None and not Path(labels).is_file()
+    if is_column and (data_path.is_dir() or data_path.suffix.lower() == ".npy"):
+        raise ValueError(f"--labels {labels!r}: no such file (DATA has no columns to name)")
     label_column = labels if is_column else None
     row_ids, drop = point_ids(data, id_column, drop, sep, na_values, header)
     X, names, y = model_input(

@@ -25,6 +25,7 @@ Options (passed through ``wc.explain(..., method=..., **options)``):
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -246,7 +247,10 @@ def _explain_shap(
     """SHAP values of the target logit f_c(x), one explainer per target cluster."""
     _reject_neon_options("shap", contrast, beta)
     try:
-        import shap
+        with warnings.catch_warnings():  # shap's import trips matplotlib's deprecations
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            import shap
     except ImportError as exc:
         raise ImportError(
             "method 'shap' needs the optional shap package: pip install 'whyclust[shap]'"

@@ -220,12 +220,13 @@ def top_features(mean_rel, names, sizes, member_mean, rest_mean, n_top: int = 5,
                               "member": member, "rest": rest,
                               "share": f"{100 * share[c, i]:.0f}%"})  # fmt: skip
                 continue
-            higher = bool(member_mean[c, i] >= rest_mean[c, i])
+            compared = bool(np.isfinite(rest_mean[c, i]))  # no other points: no direction
+            higher = compared and bool(member_mean[c, i] >= rest_mean[c, i])
             feats.append(
                 {
                     "name": str(names[i]),
-                    "arrow": "↑" if higher else "↓",
-                    "direction": "higher" if higher else "lower",
+                    "arrow": ("↑" if higher else "↓") if compared else "",
+                    "direction": ("higher" if higher else "lower") if compared else "",
                     "member": _num(member_mean[c, i]),
                     "rest": _num(rest_mean[c, i]) if np.isfinite(rest_mean[c, i]) else "n/a",
                     "share": f"{100 * share[c, i]:.0f}%",
