@@ -94,3 +94,12 @@ def test_predict_equals_the_explained_cluster_far_from_the_origin():
              ** 2).sum(-1).argmin(1)  # fmt: skip
     np.testing.assert_array_equal(model.predict(X), exact)
     np.testing.assert_array_equal(wc.explain(model, X).cluster, model.predict(X))
+
+
+def test_a_bad_row_in_a_stream_is_numbered_from_the_stream_start():
+    model = wc.TELL(3, random_state=0, max_iter=2).fit(_X)
+    bad = np.full((3, 4), np.nan)
+    with pytest.raises(ValueError, match=r"first at row 10\)"):
+        model.partial_fit(iter([_X[:5], _X[5:10], bad]))
+    with pytest.raises(ValueError, match=r"first at row 5\)"):
+        model.predict(iter([_X[:5], bad]))

@@ -7,6 +7,7 @@ validation, shuffled in-memory batches and one-shot iterators for the estimators
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -152,11 +153,25 @@ class RowSource:
         if self.once:
             self._iterator = it
         for block in it:
-            block = self._check(block)
+            block = self._check_at(block, 0)
             if self.once:
                 self._pending.append(block)
             return block
         raise ValueError("X is an empty iterable: no batches to read")
+
+    def _check_at(self, block: Any, offset: int) -> np.ndarray:
+        """``check(block)``, with a row named in its error counted from the stream's start
+        (``offset`` rows came before the block)."""
+        try:
+            return self._check(block)
+        except ValueError as exc:
+            if offset == 0:
+                raise
+            def shift(m: re.Match) -> str:
+                return f"first at row {int(m.group(1)) + offset}"
+
+            text = re.sub(r"first at row (\d+)", shift, str(exc))
+            raise ValueError(text) from None
 
     def blocks(self) -> Iterator[np.ndarray]:
         """The source's blocks in order, validated, one at a time (streams only)."""
@@ -165,12 +180,18 @@ class RowSource:
                 raise ValueError("the iterator of batches was already consumed")
             pending, self._pending = self._pending, []
             yield from pending
+            offset = sum(b.shape[0] for b in pending)
             it, self._iterator = self._iterator, None
             for block in it:
-                yield self._check(block)
+                block = self._check_at(block, offset)
+                offset += block.shape[0]
+                yield block
             return
+        offset = 0
         for block in iter_batches(self.source, rows_per_block(self.shape)):
-            yield self._check(block)
+            block = self._check_at(block, offset)
+            offset += block.shape[0]
+            yield block
 
     def batches(
         self, batch_size: int, rng: np.random.RandomState | None = None
@@ -199,7 +220,7 @@ class RowSource:
                 block = next(self._iterator, None)
                 if block is None:
                     break
-                block = self._check(block)
+                block = self._check_at(block, rows)
                 self._pending.append(block)
                 rows += block.shape[0]
             return np.concatenate(self._pending)
