@@ -256,6 +256,8 @@ def test_conv_mode_trains_predicts_and_neuralizes():
     np.testing.assert_array_equal(again.cluster_centers_, model.cluster_centers_)
     with pytest.raises(ValueError, match="4-D"):
         model.predict(X.reshape(len(X), -1))
+    with pytest.raises(ValueError, match=r"X must lie in \[0, 1\]"):  # 8-bit, unscaled
+        model.predict(X * 255)
 
 
 # spies on the training loop (what each step sees), with one or two epochs on deliberately

@@ -97,12 +97,12 @@ def _run_named(net: nn.Module, batch: torch.Tensor, what: str) -> torch.Tensor:
         raise ValueError(f"{what}, a batch of shape {tuple(batch.shape)}: {first}") from exc
 
 
-def _unit_range_check(needed: bool):
+def unit_range(needed: bool):
     """For the built-in conv autoencoder, whose decoder ends in a sigmoid: a function that
     returns a batch unchanged, or raises ``ValueError`` when it leaves [0, 1]."""
 
-    def check(xb: torch.Tensor) -> torch.Tensor:
-        if needed and xb.numel():
+    def check(xb: Any) -> Any:  # a tensor or a numpy array
+        if needed and xb.shape[0]:
             low, high = float(xb.min()), float(xb.max())
             if low < -1e-6 or high > 1 + 1e-6:
                 raise ValueError(
@@ -173,7 +173,7 @@ def train_encoded(
     X_dev = model._to_device(data.array) if data.array is not None else None
     bs = plan.batch_size
     augment = plan.augment
-    in_unit_range = _unit_range_check(model.encoder == "conv")
+    in_unit_range = unit_range(model.encoder == "conv")
     if X_dev is not None:
         in_unit_range(X_dev)
     if not isinstance(model.encoder, str):  # a user's pair: sizes checked before training

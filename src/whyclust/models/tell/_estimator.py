@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted, check_random_state, valida
 from whyclust._batches import RowSource, is_stream
 from whyclust._validation import as_float_array, warn_caller
 from whyclust.models.tell._centers import CenterTrainer, assign, features, seed_centers
-from whyclust.models.tell._encoder import Schedule, make_augmenter, train_encoded
+from whyclust.models.tell._encoder import Schedule, make_augmenter, train_encoded, unit_range
 from whyclust.models.tell._progress import Progress
 
 __all__ = ["TELL"]
@@ -333,8 +333,10 @@ class TELL(TransformerMixin, ClusterMixin, BaseEstimator):
         ndim = self._input_ndim()
         n_features = None if reset else self.n_features_in_
 
+        in_range = unit_range(self.encoder == "conv")  # predict reads what fit read
+
         def check(block: Any) -> np.ndarray:
-            return as_float_array(block, ndim=ndim, n_features=n_features)
+            return in_range(as_float_array(block, ndim=ndim, n_features=n_features))
 
         data = RowSource(X, check=check, ndim=ndim)
         if reset:
