@@ -288,3 +288,15 @@ def test_float64_head_behind_float32_encoder_predicts():
     with torch.no_grad():
         z = encoder(torch.from_numpy(X)).double().numpy()
     np.testing.assert_array_equal(net.predict(X), direct_logits(z, centers).argmax(1))
+
+
+def test_out_buffer_receives_the_relevance_and_is_checked():
+    X = np.random.default_rng(0).normal(size=(60, 5)).astype(np.float32)
+    km = KMeans(3, n_init=1, random_state=0).fit(X)
+    buf = np.empty_like(X)
+    e = wc.explain(km, X, out=buf)
+    assert np.shares_memory(e.relevance, buf)
+    np.testing.assert_array_equal(buf, wc.explain(km, X).relevance)
+    for bad in (np.empty((60, 4), np.float32), np.empty((60, 5), np.int32)):
+        with pytest.raises(ValueError, match="out must be a float array of shape"):
+            wc.explain(km, X, out=bad)

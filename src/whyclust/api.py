@@ -75,8 +75,10 @@ def explain(
         Method-specific options. NEON through an encoder: ``composite`` (zennit composite
         name or instance), ``bounds`` (input range for the first layer's rule),
         ``epsilon``, ``first_rule``, ``gamma``, ``head_gamma``, ``zero_bias``. NEON:
-        ``eps`` (relative stabiliser of 1 / h). NEON of a Pipeline: ``space="model"`` adds
-        the relevance in the clusterer's own input space to ``extras``. Baselines: see
+        ``eps`` (relative stabiliser of 1 / h); for k-means, ``out`` (a float array of X's
+        shape) receives the relevance, so that repeated calls reuse one buffer. NEON of a
+        Pipeline: ``space="model"`` adds the relevance in the clusterer's own input space
+        to ``extras``. Baselines: see
         :mod:`whyclust.explainers.baselines`. An option the model's method does not take
         is a ``TypeError`` naming it.
 

@@ -123,6 +123,15 @@ def explain_kmeans(
 
     if out is None:  # numpy: faulted in by the threads that write it; torch's kernels fault slowly
         out = output_array((n, d), X.dtype, faulted=not on_numpy)
+    elif tuple(out.shape) not in ((n, d), tuple(X.shape)) or np.dtype(out.dtype).kind != "f":
+        raise ValueError(
+            f"out must be a float array of shape {tuple(X.shape)}, got {out.dtype} "
+            f"{tuple(out.shape)}"
+        )
+    elif out.ndim != 2:  # an image-shaped buffer: its (n, d) view must be the buffer itself
+        if not out.flags.c_contiguous:
+            raise ValueError("an out array of more than 2 dimensions must be C-contiguous")
+        out = out.reshape(n, d)
     # pass 1: the K scores of every point (views of X: larger blocks cost no memory)
     first = np.empty((bs, d), dtype=X.dtype) if shift_buffer else None
     score_rows = bs if shift_buffer else max(bs, _SCORE_VALUES // max(1, d))
