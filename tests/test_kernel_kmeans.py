@@ -275,7 +275,9 @@ def test_neuralize_protocol_and_feature_names(blobs, fitted, tmp_path):
     import pandas as pd
 
     X, _ = blobs
-    assert fitted.__neuralize__() is wc.neuralize(fitted)
+    net = wc.neuralize(fitted)  # each caller's own copy of the model's network
+    assert net is not wc.neuralize(fitted) and type(net) is type(fitted.__neuralize__())
+    np.testing.assert_array_equal(net.predict(X), fitted.predict(X))
     df = pd.DataFrame(X, columns=list("abcde"))
     m = wc.KernelKMeans(4, gamma=0.05, n_init=1, random_state=0).fit(df)
     assert list(m.feature_names_in_) == list("abcde")

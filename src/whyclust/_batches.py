@@ -167,11 +167,7 @@ class RowSource:
         except ValueError as exc:
             if offset == 0:
                 raise
-            def shift(m: re.Match) -> str:
-                return f"first at row {int(m.group(1)) + offset}"
-
-            text = re.sub(r"first at row (\d+)", shift, str(exc))
-            raise ValueError(text) from None
+            raise renumbered(exc, offset) from None
 
     def blocks(self) -> Iterator[np.ndarray]:
         """The source's blocks in order, validated, one at a time (streams only)."""
@@ -231,3 +227,13 @@ class RowSource:
             if rows >= n_rows:
                 break
         return np.concatenate(parts)
+
+
+def renumbered(exc: ValueError, offset: int) -> ValueError:
+    """``exc`` with the row it names ("at row i") counted ``offset`` rows further: an error
+    of one batch, numbered in the whole data."""
+
+    def shift(m: re.Match) -> str:
+        return f"{m.group(1)}{int(m.group(2)) + offset}"
+
+    return ValueError(re.sub(r"(\bat row )(\d+)", shift, str(exc)))

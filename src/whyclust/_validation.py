@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -245,3 +246,18 @@ def warn_caller(message: str, category: type[Warning] = UserWarning) -> None:
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)
+
+
+def unknown_option(exc: TypeError, model: Any, method: str, options: Any) -> TypeError:
+    """``exc``, or, when it is an internal function refusing one of the caller's
+    ``options``, a ``TypeError`` naming that option as ``explain()``'s."""
+    found = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+    if found is None or found.group(1) not in options:
+        return exc
+    kind = "an (encoder, centers) pair" if isinstance(model, (tuple, list)) else (
+        f"a {type(model).__name__}"
+    )
+    return TypeError(
+        f"explain() does not take {found.group(1)}= for {kind} with "
+        f"method={method!r}; see help(whyclust.explain) for each model's options"
+    )

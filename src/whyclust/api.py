@@ -9,11 +9,10 @@ to the method table of :mod:`whyclust.explainers`.
 from __future__ import annotations
 
 import contextlib
-import re
 from typing import Any
 
 from whyclust._features import check_feature_names
-from whyclust._validation import SAMPLE_NDIM, as_float_array, frame_labels
+from whyclust._validation import SAMPLE_NDIM, as_float_array, frame_labels, unknown_option
 from whyclust.explainers import run_method
 from whyclust.explainers.explanation import Explanation
 
@@ -118,16 +117,7 @@ def _options_named(model: Any, method: str, options: dict[str, Any]):
     try:
         yield
     except TypeError as exc:
-        found = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
-        if found is None or found.group(1) not in options:
-            raise
-        kind = "an (encoder, centers) pair" if isinstance(model, (tuple, list)) else (
-            f"a {type(model).__name__}"
-        )
-        raise TypeError(
-            f"explain() does not take {found.group(1)}= for {kind} with "
-            f"method={method!r}; see help(whyclust.explain) for each model's options"
-        ) from None
+        raise unknown_option(exc, model, method, options) from None
 
 
 def _array_engine(model: Any) -> Any:

@@ -22,7 +22,9 @@ relevance); ``extras["conservation"]`` reports sum(R) / f_c per point and
 from __future__ import annotations
 
 import copy
+import functools
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,6 +193,21 @@ def _check_bounds(bounds: Any) -> tuple[float, float]:
 # --- driver -------------------------------------------------------------------------------
 
 
+#: the rules attach hooks to the encoder's modules while they run: explanations of one
+#: network from several threads (dask's threaded scheduler) take turns
+_HOOKS = threading.RLock()
+
+
+def _one_at_a_time(fn: Any) -> Any:
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with _HOOKS:
+            return fn(*args, **kwargs)
+
+    return run
+
+
+@_one_at_a_time
 def explain_encoded(
     net: EncodedClusterNetwork,
     X: np.ndarray,

@@ -7,7 +7,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Explanation", "check_explains_assignments"]
+__all__ = ["PER_POINT_EXTRAS", "Explanation", "check_explains_assignments"]
+
+#: the ``extras`` that hold one entry per explained point (their first axis is the rows);
+#: every other extra describes the model or the call
+PER_POINT_EXTRAS = frozenset({
+    "baseline_root_share", "conservation", "head_conservation", "imputed", "model_relevance",
+    "reference_part", "root",
+})
 
 
 @dataclass(eq=False)  # arrays have no single truth value: equality is identity

@@ -215,8 +215,11 @@ class KernelKMeans(ClusterMixin, BaseEstimator):
         return out
 
     def __neuralize__(self, **_: Any) -> Any:
-        """The exact network of the LME rule (:func:`whyclust.neuralize`); needs K >= 2."""
-        return self.network()
+        """The exact network of the LME rule (:func:`whyclust.neuralize`); needs K >= 2.
+        A copy: what the caller does to it (``.float()``, ``.to(device)``) stays with it."""
+        import copy
+
+        return copy.deepcopy(self.network())
 
     @property
     def cluster_sizes_(self) -> np.ndarray:

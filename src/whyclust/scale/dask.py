@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from whyclust._batches import renumbered
 from whyclust._validation import (
     SAMPLE_NDIM,
     as_float_array,
@@ -291,8 +292,10 @@ def _explain_block(
     beta: float | str,
     batch_size: int | None,
     options: dict[str, Any],
+    block_info: dict | None = None,
 ) -> np.ndarray:
-    """Explain one row chunk; returns the record array of relevance / logit / cluster."""
+    """Explain one row chunk; returns the record array of relevance / logit / cluster (an
+    error naming a row numbers it in the whole array, from dask's ``block_info``)."""
     *columns, net = args
     given = dict(scalars)
     rows_of = {}  # reference / baseline rows of this chunk
@@ -302,17 +305,23 @@ def _explain_block(
         else:
             rows_of[key] = part
     contrast = given.get("contrast")
-    e = run_method(
-        net,
-        as_float_array(block, ndim=SAMPLE_NDIM),
-        method,
-        target=given["target"],
-        beta=beta,
-        batch_size=batch_size,
-        **({"contrast": contrast} if contrast is not None else {}),
-        **rows_of,
-        **options,
-    )
+    try:
+        e = run_method(
+            net,
+            as_float_array(block, ndim=SAMPLE_NDIM),
+            method,
+            target=given["target"],
+            beta=beta,
+            batch_size=batch_size,
+            **({"contrast": contrast} if contrast is not None else {}),
+            **rows_of,
+            **options,
+        )
+    except ValueError as exc:
+        start = 0 if not block_info else int(block_info[0]["array-location"][0][0])
+        if start == 0:
+            raise
+        raise renumbered(exc, start) from None
     out = np.empty(
         block.shape[0],
         dtype=_record_dtype(block, contrast=contrast is not None),

@@ -9,17 +9,18 @@ from typing import Any
 
 import numpy as np
 
-from whyclust._batches import read_rows
+from whyclust._batches import read_rows, renumbered
 from whyclust._validation import (
     SAMPLE_NDIM,
     as_float_array,
     beta_from_mean,
     check_beta,
     resolve_dtype,
+    unknown_option,
 )
 from whyclust.engine.kmeans import KMeansGeometry, assigned_logits, check_finite_scores
 from whyclust.explainers import run_method
-from whyclust.explainers.explanation import Explanation
+from whyclust.explainers.explanation import PER_POINT_EXTRAS, Explanation
 from whyclust.explainers.kmeans import explain_kmeans, kmeans_centers
 from whyclust.scale._common import (
     _assigned_logits,
@@ -53,7 +54,11 @@ def explain_to(
     """Explain ``X`` batch by batch, writing the relevance into ``out``.
 
     For data bigger than memory: only one batch of ``X`` and of the relevance is held at a
-    time. Results equal those of :func:`whyclust.explain` on the whole array.
+    time (``space="model"`` of a Pipeline keeps its model-space relevance whole). Results
+    equal those of :func:`whyclust.explain` on the whole array (up to float rounding with a
+    ``reference``, which takes another code path). ``out`` is written batch by
+    batch: when a later batch fails (a NaN row, numbered in ``X``), the rows before it are
+    already written; ``out`` must not share memory with ``X``.
 
     Parameters
     ----------
@@ -106,6 +111,9 @@ def explain_to(
         raise TypeError(f"out must have a floating dtype, got {out.dtype}")
     if isinstance(out, np.ndarray) and not out.flags.writeable:  # torch would write anyway
         raise ValueError("out is read-only (open a memmap with mode='r+' or 'w+')")
+    if isinstance(out, np.ndarray) and isinstance(X, np.ndarray) and np.may_share_memory(out, X):
+        raise ValueError("out shares memory with X: the relevance would overwrite the rows "
+                         "it is computed from; give another array")  # fmt: skip
     bs = _stream_batch_size(batch_size, d, out if batch_size is None else None)
     device = options.get("device")
     contrast = options.pop("contrast", None)
@@ -113,6 +121,7 @@ def explain_to(
     contrast = _check_column(contrast, n, "contrast")
 
     beta = check_beta(beta)
+    asked = options.get("reference")  # "mean" is resolved to a point below: named as asked
     rows_of = _row_options(options, n, feature_shape)  # sliced with the batches
     want_beta = beta == "auto" and contrast is None
     want_bounds = engine is None and _needs_global_bounds(net, method, options)
@@ -166,16 +175,21 @@ def explain_to(
                 contrast=rows_contrast, eps=options.get("eps"), out=into, first_row=start,
             )  # fmt: skip
         else:
-            e = run_method(
-                net,
-                as_float_array(_as_batch(block), ndim=SAMPLE_NDIM),
-                method,
-                target=rows_target,
-                beta=beta,
-                **({"contrast": rows_contrast} if contrast is not None else {}),
-                **{key: _slice(value, start, stop) for key, value in rows_of.items()},
-                **options,
-            )
+            try:
+                e = run_method(
+                    net,
+                    as_float_array(_as_batch(block), ndim=SAMPLE_NDIM),
+                    method,
+                    target=rows_target,
+                    beta=beta,
+                    **({"contrast": rows_contrast} if contrast is not None else {}),
+                    **{key: _slice(value, start, stop) for key, value in rows_of.items()},
+                    **options,
+                )
+            except ValueError as exc:  # a row of this batch: numbered in X
+                raise renumbered(exc, start) from None
+            except TypeError as exc:
+                raise unknown_option(exc, model, method, options) from None
         if not direct:
             out[start:stop] = e.relevance.reshape((stop - start, *out_shape[1:]))
         logit[start:stop] = e.logit
@@ -183,8 +197,7 @@ def explain_to(
         tgt[start:stop] = e.target
         if first is None:
             first = e
-        per_row.append({k: v for k, v in e.extras.items()
-                        if isinstance(v, np.ndarray) and v.ndim and v.shape[0] == stop - start})
+        per_row.append({k: np.asarray(v) for k, v in e.extras.items() if k in PER_POINT_EXTRAS})
         _release(block, release_pages)
         _release_written(out, start, stop, release_pages)
     assert first is not None  # n >= 1
@@ -196,8 +209,9 @@ def explain_to(
         beta=first.beta,
         method=first.method,
         contrast=None if contrast is None else _full_column(contrast, n),
-        extras=_joined_extras(first.extras, per_row),
-    )
+        extras={**_joined_extras(first.extras, per_row),
+                **({"reference": asked} if isinstance(asked, str) else {})},
+    )  # fmt: skip
 
 
 def _joined_extras(first: dict[str, Any], per_row: list[dict[str, np.ndarray]]) -> dict:
