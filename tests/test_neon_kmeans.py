@@ -300,3 +300,24 @@ def test_out_buffer_receives_the_relevance_and_is_checked():
     for bad in (np.empty((60, 4), np.float32), np.empty((60, 5), np.int32)):
         with pytest.raises(ValueError, match="out must be a float array of shape"):
             wc.explain(km, X, out=bad)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e4])  # 1e4: the engine shifts the inputs
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("target", ["assigned", 1])
+def test_one_pass_with_a_given_beta_equals_the_two_passes(offset, dtype, target):
+    rng = np.random.default_rng(3)
+    X = (rng.normal(size=(700, 6)) + offset).astype(dtype)
+    km = KMeans(4, n_init=2, random_state=0).fit(X)
+    one = wc.explain(km, X, beta=0.7, target=target, batch_size=64)
+    labels = one.cluster if target == "assigned" else np.full(len(X), target)
+    two = wc.explain(km, X, beta=0.7, target=labels, batch_size=64)  # an array: two passes
+    np.testing.assert_array_equal(one.cluster, two.cluster)
+    np.testing.assert_array_equal(one.target, two.target)
+    np.testing.assert_allclose(one.relevance, two.relevance, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(one.logit, two.logit, rtol=1e-5, atol=1e-6)
+    assert one.beta == two.beta == 0.7
+    bad = X.copy()
+    bad[333, 2] = np.nan
+    with pytest.raises(ValueError, match=r"first at row 333\)"):
+        wc.explain(km, bad, beta=0.7, batch_size=64)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from whyclust._buffers import output_array
-from whyclust._validation import check_centers
+from whyclust._validation import check_beta, check_centers
 from whyclust.engine._xp import to_numpy
 from whyclust.engine.kmeans import KMeansGeometry, assigned_logits, check_finite_scores
 from whyclust.explainers._threads import run_batches
@@ -132,6 +132,9 @@ def explain_kmeans(
         if not out.flags.c_contiguous:
             raise ValueError("an out array of more than 2 dimensions must be C-contiguous")
         out = out.reshape(n, d)
+    if on_numpy and _one_pass(reference, beta, target, contrast):
+        return _explain_one_pass(geom, rows_of, out, n, X, bs, shift_buffer, target=target,
+                                 beta=beta, first_row=first_row)  # fmt: skip
     # pass 1: the K scores of every point (views of X: larger blocks cost no memory)
     first = np.empty((bs, d), dtype=X.dtype) if shift_buffer else None
     score_rows = bs if shift_buffer else max(bs, _SCORE_VALUES // max(1, d))
@@ -189,6 +192,55 @@ def explain_kmeans(
         beta=beta_value,
         contrast=None if other is None else to_numpy(other),
         extras=extras,
+    )
+
+
+def _one_pass(reference: Any, beta: Any, target: Any, contrast: Any) -> bool:
+    """Whether every batch can be explained on its own (one read of X): the midpoint rule,
+    a given beta (``"auto"`` is a mean over all rows), one target rule for all rows and no
+    contrast (whose refusals count the points of all X)."""
+    def one(v: Any) -> bool:
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+    return (
+        isinstance(reference, str) and reference == "midpoint"
+        and not isinstance(beta, str)
+        and ((isinstance(target, str) and target == "assigned") or one(target))
+        and contrast is None
+    )  # fmt: skip
+
+
+def _explain_one_pass(geom: KMeansGeometry, rows_of: Any, out: np.ndarray, n: int,
+                      X: np.ndarray, bs: int, shift_buffer: bool, *, target: Any, beta: Any,
+                      first_row: int) -> Explanation:  # fmt: skip
+    """Scores, mixing and relevance batch by batch in the worker threads, while the rows
+    are in cache: the same numbers as the two passes, without the scores pass."""
+    beta_value = float(check_beta(beta))
+    d = out.shape[1]
+    cols = {k: np.empty(n, dtype=np.int64) for k in ("cluster", "target")}
+    logit = np.empty(n, dtype=X.dtype)
+    local = threading.local()
+
+    def explain_rows(_: int, rows: slice) -> None:
+        if not hasattr(local, "buffer"):
+            local.buffer = np.empty((bs, d), dtype=X.dtype) if shift_buffer else None
+        xprep = rows_of(rows, local.buffer)
+        scores = geom.scores(xprep)
+        check_finite_scores(scores, first_row + rows.start)
+        assigned, tgt, _, _ = resolve_request(scores, target=target, beta=beta, contrast=None)
+        mixing, f = geom.midpoint_mixing(scores, tgt, beta_value)
+        geom.relevance(xprep, mixing, out[rows])
+        logit[rows], cols["cluster"][rows], cols["target"][rows] = f, assigned, tgt
+
+    run_batches(explain_rows, list(row_batches(n, bs)), parallel=True)
+    return Explanation.neon(
+        relevance=out.reshape(X.shape),
+        logit=logit,
+        cluster=cols["cluster"],
+        target=cols["target"],
+        beta=beta_value,
+        contrast=None,
+        extras={"reference": "midpoint"},
     )
 
 
