@@ -338,6 +338,16 @@ def _leading_parts(est: Any) -> list[tuple[Any, list[str]]]:
     return out
 
 
+def _part_steps(part: Any) -> list[Any]:
+    """The estimators of one ColumnTransformer part: a Pipeline's steps, or the part."""
+    return [s for _, s in getattr(part, "steps", None) or []] or [part]
+
+
+def _step_named(steps: list[Any], name: str) -> Any:
+    """The first step whose class name contains ``name`` (e.g. "Imputer"), or None."""
+    return next((s for s in steps if name in type(s).__name__), None)
+
+
 def _refuse_unfilled(est: Any, frame, data: str) -> None:
     """An infinite cell in a column of numbers the stored Pipeline reads, or a missing one
     where it does not impute, is an error naming its line and column."""
@@ -346,11 +356,12 @@ def _refuse_unfilled(est: Any, frame, data: str) -> None:
     columns: list[str] = []
     imputed: set[str] = set()
     for part, cols in _leading_parts(est):
-        steps = [s for _, s in getattr(part, "steps", None) or []] or [part]
-        kinds = [type(s).__name__ for s in steps]
-        if (isinstance(part, str) and part == "drop") or "OneHotEncoder" in kinds:
+        steps = _part_steps(part)
+        if (isinstance(part, str) and part == "drop") or (
+            _step_named(steps, "OneHotEncoder") is not None
+        ):
             continue
-        if any("Imputer" in k for k in kinds):
+        if _step_named(steps, "Imputer") is not None:
             imputed.update(cols)
         columns += [c for c in cols if c in frame.columns and c not in columns]
     if not columns:
@@ -374,11 +385,11 @@ def _unseen_categories(est: Any, frame) -> list[str]:
     their indicator columns are all 0 (the encoder ignores unknown categories)."""
     notes = []
     for part, cols in _leading_parts(est):
-        steps = [s for _, s in getattr(part, "steps", None) or []] or [part]
-        encoder = next((s for s in steps if type(s).__name__ == "OneHotEncoder"), None)
+        steps = _part_steps(part)
+        encoder = _step_named(steps, "OneHotEncoder")
         if encoder is None or getattr(encoder, "categories_", None) is None:
             continue
-        imputes = any("Imputer" in type(s).__name__ for s in steps)
+        imputes = _step_named(steps, "Imputer") is not None
         for col, cats in zip(cols, encoder.categories_, strict=False):
             if col not in frame.columns:
                 continue

@@ -213,25 +213,12 @@ def _check_output(
     return out
 
 
-def _read_labels(spec: str | None, data_path: str, y, n: int, quiet: bool):
-    """``--labels``: a file (CSV column, .npy or one label per line) or a column of DATA."""
-
+def _read_labels(spec: str | None, y, n: int):
+    """``--labels FILE`` (CSV column, .npy or one label per line); ``y`` when not given. A
+    column of DATA is read with DATA itself (``report`` passes it as the label column)."""
     if spec is None:
         return y
-    path = Path(spec)
-    if path.is_file():
-        labels = read_label_file(path, n)
-    else:
-        from whyclust.datasets import read_data
-
-        if Path(data_path).is_dir() or Path(data_path).suffix.lower() == ".npy":
-            raise ValueError(f"--labels {spec!r}: no such file (DATA has no columns to name)")
-        from whyclust.metrics import first_missing
-
-        _, labels, _ = read_data(data_path, label_column=spec)
-        missing = first_missing(labels)
-        if missing is not None:
-            raise ValueError(f"--labels: column {spec!r} has no label in data row {missing + 1}")
+    labels = read_label_file(Path(spec), n)
     if labels.shape[0] != n:
         raise ValueError(f"--labels has {labels.shape[0]} entries, but DATA has {n} rows")
     if labels.dtype == object:
@@ -628,7 +615,7 @@ def report(
         leave_out=notes.not_features,
     )
     if not is_column:
-        y = _read_labels(labels, data, y, X.shape[0], quiet)
+        y = _read_labels(labels, y, X.shape[0])
     elif (missing := wc.metrics.first_missing(y)) is not None:
         raise ValueError(f"--labels: column {labels!r} has no label in data row {missing + 1}")
     write_report(
