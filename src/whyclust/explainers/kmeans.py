@@ -104,7 +104,6 @@ def explain_kmeans(
     geom = geometry if geometry is not None else KMeansGeometry(
         _centers_for(centers, X.dtype, device), eps
     )
-    xp = geom.xp
     if geom.n_features != d:
         raise ValueError(f"X has {d} features, but the model was fitted with {geom.n_features}")
     bs = int(batch_size) if batch_size is not None else max(64, _BATCH_VALUES // max(1, d))
@@ -135,13 +134,7 @@ def explain_kmeans(
     if on_numpy and _one_pass(reference, beta, target, contrast):
         return _explain_one_pass(geom, rows_of, out, n, X, bs, shift_buffer, target=target,
                                  beta=beta, first_row=first_row)  # fmt: skip
-    # pass 1: the K scores of every point (views of X: larger blocks cost no memory)
-    first = np.empty((bs, d), dtype=X.dtype) if shift_buffer else None
-    score_rows = bs if shift_buffer else max(bs, _SCORE_VALUES // max(1, d))
-    scores = xp.concat(
-        [geom.scores(rows_of(r, first)) for r in row_batches(n, score_rows)], axis=0
-    )
-    del first
+    scores = _scores_pass(geom, rows_of, n, bs, X.dtype, shift_buffer, on_numpy)
     check_finite_scores(scores, first_row)
     assigned, tgt, other, beta_value = resolve_request(
         scores, target=target, beta=beta, contrast=contrast,
@@ -180,7 +173,8 @@ def explain_kmeans(
         if into is None:
             out[rows] = to_numpy(rel)
 
-    run_batches(explain_rows, list(row_batches(n, bs)), parallel=on_numpy)
+    # last rows first: the scores pass read them last, so they may still be in cache
+    run_batches(explain_rows, list(row_batches(n, bs))[::-1], parallel=on_numpy)
     extras: dict[str, Any] = {"reference": "midpoint" if ref is None else _ref_name(reference)}
     if baseline_share is not None:
         extras["baseline_root_share"] = baseline_share
@@ -193,6 +187,26 @@ def explain_kmeans(
         contrast=None if other is None else to_numpy(other),
         extras=extras,
     )
+
+
+def _scores_pass(geom: KMeansGeometry, rows_of: Any, n: int, bs: int, dtype: np.dtype,
+                 shift_buffer: bool, on_numpy: bool) -> Any:  # fmt: skip
+    """The (n, K) scores of every row: numpy batches in the worker threads (each keeps its
+    shift buffer), other namespaces in large blocks (views of X cost no memory)."""
+    if not on_numpy:
+        rows = max(bs, _SCORE_VALUES // max(1, geom.n_features))
+        return geom.xp.concat([geom.scores(rows_of(r, None)) for r in row_batches(n, rows)],
+                              axis=0)  # fmt: skip
+    scores = np.empty((n, geom.n_clusters), dtype=dtype)
+    local = threading.local()
+
+    def score_rows(_: int, rows: slice) -> None:
+        if not hasattr(local, "buffer"):
+            local.buffer = np.empty((bs, geom.n_features), dtype=dtype) if shift_buffer else None
+        scores[rows] = geom.scores(rows_of(rows, local.buffer))
+
+    run_batches(score_rows, list(row_batches(n, bs)), parallel=True)
+    return scores
 
 
 def _one_pass(reference: Any, beta: Any, target: Any, contrast: Any) -> bool:
