@@ -109,6 +109,37 @@ def test_shap_efficiency_on_the_target_logit(algorithm, data, kmeans):
     assert e.method == "shap"
 
 
+
+def test_kernel_shap_follows_random_state_not_numpys_global_seed():
+    pytest.importorskip("shap")
+    X, _ = make_blobs(60, centers=3, n_features=12, random_state=0)
+    km = KMeans(3, n_init=2, random_state=0).fit(X)
+    # 12 features, 40 coalitions: shap samples them (it enumerates all below 2^d)
+    options = {"method": "shap", "background": X[40:50], "nsamples": 40}
+    runs = []
+    for global_seed in (0, 123):
+        np.random.seed(global_seed)  # noqa: NPY002 (the state shap would otherwise read)
+        runs.append(wc.explain(km, X[:3], random_state=0, **options).relevance)
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert not np.array_equal(wc.explain(km, X[:3], random_state=1, **options).relevance, runs[0])
+
+
+@pytest.mark.parametrize("window", [2, (2,), np.int64(2), np.array([2])])
+def test_occlusion_takes_a_window_of_numpy_or_python_integers(data, kmeans, window):
+    e = wc.explain(kmeans, data[:5], method="occlusion", window=window)
+    net = wc.neuralize(kmeans)
+    x = torch.from_numpy(data[:5])
+    # a window of 2 features: each feature gets the mean drop of the windows covering it
+    f = net(x).detach().numpy()[np.arange(5), e.target]
+    total, count = np.zeros((5, 4)), np.zeros(4)
+    for j in range(3):
+        z = x.clone()
+        z[:, j : j + 2] = 0.0
+        total[:, j : j + 2] += (f - net(z).detach().numpy()[np.arange(5), e.target])[:, None]
+        count[j : j + 2] += 1
+    np.testing.assert_allclose(e.relevance, total / count, rtol=1e-4, atol=1e-4)
+    assert e.relevance.shape == (5, 4) and np.all(np.isfinite(e.relevance))
+
 def test_bad_options_are_named(data, kmeans):
     with pytest.raises(ValueError, match="unknown method"):
         wc.explain(kmeans, data, method="saliency_maps")

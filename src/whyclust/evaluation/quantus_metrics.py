@@ -22,14 +22,17 @@ __all__ = ["DEFAULT_METRICS", "center_randomisation", "quantus_scores"]
 #: metric name -> (Quantus class name, constructor options)
 DEFAULT_METRICS: dict[str, tuple[str, dict[str, Any]]] = {
     "FaithfulnessCorrelation": (
-        "FaithfulnessCorrelation", {"nr_runs": 30, "subset_size": 0.1, "perturb_baseline": "black"}
+        "FaithfulnessCorrelation", {"nr_runs": 30, "subset_size": 0.1,  # per point, not a mean
+                                    "perturb_baseline": "black", "return_aggregate": False}
     ),
     "MonotonicityCorrelation": (
         "MonotonicityCorrelation", {"nr_samples": 5, "features_in_step": 0.05,
-                                    "perturb_baseline": "black"}
+                                    "perturb_baseline": "black",
+                                    "return_aggregate": False}
     ),
     "PixelFlipping": (
-        "PixelFlipping", {"features_in_step": 0.05, "perturb_baseline": "black"}
+        "PixelFlipping", {"features_in_step": 0.05, "perturb_baseline": "black",
+                                    "return_aggregate": False}
     ),
     "MaxSensitivity": ("MaxSensitivity", {"nr_samples": 5, "lower_bound": 0.1}),
 }  # fmt: skip

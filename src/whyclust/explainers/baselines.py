@@ -25,8 +25,9 @@ Options (passed through ``wc.explain(..., method=..., **options)``):
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -204,7 +205,8 @@ def _build_occlusion(
 
     _no_options("occlusion", options)
     shape = tuple(shape)
-    win = (1,) * len(shape) if window is None else tuple(np.atleast_1d(window).astype(int))
+    # Python ints: captum takes a tuple of numpy integers for one shape per input
+    win = (1,) * len(shape) if window is None else tuple(map(int, np.atleast_1d(window)))
     if len(win) == 1 and len(shape) == 3:  # (k,) on images: k x k patches over all channels
         win = (shape[0], int(win[0]), int(win[0]))
     if len(win) != len(shape) or any(w < 1 or w > s for w, s in zip(win, shape, strict=True)):
@@ -280,7 +282,8 @@ def _explain_shap(
         rows = np.flatnonzero(tgt_np == c)
         if algorithm == "kernel":
             explainer = shap.KernelExplainer(logit_fn(int(c)), bg)
-            values = explainer.shap_values(flat[rows], nsamples=nsamples, silent=True)
+            with _global_seed(random_state):  # KernelExplainer draws from np.random
+                values = explainer.shap_values(flat[rows], nsamples=nsamples, silent=True)
         else:
             masker = shap.maskers.Independent(bg, max_samples=bg.shape[0])
             explainer = shap.explainers.Permutation(logit_fn(int(c)), masker, seed=random_state)
@@ -353,3 +356,19 @@ BASELINE_METHODS = {
     "random": _explain_random,
 }
 
+
+
+@contextlib.contextmanager
+def _global_seed(random_state: Any) -> Iterator[None]:
+    """numpy's global generator seeded from ``random_state`` (None: left alone), and its
+    state restored afterwards."""
+    if random_state is None:
+        yield
+        return
+    seed = np.random.default_rng(random_state).integers(2**32)
+    state = np.random.get_state()  # noqa: NPY002 (shap draws from the legacy generator)
+    np.random.seed(int(seed))  # noqa: NPY002
+    try:
+        yield
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
