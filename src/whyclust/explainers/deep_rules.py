@@ -211,9 +211,9 @@ class FoldedNeonHead(torch.autograd.Function):
     scale (TELL's L2 normalisation). Backward: the incoming relevance g is split over the
     competitors by min-take-most (R_k = g softmin_beta(h)_k), and each share goes to ``a`` by
     LRP-gamma, R_i = sum_k R_k a_i (v_ck,i + gamma v+_ck,i) / sum_j a_j (v_ck,j + gamma v+_ck,j)
-    (v- in place of v+ for a_i < 0, and where v_ck . a < 0). The denominators hold no
-    bias, so the relevance on ``a`` sums to g exactly up to the stabiliser. ``sink`` (a
-    list or None) receives that sum per point.
+    (generalised to a_i < 0 with v- in place of v+). The denominators hold no bias, so the
+    relevance on ``a`` sums to g exactly up to the stabiliser. ``sink`` (a list or None)
+    receives that sum per point.
     """
 
     @staticmethod
@@ -264,11 +264,7 @@ def folded_relevance(
 
     The folded weights v_ck = W_L^T 2 (mu_c - mu_k) / s depend on a point only through
     its target c and scale s, so the rows of each target share one (K, m_a) matrix
-    G = V + gamma V+ (V- for negative activations): a few products per target, O(n K m_a).
-    The branch follows the sign of z_ck = a . v_ck, as zennit's Gamma does: where z_ck < 0
-    (the bias carries the margin) V- and V+ swap, so that the denominator keeps the sign
-    of z_ck and is at least gamma times the contributions of that sign. Each competitor's
-    relevance then sums to its amount with sum |R_i| <= (2 + gamma) / gamma |amount|.
+    G = V + gamma V+ (V- for negative activations): two products per target, O(n K m_a).
     """
     flat = a.reshape(a.shape[0], -1)
     proj = rel.shifted @ weight  # (K, m_a): W_L^T mu'_k
@@ -287,23 +283,15 @@ def folded_relevance(
         rows = slice(start, start + count)
         start += count
         v = 2.0 * (proj[c][None, :] - proj)  # (K, m_a); row c is 0
-        up, down = v + gamma * v.clamp(min=0), v + gamma * v.clamp(max=0)
-        # a >= 0 takes `up` in the z >= 0 branch and `down` in the other; a < 0 the reverse
-        branches = [(up, down), (down, up)]
-        z = (pos[rows] if neg is None else pos[rows] + neg[rows]) @ v.T
-        flip = z < 0
-        coef = [torch.zeros_like(z), torch.zeros_like(z)]
-        for i, sign in enumerate((~flip, flip)):
-            if not bool(sign.any()):
-                continue
-            g_pos, g_neg = branches[i]
-            den = pos[rows] @ g_pos.T
-            if neg is not None:
-                den = den + neg[rows] @ g_neg.T
-            coef[i] = torch.where(sign, share[rows] / stabilize(den * inv[rows], eps), 0.0)
-        r = pos[rows] * (coef[0] @ up + coef[1] @ down) * inv[rows]
+        g_pos = v + gamma * v.clamp(min=0)
+        den = pos[rows] @ g_pos.T
         if neg is not None:
-            r = r + neg[rows] * (coef[0] @ down + coef[1] @ up) * inv[rows]
+            g_neg = v + gamma * v.clamp(max=0)
+            den = den + neg[rows] @ g_neg.T
+        coef = share[rows] / stabilize(den * inv[rows], eps) * inv[rows]
+        r = pos[rows] * (coef @ g_pos)
+        if neg is not None:
+            r = r + neg[rows] * (coef @ g_neg)
         out[order[rows]] = r
     return out
 
