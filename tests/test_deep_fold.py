@@ -8,6 +8,7 @@ LRP-gamma(1) on the activations below the code layer at the folded head.
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -443,3 +444,49 @@ def test_non_negative_gamma_equals_zennits_gamma(signed, layer, zero_params):
         out.append(r)
     torch.testing.assert_close(out[0], out[1], rtol=1e-12, atol=1e-12)
     assert torch.isfinite(out[0]).all() and out[0].abs().sum() > 0
+
+
+def _margin_logits(enc: nn.Module, X: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        z = enc(torch.from_numpy(X)).numpy()
+    d = ((z[:, None] - centers[None]) ** 2).sum(-1)
+    a = d.argmin(1)
+    other = d.copy()
+    other[np.arange(len(X)), a] = np.inf
+    return other.min(1) - d[np.arange(len(X)), a]
+
+
+@pytest.mark.parametrize("tail", [[], [nn.ReLU()]], ids=["composite", "unfoldable"])
+def test_zennit_composites_keep_the_logits_through_batchnorm(tail):
+    """The hooked copy merges BatchNorm exactly (zennit's merge keeps eps: logits were off)."""
+    torch.manual_seed(0)
+    X = np.random.default_rng(0).random((60, 12))
+    enc = nn.Sequential(nn.Linear(12, 10), nn.BatchNorm1d(10, eps=1e-2), nn.ReLU(),
+                        nn.Linear(10, 4), *tail).double().eval()  # fmt: skip
+    enc[1].running_var.fill_(1e-2)
+    with torch.no_grad():
+        centers = enc(torch.from_numpy(X[[0, 20, 40]])).numpy()
+    f = _margin_logits(enc, X, centers)
+    options = {"composite": "epsilon_gamma_box", "bounds": (0.0, 1.0)} if not tail else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the unfoldable encoder's origin warning
+        e = wc.explain((enc, centers), X, **options)
+    assert e.extras["rule"] == "midpoint-composite"
+    np.testing.assert_allclose(e.logit, f, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("act", [nn.Softsign, nn.Tanhshrink, nn.LogSigmoid, nn.Mish])
+def test_design_b_and_a_through_other_elementwise_activations(act):
+    torch.manual_seed(0)
+    X = np.random.default_rng(0).random((50, 8))
+    enc = nn.Sequential(nn.Linear(8, 6), act(), nn.Linear(6, 3)).double().eval()
+    with torch.no_grad():
+        centers = enc(torch.from_numpy(X[[0, 20, 40]])).numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # exact: no warning about an inexact layer
+        b = wc.explain((enc, centers), X, reference="mean")
+        a = wc.explain((enc, centers), X, zero_bias=True)
+    part = b.logit - b.extras["reference_part"]
+    np.testing.assert_allclose(b.relevance.sum(1), part, rtol=1e-9, atol=1e-9)
+    # (zennit stabilises its denominators by 1e-6)
+    np.testing.assert_allclose(np.median(a.relevance.sum(1) / a.logit), 1.0, atol=1e-4)

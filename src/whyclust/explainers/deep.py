@@ -151,11 +151,11 @@ class NeonHead(torch.autograd.Function):
 def resolve_composite(composite: Any, bounds: tuple[float, float] | None, **kwargs: Any):
     """A zennit Composite from a name, an instance, or None (EpsilonGammaBox on ``bounds``).
 
-    Named composites get the ``SequentialMergeBatchNorm`` canonizer, so that BatchNorm
-    layers after Linear / Conv layers are merged into them before LRP.
+    Named composites get an exact BatchNorm merge (zennit's ``SequentialMergeBatchNorm``
+    with the merged eps set to 0), so that BatchNorm layers after Linear / Conv layers are
+    merged into them before LRP and the hooked network computes the original logits.
     """
     try:
-        from zennit.canonizers import SequentialMergeBatchNorm
         from zennit.composites import COMPOSITES, Composite
     except ImportError as exc:  # pragma: no cover - zennit is in the "explain" extra
         raise ImportError(
@@ -177,7 +177,7 @@ def resolve_composite(composite: Any, bounds: tuple[float, float] | None, **kwar
         if bounds is None:
             raise ValueError("the epsilon_gamma_box composite needs bounds=(low, high)")
         kwargs = {"low": float(bounds[0]), "high": float(bounds[1]), **kwargs}
-    return COMPOSITES[key](canonizers=[SequentialMergeBatchNorm()], **kwargs)
+    return COMPOSITES[key](canonizers=[exact_batchnorm_merge()], **kwargs)
 
 
 def _check_bounds(bounds: Any) -> tuple[float, float]:

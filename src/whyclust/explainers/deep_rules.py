@@ -59,6 +59,8 @@ _AFTER_CODE = (L2Normalize, nn.Flatten, nn.Identity, nn.Dropout, nn.BatchNorm1d)
 _ELEMENTWISE = (
     nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.ReLU6, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
     nn.Mish, nn.Softplus, nn.Sigmoid, nn.Tanh, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid,
+    nn.Softsign, nn.Tanhshrink, nn.LogSigmoid, nn.Hardshrink, nn.Softshrink, nn.Threshold,
+    nn.RReLU,
 )  # fmt: skip
 
 
@@ -345,7 +347,7 @@ def design_a_composite(
                 ctx["first_layer_visited"] = True
                 return first
             return hidden
-        if isinstance(module, (Activation, BatchNorm)):
+        if isinstance(module, (Activation, BatchNorm, nn.Mish)):  # Mish: not zennit's
             return Pass()
         if isinstance(module, (AvgPool, Sum)):
             return Norm()
