@@ -32,7 +32,7 @@ DEFAULT_METRICS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "PixelFlipping": (
         "PixelFlipping", {"features_in_step": 0.05, "perturb_baseline": "black",
-                                    "return_aggregate": False}
+                          "return_aggregate": False}
     ),
     "MaxSensitivity": ("MaxSensitivity", {"nr_samples": 5, "lower_bound": 0.1}),
 }  # fmt: skip

@@ -357,7 +357,6 @@ BASELINE_METHODS = {
 }
 
 
-
 @contextlib.contextmanager
 def _global_seed(random_state: Any) -> Iterator[None]:
     """numpy's global generator seeded from ``random_state`` (None: left alone), and its
